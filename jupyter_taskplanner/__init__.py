@@ -1,0 +1,13 @@
+"""jupyter-taskplanner: a task planner that lives inside Jupyter."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+
+def _jupyter_server_extension_points() -> list[dict[str, Any]]:
+    from .app import TaskPlannerApp
+
+    return [{"module": "jupyter_taskplanner", "app": TaskPlannerApp}]

@@ -1,0 +1,268 @@
+"""Base classes of every component: the contract built-ins and plugins both follow.
+
+A component type is a class with a unique ``type_name``, a ``kind`` (trigger, job, action
+or series), a title and description for the UI, and a JSON Schema (``config_schema``) for
+its configuration.  Plugins register their classes under the entry-point group
+``jupyter_taskplanner.components`` (the entry-point name is the type name).
+
+Invariants every subclass keeps:
+
+- ``__init__`` takes the already validated config dict; it must not do I/O.
+- ``config_schema`` is a JSON Schema object (draft 2020-12) with ``title``, ``default`` and
+  ``enum`` where useful, so the UI can build a form from it.  Fields that hold secrets are
+  marked ``"writeOnly": true``: the API never returns them.
+- ``config_version`` grows when the config's shape changes; ``migrate_config`` upgrades a
+  stored older config.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+from zoneinfo import ZoneInfo
+
+from traitlets.config import Configurable
+
+from ..errors import InvalidConfig
+
+Kind = Literal["trigger", "job", "action", "series"]
+Flavor = Literal["file", "text", "none"]
+KINDS: tuple[Kind, ...] = ("trigger", "job", "action", "series")
+
+
+class Component:
+    """Common base: identity, schema and config of one component instance."""
+
+    type_name: ClassVar[str]
+    kind: ClassVar[Kind]
+    title: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    config_schema: ClassVar[dict[str, Any]] = {"type": "object", "properties": {}}
+    config_version: ClassVar[int] = 1
+    permission: ClassVar[str | None] = None
+    """An extra authorizer resource the owner must hold to use this component (or None)."""
+    settings_class: ClassVar[type[Configurable] | None] = None
+    """Server-wide settings (a traitlets ``Configurable``) the server creates once, configured
+    as ``c.<ClassName>.<trait>``, and hands to each run as ``ctx.settings``."""
+
+    def __init__(self, config: dict[str, Any], name: str = "") -> None:
+        self.config = config
+        self.name = name or self.type_name
+
+    @classmethod
+    def migrate_config(cls, config: dict[str, Any], from_version: int) -> dict[str, Any]:
+        """Upgrade a config stored by an older ``config_version``; default: unchanged."""
+        return config
+
+    @classmethod
+    def check_config(cls, config: dict[str, Any]) -> None:
+        """Semantic checks beyond the JSON Schema; raise ``InvalidConfig`` naming the field."""
+
+    @classmethod
+    def describe(cls) -> dict[str, Any]:
+        """The type's description as listed by ``GET /components``."""
+        return {
+            "type": cls.type_name,
+            "kind": cls.kind,
+            "title": cls.title or cls.type_name,
+            "description": cls.description,
+            "schema": cls.config_schema,
+            "version": cls.config_version,
+            "permission": cls.permission,
+            **cls.describe_extra(),
+        }
+
+    @classmethod
+    def describe_extra(cls) -> dict[str, Any]:
+        """Kind-specific fields added to ``describe()``."""
+        return {}
+
+
+class Trigger(Component):
+    """Starts a task by itself.
+
+    Timed triggers implement ``next_fire``; event triggers (files, other tasks, server
+    start, HTTP) return None from it and are fired by the scheduler's event sources.
+    """
+
+    kind: ClassVar[Kind] = "trigger"
+
+    def next_fire(self, after: datetime, tz: ZoneInfo) -> datetime | None:
+        """The first fire time strictly after ``after`` (aware), or None if none is due.
+
+        ``tz`` is the task's timezone; a trigger with its own ``timezone`` config uses that.
+        """
+        return None
+
+    def fire_times(self, after: datetime, tz: ZoneInfo, count: int) -> list[datetime]:
+        """The next ``count`` fire times after ``after`` (for previews)."""
+        times: list[datetime] = []
+        when = after
+        while len(times) < count:
+            nxt = self.next_fire(when, tz)
+            if nxt is None:
+                break
+            times.append(nxt)
+            when = nxt
+        return times
+
+
+@dataclass
+class Result:
+    """One result of a job: a file, a text or nothing, and its condition outcome."""
+
+    flavor: Flavor
+    value: str | None = None
+    """The text, or the file path relative to the run's output folder."""
+    valid: bool = True
+    job: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "flavor": self.flavor,
+            "value": self.value,
+            "valid": self.valid,
+            "job": self.job,
+            "metadata": self.metadata,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Result:
+        return cls(**data)
+
+
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][\w.\-]*)(?::([^{}]*))?\}")
+
+
+def fill_placeholders(text: str, values: dict[str, Any]) -> str:
+    """Replace ``{key}`` and ``{key:format}``; unknown placeholders stay verbatim."""
+
+    def replace(match: re.Match[str]) -> str:
+        key, spec = match.group(1), match.group(2)
+        if key not in values:
+            return match.group(0)
+        value = values[key]
+        try:
+            return format(value, spec) if spec else str(value)
+        except (ValueError, TypeError):
+            return match.group(0)
+
+    return _PLACEHOLDER.sub(replace, text)
+
+
+@dataclass
+class RunContext:
+    """What a job, action or series needs to know about the run it works for."""
+
+    owner: str
+    owner_root: Path
+    task_id: int
+    task_name: str
+    run_id: int
+    started: datetime
+    output_dir: Path
+    placeholders: dict[str, Any] = field(default_factory=dict)
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("jupyter_taskplanner"))
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    settings: Configurable | None = None
+    """The component's ``settings_class`` instance, if it has one."""
+    start_task: Callable[[int], None] | None = None
+    """Set by the engine for actions (which run in the server): start another task of the
+    owner in the same chain."""
+
+    def values(self) -> dict[str, Any]:
+        """Placeholder values: the built-ins plus the series set and parameters."""
+        return {
+            "task.name": self.task_name,
+            "task.id": self.task_id,
+            "run.id": self.run_id,
+            "run.started": self.started,
+            "owner": self.owner,
+            **self.placeholders,
+        }
+
+    def fill(self, value: Any) -> Any:
+        """Fill placeholders in a text, or recursively in lists and dicts."""
+        if isinstance(value, str):
+            return fill_placeholders(value, self.values())
+        if isinstance(value, list):
+            return [self.fill(item) for item in value]
+        if isinstance(value, dict):
+            return {key: self.fill(item) for key, item in value.items()}
+        return value
+
+    def resolve_path(self, path: str, *, field_name: str = "path") -> Path:
+        """An absolute path for ``path`` (relative to the owner's root), refusing escapes."""
+        root = self.owner_root.resolve()
+        candidate = (root / self.fill(path)).resolve()
+        if candidate != root and root not in candidate.parents:
+            raise InvalidConfig(
+                f"{field_name} {path!r} is outside your root folder {root}", field=field_name
+            )
+        return candidate
+
+
+class Job(Component):
+    """Produces results.
+
+    ``run`` executes in a worker process (a local subprocess or a Dask worker), never in the
+    server: the component and its context are rebuilt there from JSON, so ``ctx.settings``
+    and ``ctx.start_task`` are None in jobs.
+    """
+
+    kind: ClassVar[Kind] = "job"
+    flavors: ClassVar[frozenset[Flavor]] = frozenset({"text"})
+
+    def run(self, ctx: RunContext) -> list[Result]:
+        """Do the work; write files into ``ctx.output_dir``; raise on failure."""
+        raise NotImplementedError
+
+    @classmethod
+    def describe_extra(cls) -> dict[str, Any]:
+        return {"flavors": sorted(cls.flavors)}
+
+
+class Action(Component):
+    """Does something with the results of all jobs of a run (or of one series set).
+
+    ``run`` executes in a thread of the server process, once per run (or series set), after
+    every job finished.  Raise to mark the action failed; the other actions still run.
+    """
+
+    kind: ClassVar[Kind] = "action"
+    accepts: ClassVar[frozenset[Flavor]] = frozenset({"file", "text", "none"})
+
+    def run(self, ctx: RunContext, results: list[Result]) -> None:
+        """Act on ``results`` (already filtered to accepted flavors); raise on failure."""
+        raise NotImplementedError
+
+    @classmethod
+    def describe_extra(cls) -> dict[str, Any]:
+        return {"accepts": sorted(cls.accepts)}
+
+
+class Series(Component):
+    """A source of parameter sets; jobs and actions run once per set.
+
+    ``sets`` executes in a worker process like a job (it may run user code).
+    """
+
+    kind: ClassVar[Kind] = "series"
+
+    def sets(self, ctx: RunContext) -> Iterable[dict[str, Any]]:
+        """Yield the parameter sets, each a dict of placeholder values."""
+        raise NotImplementedError
+
+    def preview(self, ctx: RunContext, count: int) -> Iterator[dict[str, Any]]:
+        """The first ``count`` sets."""
+        for index, item in enumerate(self.sets(ctx)):
+            if index >= count:
+                return
+            yield item

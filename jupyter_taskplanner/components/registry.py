@@ -1,0 +1,119 @@
+"""Discovery of component types through the ``jupyter_taskplanner.components`` entry points.
+
+Each entry point is named ``<kind>.<type_name>`` (``job.notebook``, ``series.python``) and
+points at the component class.  A plugin that fails to import is logged and skipped; two
+classes claiming one kind and type name stop the server.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Iterable
+from importlib.metadata import entry_points
+from typing import Any
+
+import jsonschema
+
+from ..errors import InvalidConfig
+from .base import KINDS, Component
+
+ENTRY_POINT_GROUP = "jupyter_taskplanner.components"
+log = logging.getLogger(__name__)
+
+
+class Registry:
+    """Component classes by kind and type name; built-ins and plugins alike."""
+
+    def __init__(self, classes: Iterable[type[Component]] = ()) -> None:
+        self._classes: dict[tuple[str, str], type[Component]] = {}
+        for cls in classes:
+            self.add(cls)
+
+    @classmethod
+    def from_entry_points(cls) -> Registry:
+        """Load every class registered in the entry-point group; fail loudly on duplicates."""
+        registry = cls()
+        for entry_point in entry_points(group=ENTRY_POINT_GROUP):
+            try:
+                component = entry_point.load()
+            except Exception:
+                log.exception("cannot load component %s = %s", entry_point.name, entry_point.value)
+                continue
+            expected = f"{getattr(component, 'kind', '?')}.{getattr(component, 'type_name', '?')}"
+            if entry_point.name != expected:
+                raise TypeError(
+                    f"entry point {entry_point.name!r} ({entry_point.value}) must be named "
+                    f"'<kind>.<type_name>', here {expected!r}"
+                )
+            registry.add(component)
+        return registry
+
+    def add(self, cls: type[Component]) -> None:
+        if cls.kind not in KINDS:
+            raise TypeError(f"{cls.__qualname__}.kind must be one of {KINDS}")
+        key = (cls.kind, cls.type_name)
+        if key in self._classes and self._classes[key] is not cls:
+            raise TypeError(
+                f"two {cls.kind} types named {cls.type_name!r}: "
+                f"{self._classes[key].__module__} and {cls.__module__}"
+            )
+        jsonschema.Draft202012Validator.check_schema(cls.config_schema)
+        self._classes[key] = cls
+
+    def get(self, kind: str, type_name: str) -> type[Component]:
+        try:
+            return self._classes[(kind, type_name)]
+        except KeyError:
+            known = ", ".join(sorted(name for k, name in self._classes if k == kind)) or "none"
+            raise InvalidConfig(f"unknown {kind} type {type_name!r} (available: {known})") from None
+
+    def of_kind(self, kind: str) -> list[type[Component]]:
+        return [cls for (k, _), cls in sorted(self._classes.items()) if k == kind]
+
+    def describe(self) -> list[dict[str, Any]]:
+        return [cls.describe() for _, cls in sorted(self._classes.items())]
+
+    def validate(self, kind: str, entry: dict[str, Any], where: str) -> dict[str, Any]:
+        """Check one ``{type, name?, version?, config}`` entry; return it migrated and filled.
+
+        ``where`` names the entry in messages, e.g. ``jobs[0]``.
+        """
+        cls = self.get(kind, entry["type"])
+        config = copy.deepcopy(entry.get("config") or {})
+        version = entry.get("version", cls.config_version)
+        if version > cls.config_version:
+            raise InvalidConfig(
+                f"{where}: config version {version} of {kind} {cls.type_name!r} is newer than "
+                f"this server knows ({cls.config_version}); upgrade the plugin",
+                field=f"{where}.version",
+            )
+        if version < cls.config_version:
+            config = cls.migrate_config(config, version)
+        validator = jsonschema.Draft202012Validator(
+            cls.config_schema, format_checker=jsonschema.FormatChecker()
+        )
+        error = jsonschema.exceptions.best_match(validator.iter_errors(config))
+        if error is not None:
+            path = ".".join(str(part) for part in error.absolute_path)
+            field = f"{where}.config" + (f".{path}" if path else "")
+            raise InvalidConfig(f"{field}: {error.message}", field=field)
+        try:
+            cls.check_config(config)
+        except InvalidConfig as exc:
+            field = f"{where}.config.{exc.field}" if exc.field else f"{where}.config"
+            raise InvalidConfig(f"{field}: {exc.message}", field=field) from None
+        return {**entry, "config": config, "version": cls.config_version}
+
+    def instantiate(self, kind: str, entry: dict[str, Any]) -> Component:
+        cls = self.get(kind, entry["type"])
+        return cls(entry.get("config") or {}, entry.get("name") or "")
+
+    def secret_fields(self, kind: str, type_name: str) -> list[str]:
+        """Top-level config fields marked ``writeOnly`` in the type's schema."""
+        try:
+            cls = self.get(kind, type_name)
+        except InvalidConfig:
+            return []
+        properties = cls.config_schema.get("properties", {})
+        return [name for name, spec in properties.items() if spec.get("writeOnly")]

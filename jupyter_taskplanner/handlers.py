@@ -1,0 +1,272 @@
+"""REST handlers under ``/taskplanner/api``; thin: parse, authorize, call the service."""
+
+from __future__ import annotations
+
+import json
+from importlib.resources import files
+from typing import Any
+from urllib.parse import urlencode
+
+from jupyter_server.auth.decorator import authorized
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.extension.handler import ExtensionHandlerMixin
+from tornado import web
+
+from .errors import InvalidConfig, NotImplementedYet, TaskPlannerError
+from .permissions import USE, Access, access_for
+from .tasks import parse_task_id
+
+API = "/taskplanner/api"
+
+
+class PlannerHandler(ExtensionHandlerMixin, APIHandler):
+    """Base: JSON errors for domain exceptions, the caller's access, the database thread."""
+
+    auth_resource = USE
+
+    @property
+    def planner(self) -> Any:
+        return self.extensionapp
+
+    @property
+    def access(self) -> Access:
+        if not hasattr(self, "_access"):
+            self._access = access_for(self, self.planner.owner_name(self.current_user))
+        return self._access
+
+    async def db(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run a store-touching call on the planner's database thread."""
+        return await self.planner.in_db(fn, *args, **kwargs)
+
+    def json_body(self, *, required: bool = True) -> Any:
+        raw = self.request.body
+        if not raw:
+            if required:
+                raise InvalidConfig("the request needs a JSON body")
+            return None
+        try:
+            return json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InvalidConfig(f"the request body is not valid JSON: {exc}") from None
+
+    def query_int(self, name: str, default: int, minimum: int, maximum: int) -> int:
+        raw = self.get_query_argument(name, None)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise InvalidConfig(f"{name}: expected an integer, got {raw!r}", field=name) from None
+        if not minimum <= value <= maximum:
+            raise InvalidConfig(
+                f"{name}: must be between {minimum} and {maximum}, got {value}", field=name
+            )
+        return value
+
+    def query_bool(self, name: str) -> bool | None:
+        raw = self.get_query_argument(name, None)
+        if raw is None or raw == "":
+            return None
+        if raw.lower() in ("true", "1", "yes"):
+            return True
+        if raw.lower() in ("false", "0", "no"):
+            return False
+        raise InvalidConfig(f"{name}: expected true or false, got {raw!r}", field=name)
+
+    def send(self, data: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(data))
+
+    def send_task(self, task: dict[str, Any], status: int = 200) -> None:
+        self.set_header("ETag", f'"{task["revision"]}"')
+        self.send(self.planner.tasks.public(task), status)
+
+    def task_url(self, task_id: int) -> str:
+        return f"{self.base_url.rstrip('/')}{API}/tasks/{task_id}"
+
+    def expected_revision(self) -> int | None:
+        header = self.request.headers.get("If-Match")
+        if not header:
+            return None
+        try:
+            return int(header.strip().removeprefix("W/").strip('"'))
+        except ValueError:
+            raise InvalidConfig(
+                f"If-Match: expected the task's ETag (its revision), got {header!r}",
+                field="If-Match",
+            ) from None
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if isinstance(value, TaskPlannerError) and value.status < 500:
+            self.log.info("%s %s: %s", self.request.method, self.request.path, value.message)
+            return
+        super().log_exception(typ, value, tb)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, TaskPlannerError):
+            self.set_status(exc.status)
+            reply = {"message": exc.message, "reason": exc.reason}
+            if exc.field:
+                reply["field"] = exc.field
+            self.set_header("Content-Type", "application/json")
+            self.finish(json.dumps(reply))
+            return
+        super().write_error(status_code, **kwargs)
+
+
+class TasksHandler(PlannerHandler):
+    """List (paginated, filtered) and create tasks."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        limit = self.query_int("limit", 50, 1, self.planner.max_page_size)
+        offset = self.query_int("offset", 0, 0, 2**31)
+        tasks, total = await self.db(
+            self.planner.tasks.list,
+            self.access,
+            owner=self.get_query_argument("owner", None),
+            enabled=self.query_bool("enabled"),
+            search=self.get_query_argument("q", None),
+            limit=limit,
+            offset=offset,
+        )
+        reply: dict[str, Any] = {"tasks": tasks, "total": total, "limit": limit, "offset": offset}
+        if offset + limit < total:
+            args = {k: v[-1].decode() for k, v in self.request.query_arguments.items()}
+            reply["next"] = f"{self.request.path}?{urlencode({**args, 'offset': offset + limit})}"
+        self.send(reply)
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        task = await self.db(self.planner.tasks.create, self.access, self.json_body())
+        self.set_header("Location", self.task_url(task["id"]))
+        self.send_task(task, 201)
+
+
+class TaskHandler(PlannerHandler):
+    """Read, replace, patch and delete one task."""
+
+    @web.authenticated
+    @authorized
+    async def get(self, raw_id: str) -> None:
+        self.send_task(await self.db(self.planner.tasks.get, self.access, parse_task_id(raw_id)))
+
+    async def _update(self, raw_id: str, *, partial: bool) -> None:
+        task = await self.db(
+            self.planner.tasks.update,
+            self.access,
+            parse_task_id(raw_id),
+            self.json_body(),
+            partial=partial,
+            expected_revision=self.expected_revision(),
+        )
+        self.send_task(task)
+
+    @web.authenticated
+    @authorized
+    async def put(self, raw_id: str) -> None:
+        await self._update(raw_id, partial=False)
+
+    @web.authenticated
+    @authorized
+    async def patch(self, raw_id: str) -> None:
+        await self._update(raw_id, partial=True)
+
+    @web.authenticated
+    @authorized
+    async def delete(self, raw_id: str) -> None:
+        await self.db(self.planner.tasks.delete, self.access, parse_task_id(raw_id))
+        self.set_status(204)
+        self.finish()
+
+
+class TaskEnableHandler(PlannerHandler):
+    """``POST /tasks/{id}/enable`` and ``/disable``."""
+
+    @web.authenticated
+    @authorized
+    async def post(self, raw_id: str, verb: str) -> None:
+        task = await self.db(
+            self.planner.tasks.set_enabled, self.access, parse_task_id(raw_id), verb == "enable"
+        )
+        self.send_task(task)
+
+
+class TaskCopyHandler(PlannerHandler):
+    """``POST /tasks/{id}/copy``: a copy owned by the caller."""
+
+    @web.authenticated
+    @authorized
+    async def post(self, raw_id: str) -> None:
+        body = self.json_body(required=False)
+        task = await self.db(self.planner.tasks.copy, self.access, parse_task_id(raw_id), body)
+        self.set_header("Location", self.task_url(task["id"]))
+        self.send_task(task, 201)
+
+
+class TaskExportHandler(PlannerHandler):
+    """``GET /tasks/{id}/export``: the task as an importable JSON document."""
+
+    @web.authenticated
+    @authorized
+    async def get(self, raw_id: str) -> None:
+        task_id = parse_task_id(raw_id)
+        document = await self.db(self.planner.tasks.export, self.access, [task_id])
+        self.set_header("Content-Disposition", f'attachment; filename="task-{task_id}.json"')
+        self.send(document)
+
+
+class TaskImportHandler(PlannerHandler):
+    """``POST /tasks/import``: one task, a list, or an export document."""
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        tasks = await self.db(self.planner.tasks.import_, self.access, self.json_body())
+        self.send({"tasks": [self.planner.tasks.public(task) for task in tasks]}, 201)
+
+
+class TaskRunHandler(PlannerHandler):
+    """``POST /tasks/{id}/run``: start a run by hand."""
+
+    @web.authenticated
+    @authorized
+    async def post(self, raw_id: str) -> None:
+        await self.db(self.planner.tasks.get, self.access, parse_task_id(raw_id))
+        raise NotImplementedYet("running tasks is not available in this version yet")
+
+
+class ComponentsHandler(PlannerHandler):
+    """``GET /components``: every component type with its schema."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        self.send({"components": self.planner.registry.describe()})
+
+
+class OpenAPIHandler(PlannerHandler):
+    """``GET /openapi.json``: the OpenAPI 3 document of this API."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        self.send(json.loads(files(__package__).joinpath("openapi.json").read_text()))
+
+
+TASK_ID = r"(?P<raw_id>[^/]+)"
+HANDLERS: list[tuple[str, type[PlannerHandler]]] = [
+    (rf"{API}/tasks", TasksHandler),
+    (rf"{API}/tasks/import", TaskImportHandler),
+    (rf"{API}/tasks/{TASK_ID}", TaskHandler),
+    (rf"{API}/tasks/{TASK_ID}/(?P<verb>enable|disable)", TaskEnableHandler),
+    (rf"{API}/tasks/{TASK_ID}/copy", TaskCopyHandler),
+    (rf"{API}/tasks/{TASK_ID}/export", TaskExportHandler),
+    (rf"{API}/tasks/{TASK_ID}/run", TaskRunHandler),
+    (rf"{API}/components", ComponentsHandler),
+    (rf"{API}/openapi.json", OpenAPIHandler),
+]

@@ -1,0 +1,182 @@
+"""The task document: its JSON Schema, defaults, validation and secret redaction."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import jsonschema
+
+from .components.registry import Registry
+from .errors import InvalidConfig
+from .timezones import is_timezone
+
+NAME_MAX = 200
+COMPONENT_LISTS = {"triggers": "trigger", "jobs": "job", "actions": "action"}
+READ_ONLY_FIELDS = ("id", "owner", "created", "updated", "revision")
+QUALIFICATIONS = ("always", "any_valid", "all_valid", "none_valid")
+
+SETTINGS_DEFAULTS: dict[str, Any] = {
+    "timeout": None,
+    "overlap": "skip",
+    "misfire": "once",
+    "misfire_grace": None,
+    "misfire_limit": 10,
+    "retries": 0,
+    "retry_backoff": 30,
+    "timezone": "UTC",
+    "jitter": 0,
+}
+
+
+def _component_schema(*, action: bool = False) -> dict[str, Any]:
+    properties: dict[str, Any] = {
+        "type": {"type": "string", "minLength": 1},
+        "name": {"type": "string", "maxLength": NAME_MAX},
+        "version": {"type": "integer", "minimum": 1},
+        "config": {"type": "object"},
+    }
+    if action:
+        properties["when"] = {"enum": list(QUALIFICATIONS)}
+    return {
+        "type": "object",
+        "required": ["type"],
+        "additionalProperties": False,
+        "properties": properties,
+    }
+
+
+SETTINGS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "timeout": {"type": ["number", "null"], "exclusiveMinimum": 0},
+        "overlap": {"enum": ["skip", "queue", "parallel"]},
+        "misfire": {"enum": ["skip", "once", "all"]},
+        "misfire_grace": {"type": ["number", "null"], "minimum": 0},
+        "misfire_limit": {"type": "integer", "minimum": 1, "maximum": 1000},
+        "retries": {"type": "integer", "minimum": 0, "maximum": 100},
+        "retry_backoff": {"type": "number", "minimum": 0},
+        "timezone": {"type": "string", "minLength": 1},
+        "jitter": {"type": "number", "minimum": 0},
+    },
+}
+
+TASK_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "id": {"type": "integer"},
+        "owner": {"type": "string"},
+        "created": {"type": "string"},
+        "updated": {"type": "string"},
+        "revision": {"type": "integer"},
+        "name": {"type": "string", "minLength": 1, "maxLength": NAME_MAX},
+        "description": {"type": "string", "maxLength": 10_000},
+        "enabled": {"type": "boolean"},
+        "triggers": {"type": "array", "items": _component_schema(), "maxItems": 50},
+        "jobs": {"type": "array", "items": _component_schema(), "maxItems": 50},
+        "actions": {"type": "array", "items": _component_schema(action=True), "maxItems": 50},
+        "series": {"anyOf": [{"type": "null"}, _component_schema()]},
+        "settings": SETTINGS_SCHEMA,
+    },
+}
+_VALIDATOR = jsonschema.Draft202012Validator(TASK_SCHEMA)
+
+
+def new_task_document(body: dict[str, Any], default_timezone: str) -> dict[str, Any]:
+    """A complete writable task document from a create body, defaults filled in."""
+    check_shape(body, require_name=True)
+    document = {
+        "name": body["name"],
+        "description": body.get("description", ""),
+        "enabled": body.get("enabled", True),
+        "triggers": body.get("triggers", []),
+        "jobs": body.get("jobs", []),
+        "actions": body.get("actions", []),
+        "series": body.get("series"),
+        "settings": {**SETTINGS_DEFAULTS, "timezone": default_timezone},
+    }
+    document["settings"].update(body.get("settings") or {})
+    return document
+
+
+def check_shape(body: Any, *, require_name: bool) -> None:
+    """Validate a request body against the task schema; the message names the field."""
+    if not isinstance(body, dict):
+        raise InvalidConfig("the request body must be a JSON object describing a task")
+    if require_name and "name" not in body:
+        raise InvalidConfig("name: a task needs a name", field="name")
+    error = jsonschema.exceptions.best_match(_VALIDATOR.iter_errors(body))
+    if error is None:
+        return
+    path = ".".join(str(part) for part in error.absolute_path)
+    if error.validator == "additionalProperties":
+        unknown = sorted(set(error.instance) - set(error.schema["properties"]))
+        where = f"{path}." if path else ""
+        field = f"{where}{unknown[0]}" if unknown else path
+        allowed = ", ".join(sorted(error.schema["properties"]))
+        raise InvalidConfig(f"{field}: unknown field (allowed: {allowed})", field=field)
+    raise InvalidConfig(f"{path or 'body'}: {error.message}", field=path or None)
+
+
+def validate_components(document: dict[str, Any], registry: Registry) -> dict[str, Any]:
+    """Check every component against its type's schema and the settings; return it migrated."""
+    document = copy.deepcopy(document)
+    for list_name, kind in COMPONENT_LISTS.items():
+        document[list_name] = [
+            registry.validate(kind, entry, f"{list_name}[{index}]")
+            for index, entry in enumerate(document[list_name])
+        ]
+    for index, action in enumerate(document["actions"]):
+        action.setdefault("when", "always")
+        document["actions"][index] = action
+    if document["series"] is not None:
+        document["series"] = registry.validate("series", document["series"], "series")
+    timezone = document["settings"]["timezone"]
+    if not is_timezone(timezone):
+        raise InvalidConfig(
+            f"settings.timezone: unknown timezone {timezone!r}; use an IANA name such as "
+            "'Europe/Berlin' or 'UTC'",
+            field="settings.timezone",
+        )
+    return document
+
+
+def _components(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(kind, position key, entry) for every component of a document."""
+    found = [
+        (kind, f"{list_name}[{index}]", entry)
+        for list_name, kind in COMPONENT_LISTS.items()
+        for index, entry in enumerate(document.get(list_name) or [])
+    ]
+    if document.get("series"):
+        found.append(("series", "series", document["series"]))
+    return found
+
+
+def redact_secrets(document: dict[str, Any], registry: Registry) -> dict[str, Any]:
+    """A copy without ``writeOnly`` config fields; ``secrets`` lists the ones that are set."""
+    document = copy.deepcopy(document)
+    for kind, _, entry in _components(document):
+        config = entry.get("config") or {}
+        hidden = [name for name in registry.secret_fields(kind, entry["type"]) if name in config]
+        for name in hidden:
+            del config[name]
+        if hidden:
+            entry["secrets"] = hidden
+    return document
+
+
+def keep_secrets(new: dict[str, Any], stored: dict[str, Any], registry: Registry) -> None:
+    """Carry stored secrets into an update that left them out (clients never see them)."""
+    old = {(kind, key): entry for kind, key, entry in _components(stored)}
+    for kind, key, entry in _components(new):
+        entry.pop("secrets", None)
+        previous = old.get((kind, key))
+        if previous is None or previous.get("type") != entry.get("type"):
+            continue
+        config = entry.setdefault("config", {})
+        for name in registry.secret_fields(kind, entry["type"]):
+            if name not in config and name in (previous.get("config") or {}):
+                config[name] = previous["config"][name]

@@ -1,0 +1,176 @@
+"""Task operations shared by the REST API and the CLI: validation, scoping, import/export."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from .components.registry import Registry
+from .errors import InvalidConfig, TaskNotFound
+from .model import (
+    READ_ONLY_FIELDS,
+    check_shape,
+    keep_secrets,
+    new_task_document,
+    redact_secrets,
+    validate_components,
+)
+from .permissions import Access
+from .store import Store
+
+EXPORT_FORMAT = "jupyter-taskplanner"
+EXPORT_VERSION = 1
+WRITABLE_FIELDS = ("name", "description", "enabled", "triggers", "jobs", "actions", "series")
+
+
+class TaskService:
+    """The task use cases, each scoped by the caller's ``Access``."""
+
+    def __init__(self, store: Store, registry: Registry, default_timezone: str = "UTC") -> None:
+        self.store = store
+        self.registry = registry
+        self.default_timezone = default_timezone
+
+    def public(self, task: dict[str, Any]) -> dict[str, Any]:
+        """A task as returned to clients: secrets removed."""
+        return redact_secrets(task, self.registry)
+
+    def list(
+        self,
+        access: Access,
+        *,
+        owner: str | None = None,
+        enabled: bool | None = None,
+        search: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[dict[str, Any]], int]:
+        tasks, total = self.store.list_tasks(
+            access.scope(owner), enabled=enabled, search=search, limit=limit, offset=offset
+        )
+        return [self.public(task) for task in tasks], total
+
+    def get(self, access: Access, task_id: int) -> dict[str, Any]:
+        return self.store.get_task(task_id, access.task_scope())
+
+    def create(self, access: Access, body: Any, *, owner: str | None = None) -> dict[str, Any]:
+        """Create a task owned by the caller (or, for admin imports, by ``owner``)."""
+        check_shape(body, require_name=True)
+        document = new_task_document(body, self.default_timezone)
+        document = validate_components(document, self.registry)
+        return self.store.create_task(owner or access.user, document)
+
+    def update(
+        self,
+        access: Access,
+        task_id: int,
+        body: Any,
+        *,
+        partial: bool,
+        expected_revision: int | None = None,
+    ) -> dict[str, Any]:
+        """Replace (PUT) or merge (PATCH) the writable fields of a task."""
+        check_shape(body, require_name=not partial)
+        stored = self.get(access, task_id)
+        for field in READ_ONLY_FIELDS:
+            if field in body and body[field] != stored[field] and field != "revision":
+                raise InvalidConfig(f"{field}: cannot be changed", field=field)
+        if "revision" in body and expected_revision is None:
+            expected_revision = body["revision"]
+        if partial:
+            document = {field: copy.deepcopy(stored[field]) for field in WRITABLE_FIELDS}
+            document["settings"] = {**stored["settings"], **(body.get("settings") or {})}
+            document.update({k: v for k, v in body.items() if k in WRITABLE_FIELDS})
+        else:
+            document = new_task_document(body, stored["settings"]["timezone"])
+        keep_secrets(document, stored, self.registry)
+        document = validate_components(document, self.registry)
+        return self.store.update_task(
+            task_id, access.task_scope(), document, expected_revision=expected_revision
+        )
+
+    def set_enabled(self, access: Access, task_id: int, enabled: bool) -> dict[str, Any]:
+        return self.store.update_task(task_id, access.task_scope(), {"enabled": enabled})
+
+    def delete(self, access: Access, task_id: int) -> None:
+        self.store.delete_task(task_id, access.task_scope())
+
+    def copy(self, access: Access, task_id: int, body: Any = None) -> dict[str, Any]:
+        """A copy owned by the caller (an admin's copy belongs to the admin)."""
+        stored = self.get(access, task_id)
+        overrides = body or {}
+        if not isinstance(overrides, dict) or set(overrides) - {"name", "enabled"}:
+            raise InvalidConfig("the copy body may only hold 'name' and 'enabled'")
+        document = {field: stored[field] for field in WRITABLE_FIELDS}
+        document["settings"] = stored["settings"]
+        document["name"] = f"Copy of {stored['name']}"[:200]
+        document.update(overrides)
+        check_shape(document, require_name=True)
+        document = validate_components(document, self.registry)
+        return self.store.create_task(access.user, document)
+
+    def export(self, access: Access, task_ids: list[int]) -> dict[str, Any]:
+        """The export document of some tasks (secrets left out)."""
+        tasks = []
+        for task_id in task_ids:
+            task = self.public(self.get(access, task_id))
+            for component in _all_components(task):
+                component.pop("secrets", None)
+            tasks.append({key: task[key] for key in ("owner", *WRITABLE_FIELDS, "settings")})
+        return {"format": EXPORT_FORMAT, "version": EXPORT_VERSION, "tasks": tasks}
+
+    def import_(self, access: Access, body: Any) -> list[dict[str, Any]]:
+        """Create tasks from an export document, a list of tasks or one task; all or none."""
+        items = _import_items(body)
+        prepared = []
+        for index, item in enumerate(items):
+            if not isinstance(item, dict):
+                raise InvalidConfig(f"tasks[{index}]: each task must be a JSON object")
+            owner = access.check_import_owner(item.get("owner"))
+            item = {key: value for key, value in item.items() if key not in READ_ONLY_FIELDS}
+            try:
+                check_shape(item, require_name=True)
+                document = validate_components(
+                    new_task_document(item, self.default_timezone), self.registry
+                )
+            except InvalidConfig as exc:
+                field = f"tasks[{index}].{exc.field}" if exc.field else f"tasks[{index}]"
+                raise InvalidConfig(f"tasks[{index}]: {exc.message}", field=field) from None
+            prepared.append((owner, document))
+        return [self.store.create_task(owner, document) for owner, document in prepared]
+
+
+def _import_items(body: Any) -> list[Any]:
+    if isinstance(body, list):
+        return body
+    if isinstance(body, dict) and "tasks" in body:
+        if body.get("format", EXPORT_FORMAT) != EXPORT_FORMAT:
+            raise InvalidConfig(f"format: expected {EXPORT_FORMAT!r}", field="format")
+        if body.get("version", EXPORT_VERSION) > EXPORT_VERSION:
+            raise InvalidConfig(
+                f"version: export version {body['version']} is newer than this server "
+                f"reads ({EXPORT_VERSION}); upgrade jupyter-taskplanner",
+                field="version",
+            )
+        if not isinstance(body["tasks"], list):
+            raise InvalidConfig("tasks: must be a list of tasks", field="tasks")
+        return body["tasks"]
+    if isinstance(body, dict):
+        return [body]
+    raise InvalidConfig("the import body must be an export document, a task or a list of tasks")
+
+
+def _all_components(task: dict[str, Any]) -> list[dict[str, Any]]:
+    found = [entry for key in ("triggers", "jobs", "actions") for entry in task[key]]
+    return [*found, task["series"]] if task.get("series") else found
+
+
+def parse_task_id(raw: str) -> int:
+    """A task id from a URL or command line; ``TaskNotFound`` for anything not an id."""
+    try:
+        task_id = int(raw)
+    except ValueError:
+        raise TaskNotFound(f"no task with id {raw!r}") from None
+    if task_id < 1:
+        raise TaskNotFound(f"no task with id {raw!r}")
+    return task_id
