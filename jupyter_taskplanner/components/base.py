@@ -173,6 +173,8 @@ class RunContext:
     cancelled: threading.Event = field(default_factory=threading.Event)
     settings: Configurable | None = None
     """The component's ``settings_class`` instance, if it has one."""
+    progress: Callable[[int, int, str], None] | None = None
+    """Set by the worker: receives (done, total, message) progress reports of a job."""
     start_task: Callable[[int], None] | None = None
     """Set by the engine for actions (which run in the server): start another task of the
     owner in the same chain."""
@@ -197,6 +199,11 @@ class RunContext:
         if isinstance(value, dict):
             return {key: self.fill(item) for key, item in value.items()}
         return value
+
+    def report_progress(self, done: int, total: int, message: str = "") -> None:
+        """Tell the run record (and the UI) how far a long job has come."""
+        if self.progress is not None:
+            self.progress(done, total, message)
 
     def resolve_path(self, path: str, *, field_name: str = "path") -> Path:
         """An absolute path for ``path`` (relative to the owner's root), refusing escapes."""
