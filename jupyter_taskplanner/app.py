@@ -11,14 +11,19 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_core.paths import jupyter_data_dir
-from jupyter_server.auth.identity import IdentityProvider, PasswordIdentityProvider
+from jupyter_server.auth.identity import IdentityProvider, PasswordIdentityProvider, User
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Bool, Int, Unicode, default, validate
+from traitlets import Bool, Float, Int, Type, Unicode, default, validate
 from traitlets.config import TraitError
 
 from . import __version__
 from .components.registry import Registry
+from .engine import EVENT_SCHEMA, RunEngine
+from .executors import Executor, LocalExecutor
 from .handlers import HANDLERS
+from .run_handlers import RUN_HANDLERS
+from .runs import RunService
+from .scheduler import Scheduler
 from .store import Store
 from .tasks import TaskService
 from .timezones import is_timezone, local_timezone
@@ -89,16 +94,106 @@ class TaskPlannerApp(ExtensionApp):
         500, config=True, help="The largest `limit` a client may ask for when listing."
     )
 
+    runs_dir = Unicode(
+        config=True,
+        help="""Folder holding run logs and result files, one subfolder per owner and run.
+        Defaults to a `runs` folder beside the database.""",
+    )
+
+    @default("runs_dir")
+    def _default_runs_dir(self) -> str:
+        return str(Path(self.db_path).parent / "runs")
+
+    owner_root_template = Unicode(
+        "",
+        config=True,
+        help="""The root folder of each owner's files, where jobs run and paths in task
+        configs are resolved; `{owner}` is replaced by the owner name (for example
+        '/home/{owner}'). Empty: the server's root_dir.""",
+    )
+
+    executor_class = Type(
+        LocalExecutor,
+        klass=Executor,
+        config=True,
+        help="Where jobs execute: LocalExecutor (subprocesses) or a Dask executor.",
+    )
+
+    scheduler_enabled = Bool(
+        True,
+        config=True,
+        help="""Fire triggers in this server. Turn off in servers that should only serve the
+        API while another process (for example a JupyterHub service) schedules.""",
+    )
+
+    max_concurrent_runs = Int(
+        8, config=True, help="Runs executing at once in this server; more wait as queued."
+    )
+
+    max_runs_per_owner = Int(
+        4,
+        config=True,
+        help="""Runs of one owner executing at once; waiting runs start in turns across
+        owners so one user's many runs cannot starve the others.""",
+    )
+
+    keep_runs = Int(
+        100,
+        config=True,
+        help="Finished runs kept per task; older ones and their files are deleted.",
+    )
+
+    keep_run_days = Float(
+        0,
+        config=True,
+        help="Also delete finished runs older than this many days (0: keep by count only).",
+    )
+
     def initialize_settings(self) -> None:
-        """Open the store and load the component registry."""
+        """Open the store, load the component registry and build the run services."""
         self.store = Store(self.db_path)
         self.registry = Registry.from_entry_points()
         self.tasks = TaskService(self.store, self.registry, self.default_timezone)
+        self.runs = RunService(self.store)
         self._db_thread = ThreadPoolExecutor(1, thread_name_prefix="taskplanner-db")
+        self.executor = self.executor_class(parent=self)
+        self.component_settings = {
+            cls: cls.settings_class(parent=self)
+            for kind in ("job", "action", "series", "trigger")
+            for cls in self.registry.of_kind(kind)
+            if cls.settings_class is not None
+        }
+        self.engine = RunEngine(self)
+        self.scheduler = Scheduler(self)
+        self.store.on_change = self.scheduler.notify
+        schema = Path(__file__).parent / "events" / "run.yaml"
+        if EVENT_SCHEMA not in self.serverapp.event_logger.schemas.schema_ids:
+            self.serverapp.event_logger.register_event_schema(schema)
         self.log.info("jupyter-taskplanner: tasks stored in %s", self.db_path)
 
     def initialize_handlers(self) -> None:
-        self.handlers.extend(HANDLERS)
+        self.handlers.extend(RUN_HANDLERS + HANDLERS)
+
+    async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
+        """Recover runs a dead server left behind, then start the scheduler loop."""
+        await self.engine.recover()
+        if self.scheduler_enabled:
+            await self.scheduler.start()
+
+    def owner_root(self, owner: str) -> Path:
+        """The folder of ``owner``'s files."""
+        if self.owner_root_template:
+            return Path(self.owner_root_template.format(owner=owner)).expanduser()
+        return Path(self.serverapp.root_dir).expanduser()
+
+    def run_folder(self, owner: str, run_id: int) -> Path:
+        """Where the logs and result files of one run live."""
+        return Path(self.runs_dir) / owner / str(run_id)
+
+    def owner_has(self, owner: str, resource: str) -> bool:
+        """Whether ``owner`` holds an authorizer resource, asked without a request."""
+        authorizer = self.serverapp.authorizer
+        return bool(authorizer.is_authorized(None, User(username=owner), "execute", resource))
 
     async def in_db(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """Run ``fn`` on the single database thread, off the event loop."""
@@ -110,5 +205,8 @@ class TaskPlannerApp(ExtensionApp):
         return self.single_user_name if self.single_user else user.username
 
     async def stop_extension(self) -> None:
+        await self.scheduler.stop()
+        await self.engine.stop()
+        await self.executor.close()
         self._db_thread.shutdown(wait=True)
         self.store.close()

@@ -43,13 +43,6 @@ class Conflict(TaskPlannerError):
     reason = "Conflict"
 
 
-class NotImplementedYet(TaskPlannerError):
-    """An endpoint whose feature is not available in this build."""
-
-    status = 501
-    reason = "Not Implemented"
-
-
 class StoreError(TaskPlannerError):
     """The database cannot be opened or is of an unknown newer schema."""
 

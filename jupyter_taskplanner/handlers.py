@@ -12,7 +12,7 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import web
 
-from .errors import InvalidConfig, NotImplementedYet, TaskPlannerError
+from .errors import InvalidConfig, TaskPlannerError
 from .permissions import USE, Access, access_for
 from .tasks import parse_task_id
 
@@ -230,16 +230,6 @@ class TaskImportHandler(PlannerHandler):
         self.send({"tasks": [self.planner.tasks.public(task) for task in tasks]}, 201)
 
 
-class TaskRunHandler(PlannerHandler):
-    """``POST /tasks/{id}/run``: start a run by hand."""
-
-    @web.authenticated
-    @authorized
-    async def post(self, raw_id: str) -> None:
-        await self.db(self.planner.tasks.get, self.access, parse_task_id(raw_id))
-        raise NotImplementedYet("running tasks is not available in this version yet")
-
-
 class ComponentsHandler(PlannerHandler):
     """``GET /components``: every component type with its schema."""
 
@@ -266,7 +256,6 @@ HANDLERS: list[tuple[str, type[PlannerHandler]]] = [
     (rf"{API}/tasks/{TASK_ID}/(?P<verb>enable|disable)", TaskEnableHandler),
     (rf"{API}/tasks/{TASK_ID}/copy", TaskCopyHandler),
     (rf"{API}/tasks/{TASK_ID}/export", TaskExportHandler),
-    (rf"{API}/tasks/{TASK_ID}/run", TaskRunHandler),
     (rf"{API}/components", ComponentsHandler),
-    (rf"{API}/openapi.json", OpenAPIHandler),
+    (rf"{API}/openapi\.json", OpenAPIHandler),
 ]

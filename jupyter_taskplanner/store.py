@@ -51,7 +51,69 @@ def _migration_1(db: sqlite_utils.Database) -> None:
     db["tasks"].create_index(["enabled"], index_name="tasks_enabled")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1]
+def _migration_2(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            task_id INTEGER NOT NULL,
+            owner TEXT NOT NULL,
+            task_name TEXT NOT NULL,
+            status TEXT NOT NULL,
+            trigger TEXT NOT NULL,
+            started_by TEXT NOT NULL,
+            parameters TEXT NOT NULL DEFAULT '{}',
+            chain TEXT NOT NULL DEFAULT '[]',
+            idempotency_key TEXT,
+            holder TEXT,
+            created TEXT NOT NULL,
+            started TEXT,
+            finished TEXT,
+            error TEXT
+        )
+        """
+    )
+    db["runs"].create_index(["task_id", "id"], index_name="runs_task")
+    db["runs"].create_index(["owner", "id"], index_name="runs_owner")
+    db["runs"].create_index(["status"], index_name="runs_status")
+    db["runs"].create_index(
+        ["task_id", "idempotency_key"], index_name="runs_idempotency", unique=True
+    )
+    db.execute(
+        """
+        CREATE TABLE run_steps (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            kind TEXT NOT NULL,
+            name TEXT NOT NULL,
+            type TEXT NOT NULL,
+            set_index INTEGER,
+            set_values TEXT,
+            attempt INTEGER NOT NULL DEFAULT 1,
+            status TEXT NOT NULL,
+            started TEXT,
+            finished TEXT,
+            error TEXT,
+            results TEXT NOT NULL DEFAULT '[]',
+            folder TEXT
+        )
+        """
+    )
+    db["run_steps"].create_index(["run_id"], index_name="run_steps_run")
+    db.execute(
+        """
+        CREATE TABLE trigger_state (
+            task_id INTEGER NOT NULL,
+            trigger_key TEXT NOT NULL,
+            last_fire TEXT NOT NULL,
+            PRIMARY KEY (task_id, trigger_key)
+        )
+        """
+    )
+    db.execute("CREATE TABLE task_changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, task_id INTEGER)")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1, _migration_2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -88,6 +150,8 @@ class Store:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the task database {path}: {exc}") from exc
         self.db = sqlite_utils.Database(conn)
+        self.on_change: Callable[[], None] = lambda: None
+        """Called after a task is created, changed or deleted (wakes the scheduler)."""
         self.db.execute("PRAGMA busy_timeout = 30000")
         self.db.execute("PRAGMA foreign_keys = ON")
         if str(path) != ":memory:":
@@ -180,6 +244,7 @@ class Store:
                 f"INSERT INTO tasks ({names}) VALUES ({marks})", list(columns.values())
             )
             task_id = cursor.lastrowid
+            self._changed(task_id)
         return self.get_task(task_id, None)
 
     def update_task(
@@ -205,9 +270,194 @@ class Store:
                 f"UPDATE tasks SET {', '.join(assignments)} WHERE id = ?",
                 [*columns.values(), utcnow(), task_id],
             )
+            self._changed(task_id)
         return self.get_task(task_id, None)
 
     def delete_task(self, task_id: int, owner: str | None) -> None:
         with self._write():
             self.get_task(task_id, owner)
             self.db.execute("DELETE FROM tasks WHERE id = ?", [task_id])
+            self.db.execute("DELETE FROM trigger_state WHERE task_id = ?", [task_id])
+            self._changed(task_id)
+
+    def _changed(self, task_id: int) -> None:
+        """Record a task change so schedulers of every process sharing the file reload it."""
+        self.db.execute("INSERT INTO task_changes (task_id) VALUES (?)", [task_id])
+        self.db.execute(
+            "DELETE FROM task_changes WHERE seq < (SELECT max(seq) FROM task_changes) - 10000"
+        )
+        self.on_change()
+
+    def changes_since(self, seq: int) -> tuple[list[int], int]:
+        """Ids of tasks changed after change number ``seq``, and the newest change number."""
+        rows = self.db.execute(
+            "SELECT seq, task_id FROM task_changes WHERE seq > ? ORDER BY seq", [seq]
+        ).fetchall()
+        if not rows:
+            return [], max(seq, self.last_change())
+        return sorted({task_id for _, task_id in rows}), rows[-1][0]
+
+    def last_change(self) -> int:
+        return self.db.execute("SELECT coalesce(max(seq), 0) FROM task_changes").fetchone()[0]
+
+    def scheduled_tasks(self) -> Iterator[dict[str, Any]]:
+        """Every enabled task with triggers (for the scheduler's start-up)."""
+        rows = self.db.query(
+            "SELECT id, owner, name, enabled, triggers, settings, updated FROM tasks "
+            "WHERE enabled = 1 AND triggers != '[]'"
+        )
+        for row in rows:
+            row["triggers"] = json.loads(row["triggers"])
+            row["settings"] = json.loads(row["settings"])
+            yield row
+
+    # -- trigger leases ----------------------------------------------------------------------
+
+    def last_fires(self, task_id: int) -> dict[str, str]:
+        rows = self.db.execute(
+            "SELECT trigger_key, last_fire FROM trigger_state WHERE task_id = ?", [task_id]
+        ).fetchall()
+        return dict(rows)
+
+    def claim_fire(self, task_id: int, trigger_key: str, due: str) -> bool:
+        """Take the lease on one fire time; False if any process already took it (or later)."""
+        with self._write() as db:
+            row = db.execute(
+                "SELECT last_fire FROM trigger_state WHERE task_id = ? AND trigger_key = ?",
+                [task_id, trigger_key],
+            ).fetchone()
+            if row is not None and row[0] >= due:
+                return False
+            db.execute(
+                "INSERT INTO trigger_state (task_id, trigger_key, last_fire) VALUES (?, ?, ?) "
+                "ON CONFLICT (task_id, trigger_key) DO UPDATE SET last_fire = excluded.last_fire",
+                [task_id, trigger_key, due],
+            )
+        return True
+
+    # -- runs --------------------------------------------------------------------------------
+
+    def create_run(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """Insert a run; with an idempotency key already used, return that run instead."""
+        columns = {
+            **fields,
+            "parameters": json.dumps(fields.get("parameters") or {}),
+            "chain": json.dumps(fields.get("chain") or []),
+            "created": utcnow(),
+        }
+        with self._write() as db:
+            if columns.get("idempotency_key"):
+                existing = db.execute(
+                    "SELECT id FROM runs WHERE task_id = ? AND idempotency_key = ?",
+                    [columns["task_id"], columns["idempotency_key"]],
+                ).fetchone()
+                if existing:
+                    return self.get_run(existing[0], None)
+            names = ", ".join(columns)
+            marks = ", ".join("?" for _ in columns)
+            cursor = db.execute(
+                f"INSERT INTO runs ({names}) VALUES ({marks})", list(columns.values())
+            )
+        return self.get_run(cursor.lastrowid, None)
+
+    def update_run(self, run_id: int, **fields: Any) -> None:
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        with self._write() as db:
+            db.execute(f"UPDATE runs SET {assignments} WHERE id = ?", [*fields.values(), run_id])
+
+    def get_run(self, run_id: int, owner: str | None) -> dict[str, Any]:
+        sql, params = "SELECT * FROM runs WHERE id = ?", [run_id]
+        if owner is not None:
+            sql += " AND owner = ?"
+            params.append(owner)
+        rows = list(self.db.query(sql, params))
+        if not rows:
+            raise TaskNotFound(f"no run with id {run_id}")
+        return _row_to_run(rows[0])
+
+    def list_runs(
+        self,
+        owner: str | None,
+        *,
+        task_id: int | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """A page of runs, newest first, and the total matching."""
+        where, params = ["1 = 1"], []
+        for column, value in (("owner", owner), ("task_id", task_id), ("status", status)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        clause = " AND ".join(where)
+        total = self.db.execute(f"SELECT count(*) FROM runs WHERE {clause}", params).fetchone()[0]
+        rows = self.db.query(
+            f"SELECT * FROM runs WHERE {clause} ORDER BY id DESC LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        )
+        return [_row_to_run(row) for row in rows], total
+
+    def active_runs(self, task_id: int) -> list[dict[str, Any]]:
+        rows = self.db.query(
+            "SELECT * FROM runs WHERE task_id = ? AND status IN ('queued', 'running')", [task_id]
+        )
+        return [_row_to_run(row) for row in rows]
+
+    def runs_with_status(self, statuses: tuple[str, ...]) -> list[dict[str, Any]]:
+        marks = ", ".join("?" for _ in statuses)
+        rows = self.db.query(f"SELECT * FROM runs WHERE status IN ({marks})", list(statuses))
+        return [_row_to_run(row) for row in rows]
+
+    def add_step(self, fields: dict[str, Any]) -> int:
+        columns = {**fields}
+        if "set_values" in columns:
+            columns["set_values"] = json.dumps(columns["set_values"])
+        names = ", ".join(columns)
+        marks = ", ".join("?" for _ in columns)
+        with self._write() as db:
+            cursor = db.execute(
+                f"INSERT INTO run_steps ({names}) VALUES ({marks})", list(columns.values())
+            )
+        return cursor.lastrowid
+
+    def update_step(self, step_id: int, **fields: Any) -> None:
+        if "results" in fields:
+            fields["results"] = json.dumps(fields["results"])
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        with self._write() as db:
+            db.execute(
+                f"UPDATE run_steps SET {assignments} WHERE id = ?", [*fields.values(), step_id]
+            )
+
+    def steps(self, run_id: int) -> list[dict[str, Any]]:
+        rows = self.db.query("SELECT * FROM run_steps WHERE run_id = ? ORDER BY id", [run_id])
+        steps = []
+        for row in rows:
+            row["results"] = json.loads(row["results"])
+            row["set_values"] = json.loads(row["set_values"]) if row["set_values"] else None
+            steps.append(row)
+        return steps
+
+    def prune_runs(self, task_id: int, keep: int, before: str | None) -> list[int]:
+        """Delete finished runs of a task beyond the newest ``keep`` or older than ``before``."""
+        with self._write() as db:
+            finished = "status NOT IN ('queued', 'running')"
+            rows = db.execute(
+                f"SELECT id FROM runs WHERE task_id = ? AND {finished} AND (id NOT IN "
+                "(SELECT id FROM runs WHERE task_id = ? ORDER BY id DESC LIMIT ?)"
+                " OR (? IS NOT NULL AND created < ?))",
+                [task_id, task_id, keep, before, before],
+            ).fetchall()
+            ids = [row[0] for row in rows]
+            for run_id in ids:
+                db.execute("DELETE FROM run_steps WHERE run_id = ?", [run_id])
+                db.execute("DELETE FROM runs WHERE id = ?", [run_id])
+        return ids
+
+
+def _row_to_run(row: dict[str, Any]) -> dict[str, Any]:
+    run = dict(row)
+    run["parameters"] = json.loads(run["parameters"])
+    run["chain"] = json.loads(run["chain"])
+    return run

@@ -167,10 +167,7 @@ def _all_components(task: dict[str, Any]) -> list[dict[str, Any]]:
 
 def parse_task_id(raw: str) -> int:
     """A task id from a URL or command line; ``TaskNotFound`` for anything not an id."""
-    try:
-        task_id = int(raw)
-    except ValueError:
-        raise TaskNotFound(f"no task with id {raw!r}") from None
-    if task_id < 1:
+    # Only plain digits: int() would also take " 1", "+1" and "1_0".
+    if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
         raise TaskNotFound(f"no task with id {raw!r}")
-    return task_id
+    return int(raw)

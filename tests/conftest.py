@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,7 +24,18 @@ GRANTS = {
 
 
 @pytest.fixture
-def jp_server_config(tmp_path):
+def planner_settings() -> dict[str, Any]:
+    """Extra ``TaskPlannerApp`` settings; override in a test module to change them."""
+    return {}
+
+
+@pytest.fixture
+def db_path(tmp_path) -> Path:
+    return tmp_path / "planner" / "tasks.db"
+
+
+@pytest.fixture
+def jp_server_config(tmp_path, db_path, planner_settings):
     return {
         "ServerApp": {
             "jpserver_extensions": {"jupyter_taskplanner": True},
@@ -32,7 +46,7 @@ def jp_server_config(tmp_path):
             "user_tokens": {token: user for user, token in TOKENS.items()},
         },
         "GrantsAuthorizer": {"grants": GRANTS},
-        "TaskPlannerApp": {"db_path": str(tmp_path / "planner" / "tasks.db")},
+        "TaskPlannerApp": {"db_path": str(db_path), **planner_settings},
     }
 
 
@@ -42,7 +56,10 @@ class Reply:
     def __init__(self, response: HTTPResponse) -> None:
         self.status = response.code
         self.headers = response.headers
-        self.body: Any = json.loads(response.body) if response.body else None
+        self.body: Any = None
+        if response.body:
+            is_json = "json" in response.headers.get("Content-Type", "")
+            self.body = json.loads(response.body) if is_json else response.body.decode()
 
     def __repr__(self) -> str:
         return f"<Reply {self.status} {self.body!r}>"
@@ -90,3 +107,28 @@ def api(jp_fetch) -> Callable[[str | None], Api]:
         return call
 
     return as_user
+
+
+FINISHED = ("succeeded", "failed", "cancelled", "timed_out", "interrupted", "skipped")
+
+
+async def wait_for_run(call: Api, run_id: int, timeout: float = 60) -> dict[str, Any]:
+    """Poll a run until it ends; return its detail."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        reply = await call("GET", f"/runs/{run_id}")
+        assert reply.status == 200, reply
+        if reply.body["status"] in FINISHED:
+            return reply.body
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"run {run_id} did not end within {timeout} s: {reply.body}")
+
+
+async def wait_until(predicate: Callable[[], Awaitable[bool]], timeout: float = 30) -> None:
+    """Poll an async predicate until it holds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await predicate():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("condition not reached in time")

@@ -1,0 +1,231 @@
+"""REST handlers for runs: start, list, detail, log, result files, cancel, next fire times."""
+
+from __future__ import annotations
+
+import hmac
+import mimetypes
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from jupyter_server.auth.decorator import authorized
+from tornado import web
+
+from .errors import InvalidConfig, TaskNotFound
+from .handlers import API, TASK_ID, PlannerHandler
+from .tasks import parse_task_id
+
+RUN_STATUSES = (
+    "queued",
+    "running",
+    "succeeded",
+    "failed",
+    "cancelled",
+    "timed_out",
+    "interrupted",
+    "skipped",
+)
+
+
+def parse_run_id(raw: str) -> int:
+    """A run id from a URL; ``TaskNotFound`` for anything not an id."""
+    if not raw.isdigit() or int(raw) < 1:
+        raise TaskNotFound(f"no run with id {raw!r}")
+    return int(raw)
+
+
+class RunsPage(PlannerHandler):
+    """Shared paginated listing of runs."""
+
+    async def send_runs(self, task_id: int | None) -> None:
+        status = self.get_query_argument("status", None)
+        if status is not None and status not in RUN_STATUSES:
+            raise InvalidConfig(
+                f"status: expected one of {', '.join(RUN_STATUSES)}, got {status!r}",
+                field="status",
+            )
+        limit = self.query_int("limit", 50, 1, self.planner.max_page_size)
+        offset = self.query_int("offset", 0, 0, 2**31)
+        runs, total = await self.db(
+            self.planner.runs.list,
+            self.access,
+            owner=self.get_query_argument("owner", None),
+            task_id=task_id,
+            status=status,
+            limit=limit,
+            offset=offset,
+        )
+        self.send({"runs": runs, "total": total, "limit": limit, "offset": offset})
+
+
+class TaskRunHandler(PlannerHandler):
+    """``POST /tasks/{id}/run``: start a run now (ignores triggers; works on disabled tasks)."""
+
+    @web.authenticated
+    @authorized
+    async def post(self, raw_id: str) -> None:
+        task = await self.db(self.planner.tasks.get, self.access, parse_task_id(raw_id))
+        body = self.json_body(required=False) or {}
+        if not isinstance(body, dict) or set(body) - {"parameters", "idempotency_key"}:
+            raise InvalidConfig("the run body may hold 'parameters' and 'idempotency_key'")
+        parameters = body.get("parameters") or {}
+        if not isinstance(parameters, dict):
+            raise InvalidConfig("parameters: must be an object", field="parameters")
+        key = self.request.headers.get("Idempotency-Key") or body.get("idempotency_key")
+        if key is not None and (not isinstance(key, str) or not 0 < len(key) <= 200):
+            raise InvalidConfig(
+                "idempotency_key: a string of 1-200 characters", field="idempotency_key"
+            )
+        run = await self.planner.engine.submit(
+            task,
+            trigger="api",
+            started_by=self.access.user,
+            parameters=parameters,
+            idempotency_key=key,
+        )
+        self.set_header("Location", f"{self.base_url.rstrip('/')}{API}/runs/{run['id']}")
+        self.send(run, 202)
+
+
+class TaskRunsHandler(RunsPage):
+    """``GET /tasks/{id}/runs``: the runs of one task, newest first."""
+
+    @web.authenticated
+    @authorized
+    async def get(self, raw_id: str) -> None:
+        await self.send_runs(parse_task_id(raw_id))
+
+
+class RunsHandler(RunsPage):
+    """``GET /runs``: runs of the caller (admins: of one owner or all)."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        await self.send_runs(None)
+
+
+class RunHandler(PlannerHandler):
+    """``GET /runs/{id}``: status and per-step detail."""
+
+    @web.authenticated
+    @authorized
+    async def get(self, raw_run_id: str) -> None:
+        self.send(await self.db(self.planner.runs.detail, self.access, parse_run_id(raw_run_id)))
+
+
+class RunLogHandler(PlannerHandler):
+    """``GET /runs/{id}/log``: the captured output of every step (or of ``?step=``)."""
+
+    @web.authenticated
+    @authorized
+    async def get(self, raw_run_id: str) -> None:
+        step = self.get_query_argument("step", None)
+        step_id = parse_run_id(step) if step is not None else None
+        text = await self.db(self.planner.runs.log, self.access, parse_run_id(raw_run_id), step_id)
+        self.finish(text, set_content_type="text/plain; charset=utf-8")
+
+
+class RunFileHandler(PlannerHandler):
+    """``GET /runs/{id}/files/{path}``: download a result file."""
+
+    @web.authenticated
+    @authorized
+    async def get(self, raw_run_id: str, relative: str) -> None:
+        run_id = parse_run_id(raw_run_id)
+        run = await self.db(self.planner.runs.get, self.access, run_id)
+        folder = self.planner.run_folder(run["owner"], run_id)
+        path = await self.db(self.planner.runs.file, self.access, run_id, folder, relative)
+        self.set_header(
+            "Content-Type", mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        )
+        self.set_header("Content-Disposition", f'attachment; filename="{path.name}"')
+        self.finish(path.read_bytes())
+
+
+class RunCancelHandler(PlannerHandler):
+    """``POST /runs/{id}/cancel``."""
+
+    @web.authenticated
+    @authorized
+    async def post(self, raw_run_id: str) -> None:
+        run = await self.db(self.planner.runs.get, self.access, parse_run_id(raw_run_id))
+        self.send(await self.planner.engine.cancel(run))
+
+
+class TaskNextHandler(PlannerHandler):
+    """``GET /tasks/{id}/next?count=5``: the next fire times of the task's timed triggers."""
+
+    @web.authenticated
+    @authorized
+    async def get(self, raw_id: str) -> None:
+        task = await self.db(self.planner.tasks.get, self.access, parse_task_id(raw_id))
+        count = self.query_int("count", 5, 1, 100)
+        tz = ZoneInfo(task["settings"]["timezone"])
+        now = datetime.now(UTC)
+        fires: list[dict[str, Any]] = []
+        for index, entry in enumerate(task["triggers"]):
+            trigger = self.planner.registry.instantiate("trigger", entry)
+            for when in trigger.fire_times(now, tz, count):
+                fires.append({"trigger": index, "type": entry["type"], "time": when})
+        fires.sort(key=lambda fire: fire["time"])
+        self.send(
+            {
+                "timezone": task["settings"]["timezone"],
+                "enabled": task["enabled"],
+                "next": [
+                    {**fire, "time": fire["time"].astimezone(tz).isoformat()}
+                    for fire in fires[:count]
+                ],
+            }
+        )
+
+
+class TaskTriggerHandler(PlannerHandler):
+    """``POST /tasks/{id}/trigger/{token}``: the secret URL of an ``http`` trigger.
+
+    The token is the credential (no login); query and form fields become placeholders.
+    Any mismatch answers 404 so the URL reveals nothing.
+    """
+
+    def check_xsrf_cookie(self) -> None:
+        """The secret token authenticates the call; there is no session to forge."""
+
+    async def post(self, raw_id: str, token: str) -> None:
+        not_found = TaskNotFound("no such trigger URL")
+        try:
+            task = await self.db(self.planner.store.get_task, parse_task_id(raw_id), None)
+        except TaskNotFound:
+            raise not_found from None
+        tokens = [
+            (entry.get("config") or {}).get("token", "")
+            for entry in task["triggers"]
+            if entry["type"] == "http"
+        ]
+        if not any(hmac.compare_digest(token.encode(), known.encode()) for known in tokens):
+            raise not_found
+        if not task["enabled"]:
+            raise InvalidConfig("the task is disabled; enable it to accept HTTP triggers")
+        parameters = {
+            name: values[-1].decode(errors="replace")
+            for name, values in {
+                **self.request.query_arguments,
+                **self.request.body_arguments,
+            }.items()
+        }
+        run = await self.planner.scheduler.fire_http(task, parameters)
+        self.send({"run_id": run["id"], "status": run["status"]}, 202)
+
+
+RUN_ID = r"(?P<raw_run_id>\d+)"
+RUN_HANDLERS: list[tuple[str, type[PlannerHandler]]] = [
+    (rf"{API}/tasks/{TASK_ID}/run", TaskRunHandler),
+    (rf"{API}/tasks/{TASK_ID}/runs", TaskRunsHandler),
+    (rf"{API}/tasks/{TASK_ID}/next", TaskNextHandler),
+    (rf"{API}/tasks/{TASK_ID}/trigger/(?P<token>[^/]+)", TaskTriggerHandler),
+    (rf"{API}/runs", RunsHandler),
+    (rf"{API}/runs/(?P<raw_run_id>[^/]+)", RunHandler),
+    (rf"{API}/runs/{RUN_ID}/log", RunLogHandler),
+    (rf"{API}/runs/{RUN_ID}/files/(?P<relative>.+)", RunFileHandler),
+    (rf"{API}/runs/{RUN_ID}/cancel", RunCancelHandler),
+]

@@ -1,0 +1,85 @@
+"""A worker process: run one job or series of a run and write its outcome as JSON.
+
+Started by an executor as ``python -m jupyter_taskplanner.worker REQUEST.json``.  Everything the
+component prints goes to this process's stdout/stderr, which the executor captures as the log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import traceback
+from datetime import datetime
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+from .components.base import Component, RunContext
+from .components.registry import ENTRY_POINT_GROUP
+
+
+def load_component(kind: str, type_name: str) -> type[Component]:
+    """Import just the one component class a request needs."""
+    for entry_point in entry_points(group=ENTRY_POINT_GROUP, name=f"{kind}.{type_name}"):
+        return entry_point.load()
+    raise LookupError(f"no {kind} type {type_name!r} is installed where this job runs")
+
+
+def _write_json(path: Path, data: Any) -> None:
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps(data, default=str))
+    os.replace(partial, path)
+
+
+def execute(request: dict[str, Any]) -> dict[str, Any]:
+    """Run the requested component; return the outcome document (never raises)."""
+    folder = Path(request["folder"])
+    ctx_data = request["context"]
+    ctx = RunContext(
+        owner=ctx_data["owner"],
+        owner_root=Path(ctx_data["owner_root"]),
+        task_id=ctx_data["task_id"],
+        task_name=ctx_data["task_name"],
+        run_id=ctx_data["run_id"],
+        started=datetime.fromisoformat(ctx_data["started"]),
+        output_dir=Path(ctx_data["output_dir"]),
+        placeholders=ctx_data["placeholders"],
+        log=logging.getLogger("jupyter_taskplanner.worker"),
+        progress=lambda done, total, message: _write_json(
+            folder / "progress.json", {"done": done, "total": total, "message": message}
+        ),
+    )
+    entry = request["entry"]
+    try:
+        cls = load_component(request["kind"], entry["type"])
+        component = cls(entry.get("config") or {}, entry.get("name") or "")
+        if request["kind"] == "series":
+            sets = list(component.sets(ctx))
+            for index, item in enumerate(sets):
+                if not isinstance(item, dict):
+                    raise TypeError(f"set {index} is a {type(item).__name__}, not a dict")
+            return {"sets": json.loads(json.dumps(sets, default=str))}
+        results = component.run(ctx)
+        for result in results:
+            result.job = result.job or component.name
+        return {"results": [result.to_json() for result in results]}
+    except BaseException as exc:
+        traceback.print_exc()
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    request = json.loads(Path(argv[0]).read_text())
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
+    outcome = execute(request)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    _write_json(Path(request["folder"]) / "outcome.json", outcome)
+    return 1 if "error" in outcome else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,340 @@
+"""Runs through the real server: manual runs, triggers, overlap, timeout, cancel, chains."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import wait_for_run, wait_until
+
+FUNCS = textwrap.dedent(
+    """
+    import os, pathlib, time
+
+    def hello(name="world"):
+        print(f"hello {name}")
+        return f"hello {name}"
+
+    def sleep(seconds=30, pidfile=None):
+        if pidfile:
+            pathlib.Path(pidfile).write_text(str(os.getpid()))
+        time.sleep(float(seconds))
+        return "slept"
+
+    def fail(message="boom"):
+        raise RuntimeError(message)
+
+    def flaky(counter):
+        path = pathlib.Path(counter)
+        count = int(path.read_text()) if path.exists() else 0
+        path.write_text(str(count + 1))
+        if count == 0:
+            raise RuntimeError("the first attempt fails")
+        return "second attempt"
+    """
+)
+
+
+@pytest.fixture
+def funcs(jp_root_dir: Path) -> Path:
+    (jp_root_dir / "tp_funcs.py").write_text(FUNCS)
+    return jp_root_dir
+
+
+def job(function: str, **kwargs: Any) -> dict[str, Any]:
+    return {
+        "type": "python",
+        "name": function,
+        "config": {"function": f"tp_funcs:{function}", "kwargs": kwargs},
+    }
+
+
+def every(seconds: float) -> dict[str, Any]:
+    return {"type": "interval", "config": {"every": seconds, "unit": "seconds"}}
+
+
+async def create(call, **body: Any) -> dict[str, Any]:
+    reply = await call("POST", "/tasks", {"name": "t", **body})
+    assert reply.status == 201, reply
+    return reply.body
+
+
+async def runs_of(call, task_id: int) -> list[dict[str, Any]]:
+    reply = await call("GET", f"/tasks/{task_id}/runs", params={"limit": 500})
+    assert reply.status == 200, reply
+    return reply.body["runs"]
+
+
+async def test_manual_run_records_result_and_log(api, funcs):
+    alice = api("alice")
+    task = await create(alice, jobs=[job("hello", name="{who}")], enabled=False)
+    reply = await alice("POST", f"/tasks/{task['id']}/run", {"parameters": {"who": "Ada"}})
+    assert reply.status == 202, reply
+    assert reply.headers["Location"].endswith(f"/taskplanner/api/runs/{reply.body['id']}")
+    run = await wait_for_run(alice, reply.body["id"])
+    assert run["status"] == "succeeded", run
+    assert run["trigger"] == "api" and run["started_by"] == "alice"
+    (step,) = run["steps"]
+    assert step["kind"] == "job" and step["status"] == "succeeded"
+    assert step["results"][0]["flavor"] == "text"
+    assert step["results"][0]["value"] == "hello Ada"
+    log = await alice("GET", f"/runs/{run['id']}/log")
+    assert log.status == 200 and "hello Ada" in log.body
+
+
+async def test_failing_job_fails_run_with_traceback_in_log(api, funcs):
+    alice = api("alice")
+    task = await create(alice, jobs=[job("fail", message="no data")])
+    run_id = (await alice("POST", f"/tasks/{task['id']}/run")).body["id"]
+    run = await wait_for_run(alice, run_id)
+    assert run["status"] == "failed"
+    assert "no data" in run["steps"][0]["error"]
+    text = (await alice("GET", f"/runs/{run_id}/log")).body
+    assert "Traceback" in text and "RuntimeError: no data" in text
+
+
+async def test_interval_trigger_fires_and_disabled_task_does_not(api, funcs):
+    alice = api("alice")
+    active = await create(alice, jobs=[job("hello")], triggers=[every(1)])
+    disabled = await create(alice, jobs=[job("hello")], triggers=[every(1)], enabled=False)
+
+    async def fired_twice() -> bool:
+        return len(await runs_of(alice, active["id"])) >= 2
+
+    await wait_until(fired_twice, timeout=20)
+    assert await runs_of(alice, disabled["id"]) == []
+    runs = await runs_of(alice, active["id"])
+    assert all(run["trigger"].startswith("interval") for run in runs)
+    # A disabled task still runs by hand.
+    run_id = (await alice("POST", f"/tasks/{disabled['id']}/run")).body["id"]
+    assert (await wait_for_run(alice, run_id))["status"] == "succeeded"
+
+
+async def test_disabling_stops_firing(api, funcs):
+    alice = api("alice")
+    task = await create(alice, jobs=[job("hello")], triggers=[every(1)])
+    await wait_until(lambda: _has_runs(alice, task["id"]), timeout=20)
+    assert (await alice("POST", f"/tasks/{task['id']}/disable")).status == 200
+    await asyncio.sleep(1.5)
+    before = len(await runs_of(alice, task["id"]))
+    await asyncio.sleep(2.5)
+    assert len(await runs_of(alice, task["id"])) == before
+
+
+async def _has_runs(call, task_id: int) -> bool:
+    return bool(await runs_of(call, task_id))
+
+
+async def test_overlap_skip_is_recorded(api, funcs):
+    alice = api("alice")
+    task = await create(alice, jobs=[job("sleep", seconds=3)], enabled=False)
+    first = (await alice("POST", f"/tasks/{task['id']}/run")).body
+    await wait_until(lambda: _status_is(alice, first["id"], "running"))
+    second = (await alice("POST", f"/tasks/{task['id']}/run")).body
+    assert second["status"] == "skipped"
+    assert "still running" in second["error"]
+    assert (await wait_for_run(alice, first["id"]))["status"] == "succeeded"
+
+
+async def _status_is(call, run_id: int, status: str) -> bool:
+    return (await call("GET", f"/runs/{run_id}")).body["status"] == status
+
+
+async def test_overlap_queue_waits_for_the_running_run(api, funcs):
+    alice = api("alice")
+    task = await create(
+        alice, jobs=[job("sleep", seconds=1.5)], settings={"overlap": "queue"}, enabled=False
+    )
+    first = (await alice("POST", f"/tasks/{task['id']}/run")).body
+    await wait_until(lambda: _status_is(alice, first["id"], "running"))
+    second = (await alice("POST", f"/tasks/{task['id']}/run")).body
+    assert second["status"] == "queued"
+    await asyncio.sleep(0.5)
+    assert (await alice("GET", f"/runs/{second['id']}")).body["status"] == "queued"
+    done_first = await wait_for_run(alice, first["id"])
+    done_second = await wait_for_run(alice, second["id"])
+    assert done_second["status"] == "succeeded"
+    assert done_second["started"] >= done_first["finished"]
+
+
+async def test_timeout_kills_the_job(api, funcs, tmp_path):
+    alice = api("alice")
+    pidfile = tmp_path / "pid"
+    task = await create(
+        alice, jobs=[job("sleep", seconds=60, pidfile=str(pidfile))], settings={"timeout": 1.5}
+    )
+    run_id = (await alice("POST", f"/tasks/{task['id']}/run")).body["id"]
+    run = await wait_for_run(alice, run_id, timeout=30)
+    assert run["status"] == "timed_out"
+    assert "timeout" in run["error"]
+    pid = int(pidfile.read_text())
+    await asyncio.sleep(0.5)
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+async def test_cancel_running_run(api, funcs, tmp_path):
+    alice = api("alice")
+    pidfile = tmp_path / "pid"
+    task = await create(alice, jobs=[job("sleep", seconds=60, pidfile=str(pidfile))])
+    run_id = (await alice("POST", f"/tasks/{task['id']}/run")).body["id"]
+    await wait_until(lambda: _file_exists(pidfile))
+    # Another user cannot cancel it (and does not learn it exists).
+    assert (await api("bob")("POST", f"/runs/{run_id}/cancel")).status == 404
+    reply = await alice("POST", f"/runs/{run_id}/cancel")
+    assert reply.status == 200, reply
+    assert reply.body["status"] == "cancelled"
+    again = await alice("POST", f"/runs/{run_id}/cancel")
+    assert again.status == 409 and "already ended" in again.body["message"]
+    await asyncio.sleep(0.5)
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(pidfile.read_text()), 0)
+
+
+async def _file_exists(path: Path) -> bool:
+    return path.exists() and path.read_text() != ""
+
+
+async def test_retries_are_recorded_inside_one_run(api, funcs, tmp_path):
+    alice = api("alice")
+    counter = tmp_path / "counter"
+    task = await create(
+        alice,
+        jobs=[job("flaky", counter=str(counter))],
+        settings={"retries": 2, "retry_backoff": 0.1},
+    )
+    run = await wait_for_run(alice, (await alice("POST", f"/tasks/{task['id']}/run")).body["id"])
+    assert run["status"] == "succeeded"
+    assert [(s["attempt"], s["status"]) for s in run["steps"]] == [(1, "failed"), (2, "succeeded")]
+
+
+async def test_after_task_chains_on_success_and_failure(api, funcs):
+    alice = api("alice")
+    failing = await create(alice, name="fails", jobs=[job("fail")], enabled=False)
+    on_failure = await create(
+        alice,
+        name="on failure",
+        jobs=[job("hello")],
+        triggers=[{"type": "after_task", "config": {"task_id": failing["id"], "on": "failure"}}],
+    )
+    on_success = await create(
+        alice,
+        name="on success",
+        jobs=[job("hello")],
+        triggers=[{"type": "after_task", "config": {"task_id": failing["id"], "on": "success"}}],
+    )
+    run_id = (await alice("POST", f"/tasks/{failing['id']}/run")).body["id"]
+    assert (await wait_for_run(alice, run_id))["status"] == "failed"
+    await wait_until(lambda: _has_runs(alice, on_failure["id"]))
+    (chained,) = await runs_of(alice, on_failure["id"])
+    assert chained["trigger"] == f"after_task:{failing['id']}"
+    assert chained["chain"] == [failing["id"], on_failure["id"]]
+    await asyncio.sleep(1)
+    assert await runs_of(alice, on_success["id"]) == []
+
+
+async def test_after_task_ignores_other_owners(api, funcs):
+    alice, bob = api("alice"), api("bob")
+    source = await create(alice, jobs=[job("hello")], enabled=False)
+    listener = await create(
+        bob,
+        jobs=[job("hello")],
+        triggers=[{"type": "after_task", "config": {"task_id": source["id"], "on": "always"}}],
+    )
+    await wait_for_run(alice, (await alice("POST", f"/tasks/{source['id']}/run")).body["id"])
+    await asyncio.sleep(1)
+    assert await runs_of(bob, listener["id"]) == []
+
+
+async def test_idempotency_key_returns_the_same_run(api, funcs):
+    alice = api("alice")
+    task = await create(alice, jobs=[job("hello")])
+    headers = {"Idempotency-Key": "nightly-2026-11-25"}
+    first = await alice("POST", f"/tasks/{task['id']}/run", headers=headers)
+    second = await alice("POST", f"/tasks/{task['id']}/run", headers=headers)
+    assert first.body["id"] == second.body["id"]
+    assert len(await runs_of(alice, task["id"])) == 1
+
+
+async def test_run_bad_input(api, funcs):
+    alice = api("alice")
+    task = await create(alice, jobs=[job("hello")])
+    reply = await alice("POST", f"/tasks/{task['id']}/run", {"parameters": [1, 2]})
+    assert reply.status == 400 and reply.body["field"] == "parameters"
+    reply = await alice("POST", f"/tasks/{task['id']}/run", {"colour": "red"})
+    assert reply.status == 400 and "parameters" in reply.body["message"]
+    assert (await alice("POST", "/tasks/99999/run")).status == 404
+    assert (await alice("GET", "/runs/abc")).status == 404
+    assert (await alice("GET", "/runs", params={"status": "bogus"})).status == 400
+    assert await runs_of(alice, task["id"]) == []
+
+
+async def test_runs_permissions(api, funcs):
+    alice, bob, root = api("alice"), api("bob"), api("root")
+    task = await create(alice, jobs=[job("hello")])
+    run_id = (await alice("POST", f"/tasks/{task['id']}/run")).body["id"]
+    await wait_for_run(alice, run_id)
+    for method, path in [
+        ("POST", f"/tasks/{task['id']}/run"),
+        ("GET", f"/tasks/{task['id']}/runs"),
+        ("GET", f"/tasks/{task['id']}/next"),
+        ("GET", f"/runs/{run_id}"),
+        ("GET", f"/runs/{run_id}/log"),
+        ("POST", f"/runs/{run_id}/cancel"),
+    ]:
+        assert (await bob(method, path)).status == 404, (method, path)
+        assert (await api("eve")(method, path)).status == 403, (method, path)
+        assert (await api(None)(method, path)).status == 403, (method, path)
+    assert (await bob("GET", "/runs")).body["runs"] == []
+    assert (await bob("GET", "/runs", params={"owner": "alice"})).status == 403
+    listed = await root("GET", "/runs", params={"owner": "alice"})
+    assert [run["id"] for run in listed.body["runs"]] == [run_id]
+    assert (await root("GET", f"/runs/{run_id}")).status == 200
+    assert len(await runs_of(alice, task["id"])) == 1
+
+
+async def test_admin_run_executes_as_owner(api, funcs):
+    task = await create(api("alice"), jobs=[job("hello")])
+    reply = await api("root")("POST", f"/tasks/{task['id']}/run")
+    assert reply.status == 202
+    run = await wait_for_run(api("root"), reply.body["id"])
+    assert run["owner"] == "alice" and run["started_by"] == "root"
+
+
+async def test_next_fire_times(api):
+    alice = api("alice")
+    task = await create(
+        alice,
+        triggers=[{"type": "cron", "config": {"expression": "30 7 * * 1-5"}}],
+        settings={"timezone": "Europe/Berlin"},
+        enabled=False,
+    )
+    reply = await alice("GET", f"/tasks/{task['id']}/next", params={"count": 3})
+    assert reply.status == 200, reply
+    times = [item["time"] for item in reply.body["next"]]
+    assert len(times) == 3 and all("T07:30:00" in t for t in times)
+    assert (await alice("GET", f"/tasks/{task['id']}/next", params={"count": 0})).status == 400
+
+
+async def test_http_trigger(api, funcs, jp_fetch):
+    alice = api("alice")
+    token = "s3cret-token-0123456789"
+    task = await create(
+        alice,
+        jobs=[job("hello", name="{who}")],
+        triggers=[{"type": "http", "config": {"token": token}}],
+    )
+    base = f"taskplanner/api/tasks/{task['id']}/trigger"
+    response = await jp_fetch(
+        base, token, method="POST", body="who=webhook", headers={"Authorization": ""}
+    )
+    assert response.code == 202
+    run = await wait_for_run(alice, __import__("json").loads(response.body)["run_id"])
+    assert run["steps"][0]["results"][0]["value"] == "hello webhook"
+    with pytest.raises(Exception) as info:
+        await jp_fetch(base, "wrong-token-0123456789", method="POST", body="")
+    assert info.value.code == 404
