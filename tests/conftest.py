@@ -69,12 +69,14 @@ Api = Callable[..., Awaitable[Reply]]
 
 
 @pytest.fixture
-def api(jp_fetch) -> Callable[[str | None], Api]:
+def api(jp_fetch, jp_serverapp) -> Callable[[str | None], Api]:
     """``api("alice")`` returns a caller acting as alice; ``api(None)`` is unauthenticated.
 
     The caller takes ``(method, path, body=None, params=None, headers=None)`` with ``path``
-    relative to ``/taskplanner/api`` and never raises for HTTP error statuses.
+    relative to ``/taskplanner/api`` and never raises for HTTP error statuses.  The first
+    call starts the server's extensions (the scheduler) as a running server does.
     """
+    started: list[bool] = []
 
     def as_user(user: str | None) -> Api:
         async def call(
@@ -84,6 +86,9 @@ def api(jp_fetch) -> Callable[[str | None], Api]:
             params: dict[str, Any] | None = None,
             headers: dict[str, str] | None = None,
         ) -> Reply:
+            if not started:
+                started.append(True)
+                await jp_serverapp.extension_manager.start_all_extensions()
             all_headers = {"Authorization": f"token {TOKENS[user]}" if user else "token nope"}
             all_headers.update(headers or {})
             if body is not None and not isinstance(body, (str, bytes)):
@@ -112,21 +117,21 @@ def api(jp_fetch) -> Callable[[str | None], Api]:
 FINISHED = ("succeeded", "failed", "cancelled", "timed_out", "interrupted", "skipped")
 
 
-async def wait_for_run(call: Api, run_id: int, timeout: float = 60) -> dict[str, Any]:
+async def wait_for_run(call: Api, run_id: int, within: float = 60) -> dict[str, Any]:
     """Poll a run until it ends; return its detail."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         reply = await call("GET", f"/runs/{run_id}")
         assert reply.status == 200, reply
         if reply.body["status"] in FINISHED:
             return reply.body
         await asyncio.sleep(0.1)
-    raise AssertionError(f"run {run_id} did not end within {timeout} s: {reply.body}")
+    raise AssertionError(f"run {run_id} did not end within {within} s: {reply.body}")
 
 
-async def wait_until(predicate: Callable[[], Awaitable[bool]], timeout: float = 30) -> None:
+async def wait_until(predicate: Callable[[], Awaitable[bool]], within: float = 30) -> None:
     """Poll an async predicate until it holds."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         if await predicate():
             return

@@ -105,7 +105,7 @@ async def test_interval_trigger_fires_and_disabled_task_does_not(api, funcs):
     async def fired_twice() -> bool:
         return len(await runs_of(alice, active["id"])) >= 2
 
-    await wait_until(fired_twice, timeout=20)
+    await wait_until(fired_twice, within=20)
     assert await runs_of(alice, disabled["id"]) == []
     runs = await runs_of(alice, active["id"])
     assert all(run["trigger"].startswith("interval") for run in runs)
@@ -117,7 +117,7 @@ async def test_interval_trigger_fires_and_disabled_task_does_not(api, funcs):
 async def test_disabling_stops_firing(api, funcs):
     alice = api("alice")
     task = await create(alice, jobs=[job("hello")], triggers=[every(1)])
-    await wait_until(lambda: _has_runs(alice, task["id"]), timeout=20)
+    await wait_until(lambda: _has_runs(alice, task["id"]), within=20)
     assert (await alice("POST", f"/tasks/{task['id']}/disable")).status == 200
     await asyncio.sleep(1.5)
     before = len(await runs_of(alice, task["id"]))
@@ -168,7 +168,7 @@ async def test_timeout_kills_the_job(api, funcs, tmp_path):
         alice, jobs=[job("sleep", seconds=60, pidfile=str(pidfile))], settings={"timeout": 1.5}
     )
     run_id = (await alice("POST", f"/tasks/{task['id']}/run")).body["id"]
-    run = await wait_for_run(alice, run_id, timeout=30)
+    run = await wait_for_run(alice, run_id, within=30)
     assert run["status"] == "timed_out"
     assert "timeout" in run["error"]
     pid = int(pidfile.read_text())

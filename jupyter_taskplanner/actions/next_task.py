@@ -1,0 +1,40 @@
+"""The ``next_task`` action: start other tasks of the same owner, once per chain."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from ..components.base import Action, Result, RunContext
+
+
+class NextTaskAction(Action):
+    """Starts other tasks (even disabled ones) when this one is done."""
+
+    type_name = "next_task"
+    title = "Start next tasks"
+    description = (
+        "Start other tasks of yours after this one, even disabled ones. A chain starts each "
+        "task at most once, and a task that is still running is not started again."
+    )
+    accepts = frozenset({"file", "text", "none"})
+    config_schema: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "required": ["task_ids"],
+        "additionalProperties": False,
+        "properties": {
+            "task_ids": {
+                "type": "array",
+                "title": "Tasks",
+                "description": "Ids of the tasks to start, in this order.",
+                "items": {"type": "integer", "minimum": 1},
+                "minItems": 1,
+            }
+        },
+    }
+
+    def run(self, ctx: RunContext, results: list[Result]) -> None:
+        if ctx.start_task is None:
+            raise RuntimeError("next_task can only run inside the planner's server")
+        for task_id in self.config["task_ids"]:
+            ctx.log.info("starting task %s", task_id)
+            ctx.start_task(task_id)

@@ -1,0 +1,269 @@
+"""Scheduler behaviour across restarts and processes: misfire, interrupted runs, leases."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import wait_until
+from test_runs import FUNCS, create, job, runs_of
+
+from jupyter_taskplanner.components.registry import Registry
+from jupyter_taskplanner.model import new_task_document, validate_components
+from jupyter_taskplanner.scheduler import trigger_key
+from jupyter_taskplanner.store import Store
+
+
+def _stored_task(db_path: Path, body: dict[str, Any], owner: str = "alice") -> dict[str, Any]:
+    store = Store(db_path)
+    try:
+        document = validate_components(new_task_document(body, "UTC"), Registry.from_entry_points())
+        return store.create_task(owner, document)
+    finally:
+        store.close()
+
+
+@pytest.fixture(params=["skip", "once", "all"])
+def missed_task(request, db_path: Path) -> tuple[str, dict[str, Any]]:
+    """An hourly task whose last fire was 3 hours ago: two fires were missed."""
+    now = datetime.now(UTC)
+    start = (now - timedelta(hours=5, minutes=30)).replace(tzinfo=None).isoformat()
+    task = _stored_task(
+        db_path,
+        {
+            "name": "hourly",
+            "triggers": [
+                {"type": "interval", "config": {"every": 1, "unit": "hours", "start": start}}
+            ],
+            "settings": {"misfire": request.param, "overlap": "skip"},
+        },
+    )
+    store = Store(db_path)
+    key = trigger_key(0, task["triggers"][0])
+    store.claim_fire(task["id"], key, (now - timedelta(hours=3)).isoformat())
+    store.close()
+    return request.param, task
+
+
+async def test_misfire_policy_after_downtime(missed_task, api):
+    policy, task = missed_task
+    alice = api("alice")
+    expected = {"skip": 0, "once": 1, "all": 3}[policy]
+    if expected:
+        await wait_until(lambda: _count_is(alice, task["id"], expected))
+    await asyncio.sleep(1)
+    runs = await runs_of(alice, task["id"])
+    assert len(runs) == expected, runs
+    assert all(run["trigger"] == "misfire" for run in runs)
+
+
+async def _count_is(call, task_id: int, count: int) -> bool:
+    return len(await runs_of(call, task_id)) >= count
+
+
+@pytest.fixture(params=[(60, 0), (7200, 1)], ids=["grace-60s", "grace-2h"])
+def grace_task(request, db_path: Path) -> tuple[int, dict[str, Any]]:
+    """Hourly fires at -30 min, -1 h 30 min, ... were missed; the grace period decides."""
+    grace, expected = request.param
+    now = datetime.now(UTC)
+    start = (now - timedelta(hours=5, minutes=30)).replace(tzinfo=None).isoformat()
+    task = _stored_task(
+        db_path,
+        {
+            "name": "graceful",
+            "triggers": [
+                {"type": "interval", "config": {"every": 1, "unit": "hours", "start": start}}
+            ],
+            "settings": {"misfire": "once", "misfire_grace": grace},
+        },
+    )
+    store = Store(db_path)
+    store.claim_fire(
+        task["id"], trigger_key(0, task["triggers"][0]), (now - timedelta(hours=5)).isoformat()
+    )
+    store.close()
+    return expected, task
+
+
+async def test_misfire_grace_drops_old_fires(grace_task, api):
+    expected, task = grace_task
+    alice = api("alice")
+    if expected:
+        await wait_until(lambda: _count_is(alice, task["id"], expected))
+    await asyncio.sleep(1)
+    assert len(await runs_of(alice, task["id"])) == expected
+
+
+# -- real server processes -------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ServerProcess:
+    """A real `jupyter server` process with the planner, on 127.0.0.1."""
+
+    def __init__(self, root: Path, db_path: Path, log: Path) -> None:
+        self.port = _free_port()
+        self.token = "process-token"
+        self.log = open(log, "ab")  # noqa: SIM115 - closed in stop()
+        env = {
+            **os.environ,
+            "JUPYTER_PLATFORM_DIRS": "1",
+            "JUPYTER_DATA_DIR": str(root.parent / "data"),
+        }
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "jupyter_server",
+                "--allow-root",
+                "--no-browser",
+                f"--ServerApp.port={self.port}",
+                "--ServerApp.ip=127.0.0.1",
+                f"--IdentityProvider.token={self.token}",
+                f"--ServerApp.root_dir={root}",
+                f"--TaskPlannerApp.db_path={db_path}",
+                "--TaskPlannerApp.single_user_name=alice",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                self.call("GET", "/tasks")
+                return
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        raise AssertionError(f"the server did not start; see {log}")
+
+    def call(self, method: str, path: str, body: Any = None) -> Any:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/taskplanner/api{path}",
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": f"token {self.token}"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read() or b"null")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+
+
+@pytest.fixture
+def server_root(tmp_path: Path) -> Path:
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "tp_funcs.py").write_text(FUNCS)
+    return root
+
+
+def _wait(predicate, within: float = 30) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError("condition not reached in time")
+
+
+def test_run_of_a_killed_server_is_interrupted_after_restart(server_root, tmp_path):
+    db_path = tmp_path / "shared.db"
+    pidfile = tmp_path / "job.pid"
+    first = ServerProcess(server_root, db_path, tmp_path / "first.log")
+    try:
+        task = first.call(
+            "POST",
+            "/tasks",
+            {"name": "long", "jobs": [job("sleep", seconds=120, pidfile=str(pidfile))]},
+        )
+        run = first.call("POST", f"/tasks/{task['id']}/run")
+        _wait(lambda: first.call("GET", f"/runs/{run['id']}")["status"] == "running")
+        _wait(pidfile.exists)
+    finally:
+        first.stop(signal.SIGKILL)
+    os.kill(int(pidfile.read_text()), signal.SIGKILL)
+    second = ServerProcess(server_root, db_path, tmp_path / "second.log")
+    try:
+        detail = second.call("GET", f"/runs/{run['id']}")
+        assert detail["status"] == "interrupted"
+        assert "stopped" in detail["error"]
+    finally:
+        second.stop()
+
+
+def test_two_servers_on_one_database_never_fire_twice(server_root, tmp_path):
+    db_path = tmp_path / "shared.db"
+    servers = [ServerProcess(server_root, db_path, tmp_path / f"server{i}.log") for i in range(2)]
+    try:
+        task = servers[0].call(
+            "POST",
+            "/tasks",
+            {
+                "name": "every second",
+                "jobs": [job("hello")],
+                "triggers": [{"type": "interval", "config": {"every": 1, "unit": "seconds"}}],
+                "settings": {"overlap": "parallel"},
+            },
+        )
+        _wait(lambda: servers[1].call("GET", f"/tasks/{task['id']}/runs")["total"] >= 6, within=60)
+        servers[0].call("POST", f"/tasks/{task['id']}/disable")
+    finally:
+        for server in servers:
+            server.stop()
+    store = Store(db_path)
+    runs, _ = store.list_runs(None, task_id=task["id"], limit=1000)
+    store.close()
+    dues = Counter(run["parameters"]["trigger.due"] for run in runs)
+    assert len(dues) >= 6 and max(dues.values()) == 1, dues
+
+
+async def test_events_for_run_start_and_finish(api, jp_serverapp, jp_root_dir):
+    (jp_root_dir / "tp_funcs.py").write_text(FUNCS)
+    seen: list[dict[str, Any]] = []
+
+    async def listener(logger, schema_id, data) -> None:
+        seen.append(data)
+
+    jp_serverapp.event_logger.add_listener(
+        schema_id="https://events.jupyter.org/jupyter_taskplanner/run/v1", listener=listener
+    )
+    alice = api("alice")
+    task = await create(alice, jobs=[job("hello")])
+    run_id = (await alice("POST", f"/tasks/{task['id']}/run")).body["id"]
+    await wait_until(lambda: _finished_event(seen))
+    assert [(event["action"], event["run_id"]) for event in seen] == [
+        ("started", run_id),
+        ("finished", run_id),
+    ]
+    assert seen[-1]["status"] == "succeeded"
+
+
+async def _finished_event(seen: list[dict[str, Any]]) -> bool:
+    return any(event["action"] == "finished" for event in seen)
