@@ -1,0 +1,129 @@
+"""The ``sql`` series: one set per row of a query on an SQLite file or an SQLAlchemy database."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import closing
+from importlib.util import find_spec
+from typing import Any, ClassVar
+
+from ..components.base import RunContext, Series
+from ..errors import InvalidConfig
+from .files import existing_file
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+NO_SQLALCHEMY = (
+    "url: SQLAlchemy is not installed where the task runs; install it (pip install sqlalchemy "
+    "and the database's driver) or use database for an SQLite file"
+)
+
+
+def _rows(names: list[str], rows: Iterable[Any]) -> Iterator[dict[str, Any]]:
+    """Rows as dicts; a repeated column name would silently lose a value, so it is refused."""
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise InvalidConfig(
+            f"query: the columns {duplicates} appear twice; rename them with AS", field="query"
+        )
+    for row in rows:
+        yield dict(zip(names, row, strict=True))
+
+
+class SqlSeries(Series):
+    """One set per row of a query; the column names are the keys."""
+
+    type_name: ClassVar[str] = "sql"
+    title: ClassVar[str] = "SQL query"
+    description: ClassVar[str] = (
+        "One set per row of a query on an SQLite file under your root folder (opened read-only), "
+        "or on any database SQLAlchemy can reach when it is installed."
+    )
+    config_schema: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["query"],
+        "properties": {
+            "database": {
+                "type": "string",
+                "minLength": 1,
+                "title": "SQLite file",
+                "description": "Relative to your root folder. Leave empty when using a URL.",
+            },
+            "url": {
+                "type": "string",
+                "minLength": 1,
+                "writeOnly": True,
+                "title": "Database URL",
+                "description": "An SQLAlchemy URL such as postgresql://user:password@host/db "
+                "(kept secret: it often holds a password). Needs SQLAlchemy and the driver.",
+            },
+            "query": {
+                "type": "string",
+                "minLength": 1,
+                "title": "Query",
+                "description": "A SELECT; each row becomes one set.",
+            },
+        },
+    }
+
+    @classmethod
+    def check_config(cls, config: dict[str, Any]) -> None:
+        if ("database" in config) == ("url" in config):
+            raise InvalidConfig(
+                "database: give either database (an SQLite file under your root folder) or url "
+                "(an SQLAlchemy database URL)",
+                field="database",
+            )
+        if "url" in config and find_spec("sqlalchemy") is None:
+            raise InvalidConfig(NO_SQLALCHEMY, field="url")
+
+    def sets(self, ctx: RunContext) -> Iterator[dict[str, Any]]:
+        if "url" in self.config:
+            yield from self._sqlalchemy_rows()
+        else:
+            yield from self._sqlite_rows(ctx)
+
+    def _sqlite_rows(self, ctx: RunContext) -> Iterator[dict[str, Any]]:
+        name = self.config["database"]
+        path = existing_file(ctx, name, "database")
+        with path.open("rb") as handle:
+            header = handle.read(len(SQLITE_HEADER))
+        # An empty file is a valid empty database to SQLite.
+        if header and header != SQLITE_HEADER:
+            raise InvalidConfig(f"database: {name!r} is not an SQLite database", field="database")
+        # mode=ro: a series reads; a query that writes fails instead of changing user data.
+        with closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as connection:
+            try:
+                cursor = connection.execute(self.config["query"])
+                if cursor.description is None:
+                    raise InvalidConfig("query: returns no rows; write a SELECT", field="query")
+                yield from _rows([column[0] for column in cursor.description], cursor)
+            except sqlite3.DatabaseError as exc:
+                raise InvalidConfig(f"query: failed on {name!r}: {exc}", field="query") from None
+
+    def _sqlalchemy_rows(self) -> Iterator[dict[str, Any]]:
+        try:
+            import sqlalchemy
+        except ImportError:
+            raise InvalidConfig(NO_SQLALCHEMY, field="url") from None
+        try:
+            engine = sqlalchemy.create_engine(self.config["url"])
+        except (sqlalchemy.exc.ArgumentError, ImportError) as exc:
+            raise InvalidConfig(f"url: cannot use this database URL: {exc}", field="url") from None
+        try:
+            try:
+                connection = engine.connect()
+            except sqlalchemy.exc.SQLAlchemyError as exc:
+                raise InvalidConfig(f"url: cannot connect: {exc}", field="url") from None
+            with connection:
+                try:
+                    # Raw SQL: a ':' in the query is not taken for a bound parameter.
+                    result = connection.exec_driver_sql(self.config["query"])
+                    if not result.returns_rows:
+                        raise InvalidConfig("query: returns no rows; write a SELECT", field="query")
+                    yield from _rows(list(result.keys()), result)
+                except sqlalchemy.exc.SQLAlchemyError as exc:
+                    raise InvalidConfig(f"query: failed: {exc}", field="query") from None
+        finally:
+            engine.dispose()
