@@ -174,7 +174,7 @@ def test_failing_cell_fails_the_job_and_keeps_the_partial_notebook(
     assert "loading the data" in printed.out
     assert 'raise ValueError("the data file is empty")' in printed.err  # the cell's traceback
     assert "\x1b[" not in printed.err
-    assert "The partial notebook is kept as failing.ipynb" in printed.err
+    assert "The notebook, as far as it ran, is kept as failing.ipynb" in printed.err
     assert sorted(path.name for path in ctx.output_dir.iterdir()) == ["failing.ipynb"]
     partial = nbformat.read(ctx.output_dir / "failing.ipynb", as_version=4)
     first, failed, never = (cell for cell in partial.cells if cell.cell_type == "code")
@@ -345,7 +345,7 @@ def test_python_job_returned_paths_become_file_results(
         ("broken", ValueError, "no data today"),
         ("odd", JobFailed, "returned a object, which is neither None, text, JSON data"),
         ("vanished", JobFailed, "returned nope.csv, which is not a file"),
-        ("missing", JobFailed, "pyjob_functions has no 'missing'"),
+        ("missing", InvalidConfig, "pyjob_functions has no 'missing'"),
     ],
 )
 def test_python_job_failures(
@@ -358,8 +358,9 @@ def test_python_job_failures(
 
 def test_python_job_import_problems(make_ctx: MakeContext, root: Path) -> None:
     ctx = make_ctx()
-    with pytest.raises(JobFailed, match="cannot import module 'no_such_module_here'"):
+    with pytest.raises(InvalidConfig, match="no module named 'no_such_module_here'") as missing:
         PythonJob({"function": "no_such_module_here:run"}).run(ctx)
+    assert missing.value.field == "function"
     with pytest.raises(InvalidConfig, match="outside your root folder") as escape:
         PythonJob({"function": "json:dumps", "path": "../.."}).run(ctx)
     assert escape.value.field == "path"

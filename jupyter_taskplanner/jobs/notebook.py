@@ -230,13 +230,13 @@ class NotebookJob(Job):
                     condition.get("expression"),
                 )
             )
+            if "glued" in condition:
+                value = glued_value(nb, condition["glued"])
+                outcome = (bool(value), value)
         except JobFailed:
             nbformat.write(nb, ctx.output_dir / f"{name}.ipynb")
-            print(f"The partial notebook is kept as {name}.ipynb", file=sys.stderr)
+            print(f"The notebook, as far as it ran, is kept as {name}.ipynb", file=sys.stderr)
             raise
-        if "glued" in condition:
-            value = glued_value(nb, condition["glued"])
-            outcome = (bool(value), value)
         metadata: dict[str, Any] = {
             "notebook": notebook.relative_to(ctx.owner_root.resolve()).as_posix(),
             "cells": sum(cell.cell_type == "code" for cell in nb.cells),

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from ..components.base import Job, Result, RunContext
 from ..errors import InvalidConfig
+from ..series.python import load_callable
 from . import JobFailed, file_result, setting
 
 _FUNCTION = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
@@ -67,11 +68,13 @@ class PythonJob(Job):
         folder = ctx.resolve_path(setting(self, "path"), field_name="path")
         if not folder.is_dir():
             raise JobFailed(f"import folder {folder} (path) does not exist")
-        # Undo the sys.path change afterwards: a worker that runs several jobs must not
-        # import one owner's modules for the next job.
+        # Leave sys.path as it was: the caller may be a long-lived process (a test, a Dask
+        # worker) that runs other jobs afterwards.
         sys.path.insert(0, str(folder))
         try:
-            function = self._load()
+            # The module may have been written a moment ago; stale finder caches would miss it.
+            importlib.invalidate_caches()
+            function = load_callable(self.config["function"])
             value = function(**ctx.fill(setting(self, "kwargs")))
             if inspect.iscoroutine(value):
                 value = asyncio.run(value)
@@ -79,25 +82,6 @@ class PythonJob(Job):
             with contextlib.suppress(ValueError):
                 sys.path.remove(str(folder))
         return self._results(ctx, value)
-
-    def _load(self) -> Any:
-        module_name, _, attribute = self.config["function"].partition(":")
-        # The module may have been written a moment ago; stale finder caches would miss it.
-        importlib.invalidate_caches()
-        try:
-            target: Any = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise JobFailed(f"cannot import module {module_name!r} (function): {exc}") from exc
-        for part in attribute.split("."):
-            try:
-                target = getattr(target, part)
-            except AttributeError:
-                raise JobFailed(
-                    f"{self.config['function']!r} (function): {module_name} has no {attribute!r}"
-                ) from None
-        if not callable(target):
-            raise JobFailed(f"{self.config['function']!r} (function) is not callable")
-        return target
 
     def _results(self, ctx: RunContext, value: Any) -> list[Result]:
         """Turn the function's return value into results (see the class description)."""
