@@ -35,6 +35,8 @@ def _component_schema(*, action: bool = False) -> dict[str, Any]:
         "name": {"type": "string", "maxLength": NAME_MAX},
         "version": {"type": "integer", "minimum": 1},
         "config": {"type": "object"},
+        # Returned by the API and ignored on input, so a task read back can be sent as is.
+        "secrets": {"type": "array", "items": {"type": "string"}},
     }
     if action:
         properties["when"] = {"enum": list(QUALIFICATIONS)}
@@ -110,7 +112,11 @@ def check_shape(body: Any, *, require_name: bool) -> None:
     error = jsonschema.exceptions.best_match(_VALIDATOR.iter_errors(body))
     if error is None:
         return
-    path = ".".join(str(part) for part in error.absolute_path)
+    # jobs[0].colour, like the component paths the registry reports.
+    path = "".join(
+        f"[{part}]" if isinstance(part, int) else f".{part}" for part in error.absolute_path
+    )
+    path = path.removeprefix(".")
     if error.validator == "additionalProperties":
         unknown = sorted(set(error.instance) - set(error.schema["properties"]))
         where = f"{path}." if path else ""
@@ -125,14 +131,14 @@ def validate_components(document: dict[str, Any], registry: Registry) -> dict[st
     document = copy.deepcopy(document)
     for list_name, kind in COMPONENT_LISTS.items():
         document[list_name] = [
-            registry.validate(kind, entry, f"{list_name}[{index}]")
+            _validate_entry(registry, kind, entry, f"{list_name}[{index}]")
             for index, entry in enumerate(document[list_name])
         ]
     for index, action in enumerate(document["actions"]):
         action.setdefault("when", "always")
         document["actions"][index] = action
     if document["series"] is not None:
-        document["series"] = registry.validate("series", document["series"], "series")
+        document["series"] = _validate_entry(registry, "series", document["series"], "series")
     timezone = document["settings"]["timezone"]
     if not is_timezone(timezone):
         raise InvalidConfig(
@@ -141,6 +147,18 @@ def validate_components(document: dict[str, Any], registry: Registry) -> dict[st
             field="settings.timezone",
         )
     return document
+
+
+def _validate_entry(
+    registry: Registry, kind: str, entry: dict[str, Any], where: str
+) -> dict[str, Any]:
+    """One component entry checked by its type; an unknown type is reported at ``<where>.type``."""
+    entry = {key: value for key, value in entry.items() if key != "secrets"}
+    try:
+        registry.get(kind, entry["type"])
+    except InvalidConfig as exc:
+        raise InvalidConfig(f"{where}.type: {exc.message}", field=f"{where}.type") from None
+    return registry.validate(kind, entry, where)
 
 
 def _components(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:

@@ -20,6 +20,7 @@ from .store import Store
 
 EXPORT_FORMAT = "jupyter-taskplanner"
 EXPORT_VERSION = 1
+MAX_ID = 2**63 - 1
 WRITABLE_FIELDS = ("name", "description", "enabled", "triggers", "jobs", "actions", "series")
 
 
@@ -167,7 +168,7 @@ def _all_components(task: dict[str, Any]) -> list[dict[str, Any]]:
 
 def parse_task_id(raw: str) -> int:
     """A task id from a URL or command line; ``TaskNotFound`` for anything not an id."""
-    # Only plain digits: int() would also take " 1", "+1" and "1_0".
-    if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
+    # Only plain digits (int() also takes " 1", "+1", "1_0"), and no more than SQLite holds.
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_ID:
         raise TaskNotFound(f"no task with id {raw!r}")
     return int(raw)

@@ -1,0 +1,365 @@
+"""The OpenAPI document: served, well formed, in step with the route table and the replies."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from importlib.resources import files
+from typing import Any
+
+import jsonschema
+from conftest import Reply
+from tornado.routing import PathMatches
+
+from jupyter_taskplanner.components.base import Action, Job
+from jupyter_taskplanner.handlers import PlannerHandler
+from jupyter_taskplanner.model import SETTINGS_DEFAULTS, SETTINGS_SCHEMA, TASK_SCHEMA
+
+API = "/taskplanner/api"
+HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+_GROUP = re.compile(r"\(\?P<(?P<name>\w+)>(?P<body>[^()]*)\)")
+_LITERALS = re.compile(r"[\w-]+(\|[\w-]+)*")
+
+
+def load_document() -> dict[str, Any]:
+    return json.loads(files("jupyter_taskplanner").joinpath("openapi.json").read_text())
+
+
+def _expand(pattern: str) -> list[str]:
+    """OpenAPI path templates for a route regex: ``(?P<x>a|b)`` gives two paths, others
+    ``{x}``; anything else a route may use makes this fail so the walk is taught about it."""
+    pieces: list[list[str]] = []
+    position = 0
+    for group in _GROUP.finditer(pattern):
+        pieces.append([pattern[position : group.start()]])
+        body = group["body"]
+        pieces.append(body.split("|") if _LITERALS.fullmatch(body) else [f"{{{group['name']}}}"])
+        position = group.end()
+    pieces.append([pattern[position:]])
+    templates = []
+    for parts in itertools.product(*pieces):
+        template = re.sub(r"\\(.)", r"\1", "".join(parts))
+        assert not re.search(r"[()\[\]*+?|^$\\]", template), f"cannot read route {pattern!r}"
+        templates.append(template)
+    return templates
+
+
+def handler_methods(cls: type) -> set[str]:
+    """The HTTP methods a planner handler implements itself (not inherited from tornado)."""
+    return {
+        method
+        for method in HTTP_METHODS
+        for klass in cls.__mro__
+        if issubclass(klass, PlannerHandler) and method in vars(klass)
+    }
+
+
+def planner_routes(serverapp: Any) -> list[tuple[str, str, type[PlannerHandler]]]:
+    """(path template, method, handler class) of every planner route the server serves.
+
+    Templates are relative to the base URL, with the regex group names as parameters,
+    e.g. ``/taskplanner/api/tasks/{raw_id}``.
+    """
+    prefix = serverapp.base_url.rstrip("/")
+    found = []
+
+    def walk(router: Any) -> None:
+        for rule in router.rules:
+            if hasattr(rule.target, "rules"):
+                walk(rule.target)
+            elif isinstance(rule.target, type) and issubclass(rule.target, PlannerHandler):
+                assert isinstance(rule.matcher, PathMatches), rule
+                pattern = rule.matcher.regex.pattern.removesuffix("$")
+                assert pattern.startswith(prefix), pattern
+                for template in _expand(pattern.removeprefix(prefix)):
+                    for method in sorted(handler_methods(rule.target)):
+                        found.append((template, method, rule.target))
+
+    walk(serverapp.web_app.default_router)
+    walk(serverapp.web_app.wildcard_router)
+    return found
+
+
+def _generic(template: str) -> str:
+    return re.sub(r"\{[^}]+\}", "{}", template)
+
+
+def to_json_schema(node: Any) -> Any:
+    """An OpenAPI 3.0 schema as JSON Schema: ``nullable`` and boolean exclusive bounds."""
+    if isinstance(node, list):
+        return [to_json_schema(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {key: to_json_schema(value) for key, value in node.items() if key != "nullable"}
+    for bound in ("Minimum", "Maximum"):
+        if out.get(f"exclusive{bound}") is True:
+            out[f"exclusive{bound}"] = out.pop(bound.lower())
+    if node.get("nullable") is True:
+        return {"anyOf": [out, {"type": "null"}]}
+    return out
+
+
+def validator_for(document: dict[str, Any], schema: dict[str, Any]) -> jsonschema.Validator:
+    """A validator of ``schema`` whose ``#/components/...`` references resolve in the document."""
+    root = {**to_json_schema(schema), "components": to_json_schema(document["components"])}
+    return jsonschema.Draft202012Validator(root)
+
+
+def resolve(document: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    """Follow one local ``$ref`` (``#/a/b``)."""
+    while "$ref" in node:
+        target: Any = document
+        for part in node["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        node = target
+    return node
+
+
+def assert_documented(
+    document: dict[str, Any], method: str, template: str, reply: Reply
+) -> dict[str, Any]:
+    """Check a real reply against the document: status, headers, body schema."""
+    operation = document["paths"][API + template][method.lower()]
+    status = str(reply.status)
+    assert status in operation["responses"], f"{method} {template}: {status} not documented"
+    response = resolve(document, operation["responses"][status])
+    for header in response.get("headers", {}):
+        assert header in reply.headers, f"{method} {template} {status}: no {header} header"
+    if "content" in response:
+        schema = response["content"]["application/json"]["schema"]
+        validator_for(document, schema).validate(reply.body)
+    else:
+        assert reply.body is None, reply
+    return response
+
+
+class ReportJob(Job):
+    """A job type so that GET /components lists a job with flavors."""
+
+    type_name = "openapi_report"
+    title = "Report"
+    flavors = frozenset({"file", "text"})
+    config_schema = {"type": "object", "properties": {"path": {"type": "string"}}}
+
+
+class HookAction(Action):
+    """An action type with a secret."""
+
+    type_name = "openapi_hook"
+    config_schema = {
+        "type": "object",
+        "properties": {"url": {"type": "string"}, "token": {"type": "string", "writeOnly": True}},
+    }
+
+
+# A minimal structural check of an OpenAPI 3.0 document (openapi-spec-validator is not a
+# dependency); references and path parameters are checked in Python below.
+OPENAPI_SHAPE = {
+    "type": "object",
+    "required": ["openapi", "info", "paths"],
+    "properties": {
+        "openapi": {"type": "string", "pattern": r"^3\.0\.\d+$"},
+        "info": {
+            "type": "object",
+            "required": ["title", "version"],
+            "properties": {"title": {"type": "string"}, "version": {"type": "string"}},
+        },
+        "paths": {
+            "type": "object",
+            "propertyNames": {"pattern": "^/"},
+            "additionalProperties": {
+                "type": "object",
+                "propertyNames": {"enum": [*HTTP_METHODS, "parameters", "summary", "description"]},
+                "additionalProperties": {"$ref": "#/$defs/operation"},
+                "properties": {"parameters": {"type": "array"}},
+            },
+        },
+        "components": {
+            "type": "object",
+            "properties": {
+                "schemas": {"type": "object"},
+                "parameters": {
+                    "type": "object",
+                    "additionalProperties": {"$ref": "#/$defs/parameter"},
+                },
+                "responses": {
+                    "type": "object",
+                    "additionalProperties": {"$ref": "#/$defs/response"},
+                },
+            },
+        },
+    },
+    "$defs": {
+        "operation": {
+            "type": "object",
+            "required": ["responses", "operationId", "summary"],
+            "properties": {
+                "operationId": {"type": "string"},
+                "summary": {"type": "string"},
+                "parameters": {"type": "array"},
+                "requestBody": {
+                    "type": "object",
+                    "required": ["content"],
+                    "properties": {"content": {"$ref": "#/$defs/content"}},
+                },
+                "responses": {
+                    "type": "object",
+                    "minProperties": 1,
+                    "propertyNames": {"pattern": "^([1-5][0-9][0-9]|default)$"},
+                    "additionalProperties": {
+                        "anyOf": [{"$ref": "#/$defs/reference"}, {"$ref": "#/$defs/response"}]
+                    },
+                },
+            },
+        },
+        "reference": {"type": "object", "required": ["$ref"]},
+        "parameter": {
+            "type": "object",
+            "required": ["name", "in", "schema"],
+            "properties": {"in": {"enum": ["path", "query", "header", "cookie"]}},
+        },
+        "response": {
+            "type": "object",
+            "required": ["description"],
+            "properties": {"content": {"$ref": "#/$defs/content"}, "headers": {"type": "object"}},
+        },
+        "content": {
+            "type": "object",
+            "additionalProperties": {"type": "object", "required": ["schema"]},
+        },
+    },
+}
+
+
+async def test_document_is_served_and_well_formed(api):
+    reply = await api("alice")("GET", "/openapi.json")
+    assert reply.status == 200
+    assert reply.headers["Content-Type"].startswith("application/json")
+    document = load_document()
+    assert reply.body == document
+
+    jsonschema.Draft202012Validator(OPENAPI_SHAPE).validate(document)
+    operation_ids = [
+        operation["operationId"]
+        for item in document["paths"].values()
+        for method, operation in item.items()
+        if method in HTTP_METHODS
+    ]
+    assert len(operation_ids) == len(set(operation_ids)), "operationIds must be unique"
+
+    def refs(node: Any) -> list[str]:
+        if isinstance(node, dict):
+            own = [node["$ref"]] if "$ref" in node else []
+            return own + [ref for value in node.values() for ref in refs(value)]
+        return [ref for item in node for ref in refs(item)] if isinstance(node, list) else []
+
+    for ref in refs(document):
+        assert ref.startswith("#/"), ref
+        resolve(document, {"$ref": ref})  # raises KeyError when dangling
+
+    for name, schema in document["components"]["schemas"].items():
+        try:
+            jsonschema.Draft202012Validator.check_schema(to_json_schema(schema))
+        except jsonschema.SchemaError as exc:
+            raise AssertionError(f"components.schemas.{name}: {exc.message}") from None
+
+    for path, item in document["paths"].items():
+        named = set(re.findall(r"\{([^}]+)\}", path))
+        for method, operation in item.items():
+            if method not in HTTP_METHODS:
+                continue
+            parameters = [
+                resolve(document, p)
+                for p in item.get("parameters", []) + operation.get("parameters", [])
+            ]
+            declared = {p["name"] for p in parameters if p["in"] == "path"}
+            assert declared == named, f"{method} {path}: path parameters {declared} != {named}"
+
+
+async def test_every_route_is_documented_and_every_documented_route_exists(jp_serverapp):
+    served = {(_generic(template), method) for template, method, _ in planner_routes(jp_serverapp)}
+    document = load_document()
+    documented = {
+        (_generic(path), method)
+        for path, item in document["paths"].items()
+        for method in item
+        if method in HTTP_METHODS
+    }
+    assert ("/taskplanner/api/tasks/{}", "patch") in served, "the route walk found nothing"
+    assert served - documented == set(), "routes missing from openapi.json"
+    assert documented - served == set(), "openapi.json describes routes the server lacks"
+
+
+async def test_task_document_matches_the_model():
+    schemas = load_document()["components"]["schemas"]
+    model_fields = set(TASK_SCHEMA["properties"])
+    assert set(schemas["Task"]["properties"]) == model_fields
+    assert set(schemas["Task"]["required"]) == model_fields
+    assert set(schemas["TaskInput"]["properties"]) == model_fields
+    assert set(schemas["TaskPatch"]["properties"]) == model_fields
+    settings = schemas["Settings"]["properties"]
+    assert set(settings) == set(SETTINGS_SCHEMA["properties"])
+    for name, spec in SETTINGS_SCHEMA["properties"].items():
+        assert settings[name].get("enum") == spec.get("enum"), name
+        assert settings[name]["default"] == SETTINGS_DEFAULTS[name], name
+
+
+async def test_replies_match_the_documented_schemas(jp_serverapp, api):
+    jp_serverapp.web_app.settings["jupyter_taskplanner"].registry.add(ReportJob)
+    jp_serverapp.web_app.settings["jupyter_taskplanner"].registry.add(HookAction)
+    document = load_document()
+    alice = api("alice")
+
+    async def check(method: str, template: str, path: str, body: Any = None, **kw: Any) -> Reply:
+        reply = await alice(method, path, body, **kw)
+        assert_documented(document, method, template, reply)
+        return reply
+
+    task = {
+        "name": "Report",
+        "triggers": [],
+        "jobs": [{"type": "openapi_report", "name": "main", "config": {"path": "r.ipynb"}}],
+        "actions": [{"type": "openapi_hook", "config": {"url": "http://x", "token": "secret"}}],
+        "settings": {"timeout": 60},
+    }
+    created = await check("POST", "/tasks", "/tasks", task)
+    assert created.status == 201 and created.body["actions"][0]["secrets"] == ["token"]
+    one = f"/tasks/{created.body['id']}"
+    await check("POST", "/tasks", "/tasks", {"name": "Other", "enabled": False})
+    await check("POST", "/tasks", "/tasks", {"name": ""})
+    listed = await check("GET", "/tasks", "/tasks", params={"limit": 1})
+    assert "next" in listed.body
+    await check("GET", "/tasks", "/tasks", params={"limit": 0})
+    await check("GET", "/tasks", "/tasks", params={"owner": "bob"})
+    await check("GET", "/tasks/{task_id}", one)
+    await check("PUT", "/tasks/{task_id}", one, {**task, "name": "Replaced"})
+    await check("PATCH", "/tasks/{task_id}", one, {"description": "x"})
+    await check("PATCH", "/tasks/{task_id}", one, {"name": "y"}, headers={"If-Match": '"1"'})
+    await check("PATCH", "/tasks/{task_id}", one, {"series": {"type": "nope"}})
+    await check("POST", "/tasks/{task_id}/disable", f"{one}/disable")
+    await check("POST", "/tasks/{task_id}/enable", f"{one}/enable")
+    await check("POST", "/tasks/{task_id}/copy", f"{one}/copy")
+    await check("POST", "/tasks/{task_id}/copy", f"{one}/copy", {"name": "Mine", "x": 1})
+    exported = await check("GET", "/tasks/{task_id}/export", f"{one}/export")
+    await check("POST", "/tasks/import", "/tasks/import", exported.body)
+    await check("POST", "/tasks/import", "/tasks/import", [{"name": "A"}, {"name": 3}])
+    await check("POST", "/tasks/import", "/tasks/import", {"name": "B", "owner": "bob"})
+    components = await check("GET", "/components", "/components")
+    assert {"openapi_report", "openapi_hook"} <= {c["type"] for c in components.body["components"]}
+    await check("GET", "/tasks/{task_id}", "/tasks/999")
+
+    empty = (await alice("POST", "/tasks", {"name": "Empty"})).body
+    run = await check("POST", "/tasks/{task_id}/run", f"/tasks/{empty['id']}/run")
+    await check("POST", "/tasks/{task_id}/run", f"/tasks/{empty['id']}/run", {"colour": 1})
+    await check("GET", "/runs/{run_id}", f"/runs/{run.body['id']}")
+    await check("GET", "/runs/{run_id}", "/runs/999")
+    await check("GET", "/tasks/{task_id}/runs", f"/tasks/{empty['id']}/runs")
+    await check("GET", "/runs", "/runs", params={"status": "nope"})
+    await check("GET", "/tasks/{task_id}/next", f"/tasks/{empty['id']}/next")
+    await check("DELETE", "/tasks/{task_id}", one)
+    await check("DELETE", "/tasks/{task_id}", one)
+    reply = await api("eve")("GET", "/tasks")
+    assert_documented(document, "GET", "/tasks", reply)
+    reply = await api(None)("PATCH", "/tasks/1", {"name": "x"})
+    assert_documented(document, "PATCH", "/tasks/{task_id}", reply)
