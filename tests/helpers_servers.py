@@ -245,7 +245,10 @@ def http_server() -> Iterator[HttpServer]:
 
     httpd = ThreadingHTTPServer((HOST, 0), Handler)
     state = HttpServer(f"http://{HOST}:{httpd.server_address[1]}")
-    thread = threading.Thread(target=httpd.serve_forever, name="test-http-server", daemon=True)
+    # A short poll interval makes shutdown() return quickly at the end of each test.
+    thread = threading.Thread(
+        target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="test-http", daemon=True
+    )
     thread.start()
     try:
         yield state

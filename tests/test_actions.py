@@ -85,7 +85,7 @@ def test_email_recipients_subject_body_and_attachments(ctx, results):
     action = EmailAction(
         {
             "to": "{email}, Dave <dave@example.org>",
-            "cc": ["erin@example.org"],
+            "cc": ["erin@example.org", "carol@example.org"],
             "bcc": "boss@example.org",
             "reply_to": "help@example.org",
             "body": "Hello {customer},\nyour report is attached.",
@@ -104,7 +104,7 @@ def test_email_recipients_subject_body_and_attachments(ctx, results):
     ]
     assert mail.envelope_from == "planner@example.org"
     assert mail["To"] == "carol@example.org, Dave <dave@example.org>"
-    assert mail["Cc"] == "erin@example.org"
+    assert mail["Cc"] == "erin@example.org, carol@example.org"
     assert mail["Reply-To"] == "help@example.org"
     assert mail["From"] == "Planner <planner@example.org>"
     assert "Bcc" not in mail

@@ -157,7 +157,9 @@ class EmailAction(Action):
         if not recipients["to"]:
             raise InvalidConfig("to: no recipient left after filling placeholders", field="to")
         message = self._message(ctx, results, settings, recipients)
-        envelope = [a.addr_spec for f in ("to", "cc", "bcc") for a in recipients[f]]
+        envelope = list(
+            dict.fromkeys(a.addr_spec for f in ("to", "cc", "bcc") for a in recipients[f])
+        )
         self._send(settings, message, envelope)
         ctx.log.info(
             "mailed %r to %d recipient(s) through %s:%s",
