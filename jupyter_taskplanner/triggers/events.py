@@ -1,0 +1,115 @@
+"""Event triggers the scheduler fires itself: another task finished, server start, HTTP call.
+
+They have no fire times (``next_fire`` stays None); these classes only describe and check
+their configuration.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any, ClassVar
+
+from ..components.base import Trigger
+
+OUTCOMES = ("always", "success", "failure")
+
+
+class AfterTaskTrigger(Trigger):
+    """Fires when another task of the same owner finishes, on success, failure or always."""
+
+    type_name: ClassVar[str] = "after_task"
+    title: ClassVar[str] = "After another task"
+    description: ClassVar[str] = (
+        "Starts the task when another of your tasks finishes: always, only after a success or "
+        "only after a failure."
+    )
+    config_schema: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "title": "After another task",
+        "required": ["task_id"],
+        "additionalProperties": False,
+        "properties": {
+            "task_id": {
+                "type": "integer",
+                "minimum": 1,
+                "title": "Task",
+                "description": "The id of the task (one of yours) whose end starts this one.",
+            },
+            "on": {
+                "enum": list(OUTCOMES),
+                "default": "success",
+                "title": "When it",
+                "description": "always: whenever it ends; success: only when it succeeded; "
+                "failure: only when it did not succeed.",
+            },
+        },
+    }
+
+    def __init__(self, config: dict[str, Any], name: str = "") -> None:
+        super().__init__(config, name)
+        self.task_id: int = config["task_id"]
+        self.on: str = config.get("on", "success")
+
+
+class ServerStartTrigger(Trigger):
+    """Fires once each time the server starts, after an optional delay."""
+
+    type_name: ClassVar[str] = "server_start"
+    title: ClassVar[str] = "Server start"
+    description: ClassVar[str] = "Starts the task once each time the Jupyter server starts."
+    config_schema: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "title": "Server start",
+        "additionalProperties": False,
+        "properties": {
+            "delay": {
+                "type": "number",
+                "minimum": 0,
+                "default": 0,
+                "title": "Delay (seconds)",
+                "description": "How long to wait after the server started.",
+            },
+        },
+    }
+
+    def __init__(self, config: dict[str, Any], name: str = "") -> None:
+        super().__init__(config, name)
+        self.delay: float = config.get("delay", 0)
+
+
+class HttpTrigger(Trigger):
+    """Fires on a POST to the task's secret URL; query and form fields become placeholders."""
+
+    type_name: ClassVar[str] = "http"
+    title: ClassVar[str] = "HTTP call"
+    description: ClassVar[str] = (
+        "Starts the task on POST /taskplanner/api/tasks/{id}/trigger/{token}; the query and "
+        "form fields of the call become placeholders."
+    )
+    config_schema: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "title": "HTTP call",
+        "required": ["token"],
+        "additionalProperties": False,
+        "properties": {
+            # Not writeOnly: the owner must be able to read back their URL.
+            "token": {
+                "type": "string",
+                "minLength": 16,
+                "maxLength": 200,
+                "pattern": "^[A-Za-z0-9_-]+$",
+                "title": "Secret token",
+                "description": "The secret part of the URL POST "
+                "/taskplanner/api/tasks/{id}/trigger/{token}: at least 16 letters, digits, "
+                "'-' or '_'. Anyone who knows the URL can start the task.",
+            },
+        },
+    }
+
+    def __init__(self, config: dict[str, Any], name: str = "") -> None:
+        super().__init__(config, name)
+        self.token: str = config["token"]
+
+    def accepts(self, token: str) -> bool:
+        """Whether a called URL's token is this trigger's (compared in constant time)."""
+        return hmac.compare_digest(token.encode(), self.token.encode())
