@@ -7,6 +7,14 @@ Both are context managers that stop their server on exit::
         mail = smtp.wait_for(1)[0]          # blocking; in async tests: await smtp.wait_async(1)
         request = http.wait_for(1)[0]
 
+As pytest fixtures (``smtp``, ``http``: add ``"helpers_servers"`` to ``pytest_plugins`` in
+conftest.py, or import them into a test module), the SMTP server starts before the Jupyter server
+so its port can go into the server's config::
+
+    @pytest.fixture
+    def jp_server_config(jp_server_config, smtp):
+        return {**jp_server_config, "EmailSettings": {"host": smtp.host, "port": smtp.port}}
+
 ``smtp.messages`` holds :class:`ReceivedMessage` (an ``EmailMessage`` that also carries the
 envelope sender and recipients, so Bcc recipients can be checked); ``http.requests`` holds
 :class:`ReceivedRequest` (method, path, headers, body, with ``json()`` and ``form()``).
@@ -28,6 +36,7 @@ from http.client import HTTPMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Generic, TypeVar
 
+import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
@@ -256,3 +265,17 @@ def http_server() -> Iterator[HttpServer]:
         httpd.shutdown()
         httpd.server_close()
         thread.join()
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    """An SMTP server on 127.0.0.1 for one test."""
+    with smtp_server() as server:
+        yield server
+
+
+@pytest.fixture
+def http() -> Iterator[HttpServer]:
+    """An HTTP server on 127.0.0.1 for one test."""
+    with http_server() as server:
+        yield server
