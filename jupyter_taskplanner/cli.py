@@ -1,0 +1,502 @@
+"""The command line: `jupyter taskplanner ...` working directly on the local task database.
+
+The CLI reads the same config files as the server (``jupyter_server_config`` and the
+extension's own file), so ``c.TaskPlannerApp.db_path`` points both at one database.  Whoever
+runs it has file access to that database, so it may act on any owner's tasks; by default it
+acts on the tasks of ``TaskPlannerApp.single_user_name`` (the OS or JupyterHub user).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, ClassVar
+
+from jupyter_core.application import JupyterApp, base_aliases, base_flags
+from traitlets import Bool, Unicode, default
+from traitlets.config import Application, KVArgParseConfigLoader
+
+from . import __version__
+from .app import TaskPlannerApp
+from .components.registry import Registry
+from .errors import TaskNotFound, TaskPlannerError
+from .permissions import ALL_OWNERS, Access
+from .store import Store
+from .tasks import TaskService, parse_task_id
+
+PAGE_SIZE = 500
+
+
+class UsageError(Exception):
+    """The command line itself is wrong (exit code 2)."""
+
+
+class CommandFailed(Exception):
+    """The command cannot do its work, e.g. an unreadable file (exit code 1)."""
+
+
+class _Parser(KVArgParseConfigLoader.parser_class):  # type: ignore[misc,name-defined]
+    """Argument parser that reports mistakes as one-line usage errors."""
+
+    def error(self, message: str) -> Any:
+        raise UsageError(message)
+
+
+class _Loader(KVArgParseConfigLoader):
+    """Command-line loader that refuses unknown options instead of ignoring them."""
+
+    parser_class = _Parser
+
+    def load_config(self, argv: Any = None, aliases: Any = None, **kwargs: Any) -> Any:
+        _check_options(self.argv if argv is None else argv, aliases or self.aliases, self.flags)
+        return super().load_config(argv, aliases, **kwargs)
+
+
+def _names(options: dict[Any, Any]) -> set[str]:
+    """Option names of traitlets flags or aliases (a key may be a tuple of names)."""
+    return {name for key in options for name in (key if isinstance(key, tuple) else (key,))}
+
+
+def _check_options(argv: list[str], aliases: dict[Any, Any], flags: dict[Any, Any]) -> None:
+    """Refuse unknown options and options missing their value, naming them as typed."""
+    alias_names, flag_names = _names(aliases), _names(flags)
+    for index, arg in enumerate(argv):
+        if arg == "--":
+            return
+        if not arg.startswith("-") or arg == "-":
+            continue
+        name = arg.lstrip("-").split("=", 1)[0]
+        if name in flag_names or "." in name:  # --Class.trait=value is traitlets' own syntax
+            continue
+        if name not in alias_names:
+            raise UsageError(f"unknown option {arg.split('=', 1)[0]}")
+        if "=" not in arg and (
+            index + 1 == len(argv) or argv[index + 1][:1] == "-" != argv[index + 1]
+        ):
+            raise UsageError(f"option {arg} needs a value")
+
+
+class _OneLineFormatter(logging.Formatter):
+    """Log records as one line; an exception shows only its last line (--debug shows all)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = f"[{record.levelname}] {record.getMessage()}"
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            line += f": {traceback.format_exception_only(exc)[-1].strip()}"
+        return line
+
+
+_common_aliases = {
+    **base_aliases,
+    "db-path": "TaskPlannerApp.db_path",
+    "owner": "TaskPlannerCommand.owner",
+}
+_common_flags = {
+    key: value for key, value in base_flags.items() if key not in ("generate-config", "y")
+}
+_common_flags["all"] = (
+    {"TaskPlannerCommand": {"all_owners": True}},
+    "Act on the tasks of every owner: list them all, reach any task id, and keep the owner "
+    "stored in imported tasks.",
+)
+
+
+class TaskPlannerCommand(JupyterApp):
+    """Base of the subcommands: the server's config, the task database and the acting owner."""
+
+    name = "jupyter-taskplanner"
+    version = __version__
+    arguments: ClassVar[str] = ""
+    """Positional arguments in usage notation: "", "ID", "ID..." or "FILE"."""
+    classes = [TaskPlannerApp]
+    aliases = _common_aliases
+    flags = _common_flags
+
+    owner = Unicode(
+        "",
+        config=True,
+        help="""Act on the tasks of this owner instead of your own.
+        Defaults to TaskPlannerApp.single_user_name, the JupyterHub or OS user name.""",
+    )
+    all_owners = Bool(
+        False,
+        config=True,
+        help="""Act on the tasks of every owner: list them all, reach any task id, and keep
+        the owner stored in imported tasks.""",
+    )
+
+    @default("config_file_name")
+    def _default_config_file_name(self) -> str:
+        return "jupyter_server_config"
+
+    def _log_level_default(self) -> int:
+        return logging.WARNING
+
+    def get_default_logging_config(self) -> dict[str, Any]:
+        """Log the package's warnings (e.g. a plugin that fails to load) as one-liners."""
+        config = super().get_default_logging_config()
+        if self.log_level > logging.DEBUG:
+            config["formatters"]["console"] = {"()": _OneLineFormatter}
+        config["loggers"]["jupyter_taskplanner"] = {
+            "level": "DEBUG",
+            "handlers": ["console"],
+            "propagate": False,
+        }
+        return config
+
+    def _create_loader(self, argv: Any, aliases: Any, flags: Any, classes: Any) -> _Loader:
+        return _Loader(argv, aliases, flags, classes=classes, log=self.log)
+
+    def load_config_file(self, suppress_errors: bool = True) -> None:
+        """Load the config files the server reads, in the server's order of precedence."""
+        # The server lets jupyter_server_config override the extension's own file.
+        extension_file = TaskPlannerApp().config_file_name
+        Application.load_config_file(self, extension_file, path=self.config_file_paths)
+        super().load_config_file(suppress_errors)
+
+    def usage(self) -> str:
+        return f"usage: jupyter taskplanner {self.subcommand_name()} {self.arguments}".rstrip()
+
+    @classmethod
+    def subcommand_name(cls) -> str:
+        for name, (app, _) in SUBCOMMANDS.items():
+            if app in (cls, f"{cls.__module__}.{cls.__qualname__}"):
+                return name
+        return cls.__name__
+
+    def positional(self) -> list[str]:
+        """The positional arguments, checked against ``arguments``."""
+        args, spec = list(self.extra_args), self.arguments
+        if args and not spec:
+            raise UsageError(f"unexpected argument {args[0]!r} ({self.usage()})")
+        if spec and not args:
+            raise UsageError(f"missing {spec.rstrip('.')} ({self.usage()})")
+        if len(args) > 1 and not spec.endswith("..."):
+            raise UsageError(f"one {spec} only, got {len(args)} ({self.usage()})")
+        return args
+
+    def start(self) -> None:
+        args = self.positional()
+        settings = TaskPlannerApp(config=self.config)
+        store = Store(settings.db_path)
+        try:
+            service = TaskService(store, Registry.from_entry_points(), settings.default_timezone)
+            access = Access(self.owner or settings.single_user_name, admin=self.all_owners)
+            self.act(service, access, args)
+        finally:
+            store.close()
+
+    def act(self, service: TaskService, access: Access, args: list[str]) -> None:
+        """Do the subcommand's work."""
+        raise NotImplementedError
+
+    def find(self, service: TaskService, access: Access, raw_id: str) -> dict[str, Any]:
+        """The task ``raw_id`` within the acting scope; says whose it is when outside it."""
+        task_id = parse_task_id(raw_id)
+        try:
+            return service.get(access, task_id)
+        except TaskNotFound:
+            if access.admin:
+                raise
+            other = service.get(Access(access.user, admin=True), task_id)["owner"]
+            raise TaskNotFound(
+                f"task {task_id} belongs to {other!r}; pass --owner {other} or --all to act on it"
+            ) from None
+
+
+def _label(task: dict[str, Any]) -> str:
+    return f"task {task['id']} {task['name']!r}"
+
+
+class ListCommand(TaskPlannerCommand):
+    """List tasks as a table or as JSON."""
+
+    description = "List your tasks (or another owner's with --owner, everyone's with --all)."
+    examples = (
+        "jupyter taskplanner list\n"
+        "jupyter taskplanner list --disabled --search report\n"
+        "jupyter taskplanner list --all --json\n"
+    )
+    aliases = {**_common_aliases, "search": "ListCommand.search"}
+    flags = {
+        **_common_flags,
+        "json": ({"ListCommand": {"as_json": True}}, "Print the tasks as a JSON list."),
+        "enabled": ({"ListCommand": {"enabled": True}}, "Only enabled tasks."),
+        "disabled": ({"ListCommand": {"enabled": False}}, "Only disabled tasks."),
+    }
+
+    as_json = Bool(False, config=True, help="Print the tasks as a JSON list.")
+    enabled = Bool(
+        None,
+        allow_none=True,
+        config=True,
+        help="Only enabled (True) or disabled (False) tasks; None lists both.",
+    )
+    search = Unicode("", config=True, help="Only tasks whose name contains this text.")
+
+    def act(self, service: TaskService, access: Access, args: list[str]) -> None:
+        owner = ALL_OWNERS if self.all_owners else access.user
+        tasks: list[dict[str, Any]] = []
+        while True:
+            page, total = service.list(
+                access,
+                owner=owner,
+                enabled=self.enabled,
+                search=self.search or None,
+                limit=PAGE_SIZE,
+                offset=len(tasks),
+            )
+            tasks += page
+            if not page or len(tasks) >= total:
+                break
+        if self.as_json:
+            print(json.dumps(tasks, indent=2))
+        elif not tasks:
+            print("no tasks")
+        else:
+            print(_table(tasks, with_owner=self.all_owners))
+
+
+def _table(tasks: list[dict[str, Any]], *, with_owner: bool) -> str:
+    """Tasks as aligned columns: id, name, enabled, triggers (and owner)."""
+    header = ["ID", "NAME", "ENABLED", "TRIGGERS"] + (["OWNER"] if with_owner else [])
+    rows = [header]
+    for task in tasks:
+        triggers = ", ".join(trigger["type"] for trigger in task["triggers"]) or "-"
+        # A name may hold tabs or newlines; they would break the columns.
+        name = " ".join(task["name"].split())
+        row = [str(task["id"]), name, "yes" if task["enabled"] else "no", triggers]
+        rows.append(row + ([task["owner"]] if with_owner else []))
+    widths = [max(len(row[col]) for row in rows) for col in range(len(header))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        for row in rows
+    ]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+class ShowCommand(TaskPlannerCommand):
+    """Print one task as JSON, secrets left out."""
+
+    description = "Print one task as JSON (secret config fields are never printed)."
+    examples = "jupyter taskplanner show 3"
+    arguments = "ID"
+
+    def act(self, service: TaskService, access: Access, args: list[str]) -> None:
+        print(json.dumps(service.public(self.find(service, access, args[0])), indent=2))
+
+
+class EnableCommand(TaskPlannerCommand):
+    """Enable tasks so their triggers start them."""
+
+    description = "Enable tasks: their triggers start them again."
+    examples = "jupyter taskplanner enable 3 4"
+    arguments = "ID..."
+    enable = True
+
+    def act(self, service: TaskService, access: Access, args: list[str]) -> None:
+        # Every id is checked before any task changes.
+        tasks = [self.find(service, access, raw_id) for raw_id in args]
+        word = "enabled" if self.enable else "disabled"
+        for task in tasks:
+            service.set_enabled(access, task["id"], self.enable)
+            print(f"{_label(task)} {word}")
+
+
+class DisableCommand(EnableCommand):
+    """Disable tasks so their triggers no longer start them."""
+
+    description = "Disable tasks: their triggers no longer start them (they can still be run)."
+    examples = "jupyter taskplanner disable 3"
+    enable = False
+
+
+class DeleteCommand(TaskPlannerCommand):
+    """Delete tasks after confirmation."""
+
+    description = "Delete tasks. Asks for confirmation unless --yes is given."
+    examples = "jupyter taskplanner delete 3 4 --yes"
+    arguments = "ID..."
+    flags = {
+        **_common_flags,
+        "yes": ({"JupyterApp": {"answer_yes": True}}, "Delete without asking."),
+        "y": ({"JupyterApp": {"answer_yes": True}}, "Delete without asking."),
+    }
+
+    def act(self, service: TaskService, access: Access, args: list[str]) -> None:
+        tasks = [self.find(service, access, raw_id) for raw_id in args]
+        if not self.answer_yes:
+            self.confirm(", ".join(_label(task) for task in tasks))
+        for task in tasks:
+            service.delete(access, task["id"])
+            print(f"{_label(task)} deleted")
+
+    def confirm(self, what: str) -> None:
+        """Ask on the terminal; refuse to guess when nobody can answer."""
+        if not sys.stdin.isatty():
+            raise CommandFailed(f"not deleting {what}: stdin is not a terminal; pass --yes")
+        sys.stderr.write(f"Delete {what}? [y/N] ")
+        sys.stderr.flush()
+        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            raise CommandFailed("nothing deleted")
+
+
+class ExportCommand(TaskPlannerCommand):
+    """Write the export document of tasks to stdout or a file."""
+
+    description = "Export tasks as a JSON document that `import` reads (secrets left out)."
+    examples = (
+        "jupyter taskplanner export 3 4 > tasks.json\njupyter taskplanner export 3 -o report.json\n"
+    )
+    arguments = "ID..."
+    aliases = {**_common_aliases, "o": "ExportCommand.output", "output": "ExportCommand.output"}
+
+    output = Unicode(
+        "",
+        config=True,
+        help="Write the export to this file instead of stdout.",
+    )
+
+    def act(self, service: TaskService, access: Access, args: list[str]) -> None:
+        ids = [self.find(service, access, raw_id)["id"] for raw_id in args]
+        text = json.dumps(service.export(access, ids), indent=2) + "\n"
+        if not self.output:
+            sys.stdout.write(text)
+            return
+        try:
+            Path(self.output).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise CommandFailed(f"cannot write {self.output}: {exc.strerror}") from None
+        print(f"exported {len(ids)} task(s) to {self.output}")
+
+
+class ImportCommand(TaskPlannerCommand):
+    """Create tasks from an export document, a task or a list of tasks."""
+
+    description = """Create tasks from a JSON file (an export document, one task or a list of
+    tasks; '-' reads stdin) and print their ids. The tasks belong to you (or to --owner);
+    with --all they keep the owner stored in the file. All tasks are created or none."""
+    examples = (
+        "jupyter taskplanner import tasks.json\ncat task.json | jupyter taskplanner import -\n"
+    )
+    arguments = "FILE"
+
+    def act(self, service: TaskService, access: Access, args: list[str]) -> None:
+        source = args[0]
+        body = _read_json(source)
+        if not access.admin:
+            body = _without_owner(body)
+        try:
+            created = service.import_(access, body)
+        except TaskPlannerError as exc:
+            raise type(exc)(f"{_source_name(source)}: {exc.message}", field=exc.field) from None
+        for task in created:
+            print(task["id"])
+
+
+def _source_name(source: str) -> str:
+    return "<stdin>" if source == "-" else source
+
+
+def _read_json(source: str) -> Any:
+    """The JSON document in a file, or on stdin for '-'."""
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CommandFailed(f"cannot read {source}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise CommandFailed(f"{_source_name(source)}: not a UTF-8 text file") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CommandFailed(
+            f"{_source_name(source)}: not valid JSON: {exc.msg} (line {exc.lineno}, "
+            f"column {exc.colno})"
+        ) from None
+
+
+def _without_owner(body: Any) -> Any:
+    """The import body with ``owner`` fields dropped, so its tasks go to the acting owner."""
+    if isinstance(body, dict) and isinstance(body.get("tasks"), list):
+        return {**body, "tasks": _without_owner(body["tasks"])}
+    if isinstance(body, list):
+        return [_without_owner(item) if isinstance(item, dict) else item for item in body]
+    if isinstance(body, dict):
+        return {key: value for key, value in body.items() if key != "owner"}
+    return body
+
+
+SUBCOMMANDS: dict[str, tuple[type[TaskPlannerCommand] | str, str]] = {
+    "list": (ListCommand, ListCommand.description),
+    "show": (ShowCommand, ShowCommand.description),
+    "enable": (EnableCommand, EnableCommand.description),
+    "disable": (DisableCommand, DisableCommand.description),
+    "delete": (DeleteCommand, DeleteCommand.description),
+    "export": (ExportCommand, ExportCommand.description),
+    "import": (ImportCommand, " ".join(ImportCommand.description.split())),
+}
+"""The subcommands of `jupyter taskplanner`: name -> (app class, one-line help).
+
+Add a command by subclassing ``TaskPlannerCommand`` (set ``arguments``, implement ``act``)
+and registering it here."""
+
+
+class TaskPlannerCLI(JupyterApp):
+    """`jupyter taskplanner`: dispatches to one of ``SUBCOMMANDS``."""
+
+    name = "jupyter-taskplanner"
+    version = __version__
+    description = "Manage jupyter-taskplanner tasks in the local task database."
+    examples = (
+        "jupyter taskplanner list\n"
+        "jupyter taskplanner show 3\n"
+        "jupyter taskplanner export 3 -o task.json\n"
+        "jupyter taskplanner import task.json\n"
+    )
+    subcommands = SUBCOMMANDS
+    flags = {key: value for key, value in base_flags.items() if key not in ("generate-config", "y")}
+
+    def _create_loader(self, argv: Any, aliases: Any, flags: Any, classes: Any) -> _Loader:
+        return _Loader(argv, aliases, flags, classes=classes, log=self.log)
+
+    def parse_command_line(self, argv: list[str] | None = None) -> None:
+        argv = sys.argv[1:] if argv is None else argv
+        # Name a mistyped command before complaining about the options meant for it.
+        if argv and not argv[0].startswith("-") and argv[0] not in self.subcommands:
+            self._unknown_command(argv[0])
+        super().parse_command_line(argv)
+
+    def _unknown_command(self, name: str) -> None:
+        raise UsageError(f"unknown command {name!r} (commands: {', '.join(SUBCOMMANDS)})")
+
+    def start(self) -> None:
+        if self.subapp is None:
+            if self.extra_args:
+                self._unknown_command(self.extra_args[0])
+            raise UsageError(f"missing command (commands: {', '.join(SUBCOMMANDS)}); see --help")
+        super().start()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the command line; errors end it with a one-line message and exit code 1 or 2."""
+    try:
+        TaskPlannerCLI.launch_instance(argv)
+    except UsageError as exc:
+        _fail(str(exc), 2)
+    except TaskPlannerError as exc:
+        _fail(exc.message, 1)
+    except CommandFailed as exc:
+        _fail(str(exc), 1)
+
+
+def _fail(message: str, code: int) -> None:
+    print(f"error: {' '.join(message.split())}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+if __name__ == "__main__":
+    main()
