@@ -27,8 +27,11 @@ def load_document() -> dict[str, Any]:
 
 
 def _expand(pattern: str) -> list[str]:
-    """OpenAPI path templates for a route regex: ``(?P<x>a|b)`` gives two paths, others
-    ``{x}``; anything else a route may use makes this fail so the walk is taught about it."""
+    """The OpenAPI path templates a route regex serves.
+
+    ``(?P<x>a|b)`` gives two paths, any other named group ``{x}``; other regex syntax fails
+    here, so that this walk is taught about it rather than silently skipping a route.
+    """
     pieces: list[list[str]] = []
     position = 0
     for group in _GROUP.finditer(pattern):
