@@ -126,6 +126,13 @@ class TaskPlannerApp(ExtensionApp):
         API while another process (for example a JupyterHub service) schedules.""",
     )
 
+    misfire_tolerance = Float(
+        30.0,
+        config=True,
+        help="""Seconds a fire may be late (a busy or suspended machine) and still count as on
+        time; later fires are handled by the task's misfire setting.""",
+    )
+
     max_concurrent_runs = Int(
         8, config=True, help="Runs executing at once in this server; more wait as queued."
     )
@@ -153,7 +160,12 @@ class TaskPlannerApp(ExtensionApp):
         """Open the store, load the component registry and build the run services."""
         self.store = Store(self.db_path)
         self.registry = Registry.from_entry_points()
-        self.tasks = TaskService(self.store, self.registry, self.default_timezone)
+        self.tasks = TaskService(
+            self.store,
+            self.registry,
+            self.default_timezone,
+            folders=lambda owner: (self.owner_root(owner), self.snapshot_folder(owner)),
+        )
         self.runs = RunService(self.store)
         self._db_thread = ThreadPoolExecutor(1, thread_name_prefix="taskplanner-db")
         self.executor = self.executor_class(parent=self)
@@ -185,6 +197,10 @@ class TaskPlannerApp(ExtensionApp):
         if self.owner_root_template:
             return Path(self.owner_root_template.format(owner=owner)).expanduser()
         return Path(self.serverapp.root_dir).expanduser()
+
+    def snapshot_folder(self, owner: str) -> Path:
+        """Where input snapshots of ``owner``'s tasks (frozen notebooks) are kept."""
+        return Path(self.runs_dir).parent / "snapshots" / owner
 
     def run_folder(self, owner: str, run_id: int) -> Path:
         """Where the logs and result files of one run live."""

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import sys
 import traceback
 from pathlib import Path
 from typing import Any, ClassVar
 
 from jupyter_core.application import JupyterApp, base_aliases, base_flags
-from traitlets import Bool, Unicode, default
+from traitlets import Bool, TraitError, Unicode, default
 from traitlets.config import Application, KVArgParseConfigLoader
 
 from . import __version__
@@ -95,23 +96,36 @@ _common_aliases = {
     "db-path": "TaskPlannerApp.db_path",
     "owner": "TaskPlannerCommand.owner",
 }
-_common_flags = {
+# Writing a jupyter_server_config.py is not this command's business.
+_jupyter_flags = {
     key: value for key, value in base_flags.items() if key not in ("generate-config", "y")
 }
-_common_flags["all"] = (
-    {"TaskPlannerCommand": {"all_owners": True}},
-    "Act on the tasks of every owner: list them all, reach any task id, and keep the owner "
-    "stored in imported tasks.",
-)
+_common_flags = {
+    **_jupyter_flags,
+    "all": (
+        {"TaskPlannerCommand": {"all_owners": True}},
+        "Act on the tasks of every owner: list them all, reach any task id, and keep the "
+        "owner stored in imported tasks.",
+    ),
+}
 
 
-class TaskPlannerCommand(JupyterApp):
+class _StrictApp(JupyterApp):
+    """A Jupyter app whose command-line mistakes are usage errors, not warnings."""
+
+    def _create_loader(self, argv: Any, aliases: Any, flags: Any, classes: Any) -> _Loader:
+        return _Loader(argv, aliases, flags, classes=classes, log=self.log)
+
+
+class TaskPlannerCommand(_StrictApp):
     """Base of the subcommands: the server's config, the task database and the acting owner."""
 
     name = "jupyter-taskplanner"
     version = __version__
     arguments: ClassVar[str] = ""
     """Positional arguments in usage notation: "", "ID", "ID..." or "FILE"."""
+    settings: TaskPlannerApp
+    """The server's settings (database, timezone, runs folder, ...), set when the command starts."""
     classes = [TaskPlannerApp]
     aliases = _common_aliases
     flags = _common_flags
@@ -148,9 +162,6 @@ class TaskPlannerCommand(JupyterApp):
         }
         return config
 
-    def _create_loader(self, argv: Any, aliases: Any, flags: Any, classes: Any) -> _Loader:
-        return _Loader(argv, aliases, flags, classes=classes, log=self.log)
-
     def load_config_file(self, suppress_errors: bool = True) -> None:
         """Load the config files the server reads, in the server's order of precedence."""
         # The server lets jupyter_server_config override the extension's own file.
@@ -158,7 +169,7 @@ class TaskPlannerCommand(JupyterApp):
         Application.load_config_file(self, extension_file, path=self.config_file_paths)
         super().load_config_file(suppress_errors)
 
-    def usage(self) -> str:
+    def usage_line(self) -> str:
         return f"usage: jupyter taskplanner {self.subcommand_name()} {self.arguments}".rstrip()
 
     @classmethod
@@ -172,21 +183,28 @@ class TaskPlannerCommand(JupyterApp):
         """The positional arguments, checked against ``arguments``."""
         args, spec = list(self.extra_args), self.arguments
         if args and not spec:
-            raise UsageError(f"unexpected argument {args[0]!r} ({self.usage()})")
+            raise UsageError(f"unexpected argument {args[0]!r} ({self.usage_line()})")
         if spec and not args:
-            raise UsageError(f"missing {spec.rstrip('.')} ({self.usage()})")
+            raise UsageError(f"missing {spec.rstrip('.')} ({self.usage_line()})")
         if len(args) > 1 and not spec.endswith("..."):
-            raise UsageError(f"one {spec} only, got {len(args)} ({self.usage()})")
+            raise UsageError(f"one {spec} only, got {len(args)} ({self.usage_line()})")
         return args
 
     def start(self) -> None:
         args = self.positional()
-        settings = TaskPlannerApp(config=self.config)
-        store = Store(settings.db_path)
         try:
-            service = TaskService(store, Registry.from_entry_points(), settings.default_timezone)
-            access = Access(self.owner or settings.single_user_name, admin=self.all_owners)
-            self.act(service, access, args)
+            self.settings = TaskPlannerApp(config=self.config)
+            db_path, timezone = self.settings.db_path, self.settings.default_timezone
+            owner = self.owner or self.settings.single_user_name
+        except TraitError as exc:
+            raise CommandFailed(f"bad configuration: {exc}") from None
+        try:
+            store = Store(db_path)
+        except (OSError, sqlite3.Error) as exc:
+            raise CommandFailed(f"cannot open the task database {db_path}: {exc}") from None
+        try:
+            service = TaskService(store, Registry.from_entry_points(), timezone)
+            self.act(service, Access(owner, admin=self.all_owners), args)
         finally:
             store.close()
 
@@ -349,9 +367,7 @@ class ExportCommand(TaskPlannerCommand):
     """Write the export document of tasks to stdout or a file."""
 
     description = "Export tasks as a JSON document that `import` reads (secrets left out)."
-    examples = (
-        "jupyter taskplanner export 3 4 > tasks.json\njupyter taskplanner export 3 -o report.json\n"
-    )
+    examples = "jupyter taskplanner export 3 4 > tasks.json\njupyter taskplanner export 3 -o t.json"
     arguments = "ID..."
     aliases = {**_common_aliases, "o": "ExportCommand.output", "output": "ExportCommand.output"}
 
@@ -377,12 +393,12 @@ class ExportCommand(TaskPlannerCommand):
 class ImportCommand(TaskPlannerCommand):
     """Create tasks from an export document, a task or a list of tasks."""
 
-    description = """Create tasks from a JSON file (an export document, one task or a list of
-    tasks; '-' reads stdin) and print their ids. The tasks belong to you (or to --owner);
-    with --all they keep the owner stored in the file. All tasks are created or none."""
-    examples = (
-        "jupyter taskplanner import tasks.json\ncat task.json | jupyter taskplanner import -\n"
+    description = (
+        "Create tasks from a JSON file (an export document, one task or a list of tasks; '-' "
+        "reads stdin) and print their ids. The tasks belong to you (or to --owner); with --all "
+        "they keep the owner stored in the file. All tasks are created or none."
     )
+    examples = "jupyter taskplanner import tasks.json\ncat task.json | jupyter taskplanner import -"
     arguments = "FILE"
 
     def act(self, service: TaskService, access: Access, args: list[str]) -> None:
@@ -437,7 +453,7 @@ SUBCOMMANDS: dict[str, tuple[type[TaskPlannerCommand] | str, str]] = {
     "disable": (DisableCommand, DisableCommand.description),
     "delete": (DeleteCommand, DeleteCommand.description),
     "export": (ExportCommand, ExportCommand.description),
-    "import": (ImportCommand, " ".join(ImportCommand.description.split())),
+    "import": (ImportCommand, ImportCommand.description),
 }
 """The subcommands of `jupyter taskplanner`: name -> (app class, one-line help).
 
@@ -445,7 +461,7 @@ Add a command by subclassing ``TaskPlannerCommand`` (set ``arguments``, implemen
 and registering it here."""
 
 
-class TaskPlannerCLI(JupyterApp):
+class TaskPlannerCLI(_StrictApp):
     """`jupyter taskplanner`: dispatches to one of ``SUBCOMMANDS``."""
 
     name = "jupyter-taskplanner"
@@ -458,10 +474,7 @@ class TaskPlannerCLI(JupyterApp):
         "jupyter taskplanner import task.json\n"
     )
     subcommands = SUBCOMMANDS
-    flags = {key: value for key, value in base_flags.items() if key not in ("generate-config", "y")}
-
-    def _create_loader(self, argv: Any, aliases: Any, flags: Any, classes: Any) -> _Loader:
-        return _Loader(argv, aliases, flags, classes=classes, log=self.log)
+    flags = _jupyter_flags
 
     def parse_command_line(self, argv: list[str] | None = None) -> None:
         argv = sys.argv[1:] if argv is None else argv

@@ -21,12 +21,12 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from .components.base import Action, Result, RunContext
 from .errors import Conflict, PermissionDenied
 from .store import utcnow
 
-log = logging.getLogger(__name__)
 ACTIVE = ("queued", "running")
 FINISHED = ("succeeded", "failed", "cancelled", "timed_out", "interrupted", "skipped")
 HOLDER = f"{socket.gethostname()}:{os.getpid()}"
@@ -69,6 +69,7 @@ class RunEngine:
 
     def __init__(self, app: Any) -> None:
         self.app = app
+        self.log: logging.Logger = app.log
         self.store = app.store
         self.registry = app.registry
         self._waiting: dict[str, deque[int]] = {}
@@ -115,7 +116,7 @@ class RunEngine:
             fields.update(status="skipped", finished=utcnow())
             fields["error"] = "the task was still running; this start was skipped (overlap: skip)"
             run = await self.db(self.store.create_run, fields)
-            log.info("run %s of task %s skipped: still running", run["id"], task["id"])
+            self.log.info("run %s of task %s skipped: still running", run["id"], task["id"])
             return run
         run = await self.db(self.store.create_run, fields)
         if run["status"] == "queued" and run["id"] not in self._running and run["holder"] == HOLDER:
@@ -267,7 +268,7 @@ class RunEngine:
         except PermissionDenied as exc:
             error = exc.message
         except Exception as exc:
-            log.exception("run %s failed", run_id)
+            self.log.exception("run %s failed", run_id)
             error = f"{type(exc).__name__}: {exc}"
         finally:
             self._running_tasks[task["id"]] -= 1
@@ -325,7 +326,9 @@ class RunEngine:
             task_id=task["id"],
             task_name=task["name"],
             run_id=run["id"],
-            started=datetime.fromisoformat(run["started"] or run["created"]),
+            started=datetime.fromisoformat(run["started"] or run["created"]).astimezone(
+                ZoneInfo(task["settings"]["timezone"])
+            ),
             output_dir=folder,
             placeholders=dict(run["parameters"]),
         )
@@ -530,13 +533,13 @@ class RunEngine:
     async def start_in_chain(self, run: dict[str, Any], task_id: int) -> dict[str, Any] | None:
         """Start ``task_id`` (same owner) as the next link of ``run``'s chain, at most once."""
         if task_id in run["chain"]:
-            log.info(
+            self.log.info(
                 "chain of run %s already ran task %s; not starting it again", run["id"], task_id
             )
             return None
         task = await self.db(self.store.get_task, task_id, run["owner"])
         if await self.db(self.store.active_runs, task_id):
-            log.info("task %s is already running; the chain does not start it again", task_id)
+            self.log.info("task %s is already running; the chain does not start it again", task_id)
             return None
         return await self.submit(
             task,

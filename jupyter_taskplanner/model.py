@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -198,3 +199,16 @@ def keep_secrets(new: dict[str, Any], stored: dict[str, Any], registry: Registry
         for name in registry.secret_fields(kind, entry["type"]):
             if name not in config and name in (previous.get("config") or {}):
                 config[name] = previous["config"][name]
+
+
+def freeze_components(
+    document: dict[str, Any], registry: Registry, owner_root: Path, snapshot_dir: Path
+) -> None:
+    """Let every component fix what it needs at save time (e.g. snapshots of notebooks)."""
+    for kind, key, entry in _components(document):
+        cls = registry.get(kind, entry["type"])
+        try:
+            entry["config"] = cls.freeze(entry.get("config") or {}, owner_root, snapshot_dir)
+        except InvalidConfig as exc:
+            field = f"{key}.config.{exc.field}" if exc.field else f"{key}.config"
+            raise InvalidConfig(f"{field}: {exc.message}", field=field) from None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import mimetypes
 from datetime import UTC, datetime
 from typing import Any
@@ -197,12 +196,12 @@ class TaskTriggerHandler(PlannerHandler):
             task = await self.db(self.planner.store.get_task, parse_task_id(raw_id), None)
         except TaskNotFound:
             raise not_found from None
-        tokens = [
-            (entry.get("config") or {}).get("token", "")
+        triggers = [
+            self.planner.registry.instantiate("trigger", entry)
             for entry in task["triggers"]
             if entry["type"] == "http"
         ]
-        if not any(hmac.compare_digest(token.encode(), known.encode()) for known in tokens):
+        if not any(trigger.accepts(token) for trigger in triggers):
             raise not_found
         if not task["enabled"]:
             raise InvalidConfig("the task is disabled; enable it to accept HTTP triggers")

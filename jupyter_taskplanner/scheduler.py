@@ -1,9 +1,13 @@
 """The scheduler loop: fires triggers of enabled tasks, with no fixed-interval polling.
 
-Timed triggers sit in a heap ordered by their next fire time; the loop sleeps until the
-earliest one or until it is woken (a task changed in this process, or the database file was
-written by another process, seen through a file watch).  Each fire is claimed through a lease
-row in the store, so two servers sharing one database never fire the same trigger twice.
+The next fire time of every timed trigger is kept in the store (indexed), so start-up reads
+only the earliest batch instead of computing every task's schedule.  The loop keeps that batch
+in a heap and sleeps until its earliest entry or until it is woken: a task changed in this
+process, or the database file was written by another process (seen through a file watch).
+
+Firing moves the stored schedule on with a compare-and-set (``Store.advance_fire``): only one
+process wins each fire, and a fire found late (server down, machine asleep) is handled by the
+task's misfire policy.
 """
 
 from __future__ import annotations
@@ -26,8 +30,9 @@ import watchfiles
 
 from .components.base import Trigger
 from .errors import TaskNotFound
+from .store import stamp
 
-log = logging.getLogger(__name__)
+BATCH = 1000
 
 
 def trigger_key(index: int, entry: dict[str, Any]) -> str:
@@ -36,66 +41,79 @@ def trigger_key(index: int, entry: dict[str, Any]) -> str:
     return f"{index}:{digest}"
 
 
+def is_timed(trigger: Trigger) -> bool:
+    """Whether a trigger has fire times (otherwise the scheduler fires it on events)."""
+    return type(trigger).next_fire is not Trigger.next_fire
+
+
 @dataclass
-class Scheduled:
-    """The scheduler's view of one enabled task."""
+class Listening:
+    """An enabled task with event triggers, and the watchers started for it."""
 
     task: dict[str, Any]
-    timed: dict[str, Trigger] = field(default_factory=dict)
-    events: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    events: list[Trigger] = field(default_factory=list)
     watchers: list[asyncio.Task[None]] = field(default_factory=list)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
-    generation: int = 0
 
 
 class Scheduler:
-    """Keeps the next fire time of every timed trigger and starts runs through the engine."""
+    """Starts runs through the engine when triggers fire."""
 
     def __init__(self, app: Any, now: Callable[[], datetime] | None = None) -> None:
         self.app = app
+        self.log: logging.Logger = app.log
         self.engine = app.engine
         self.store = app.store
+        self.registry = app.registry
         self.now = now or (lambda: datetime.now(UTC))
-        self._tasks: dict[int, Scheduled] = {}
-        self._heap: list[tuple[datetime, int, int, str, int]] = []
+        self._heap: list[tuple[datetime, int, int, str, str]] = []
+        self._horizon: str | None = None
         self._counter = 0
+        self._listening: dict[int, Listening] = {}
         self._wake = asyncio.Event()
         self._seq = 0
         self._loop_task: asyncio.Task[None] | None = None
         self._db_watch: asyncio.Task[None] | None = None
         self._db_stop = asyncio.Event()
+        self._event_types = [
+            cls.type_name
+            for cls in self.registry.of_kind("trigger")
+            if cls.next_fire is Trigger.next_fire
+        ]
+
+    async def db(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        return await self.app.in_db(fn, *args, **kwargs)
 
     # -- life cycle --------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Load enabled tasks, catch up missed fires, fire server_start, then loop."""
-        self._seq = await self.app.in_db(self.store.last_change)
-        rows = await self.app.in_db(lambda: list(self.store.scheduled_tasks()))
-        now = self.now()
-        for row in rows:
-            await self._load(row, now, catch_up=True)
-        for scheduled in list(self._tasks.values()):
-            for trigger_type, config in scheduled.events.values():
-                if trigger_type == "server_start":
-                    delay = config.get("delay", 0)
-                    scheduled.watchers.append(
-                        asyncio.ensure_future(
-                            self._fire_later(scheduled.task, "server_start", delay)
-                        )
-                    )
+        """Schedule new or changed tasks, load the earliest fires and event triggers, loop."""
+        self._seq = await self.db(self.store.last_change)
+        await self.db(self.store.drop_unscheduled)
+        scheduled = 0
+        while stale := await self.db(self.store.tasks_to_schedule, BATCH):
+            for task in stale:
+                await self._schedule(task)
+            scheduled += len(stale)
+        for task in await self.db(self.store.tasks_with_trigger_types, self._event_types):
+            self._listen(task, starting=True)
+        await self._load_batch()
         self.engine.on_finished.append(self.on_run_finished)
         self._loop_task = asyncio.ensure_future(self._loop())
         if str(self.store.path) != ":memory:":
             self._db_watch = asyncio.ensure_future(self._watch_database())
-        log.info("scheduler started with %d enabled tasks", len(self._tasks))
+        self.log.info(
+            "scheduler started: %d fires loaded, %d tasks (re)scheduled, %d listening to events",
+            len(self._heap),
+            scheduled,
+            len(self._listening),
+        )
 
     async def stop(self) -> None:
         self._db_stop.set()
-        for scheduled in self._tasks.values():
-            scheduled.stop.set()
-        for task in [self._loop_task, self._db_watch] + [
-            w for s in self._tasks.values() for w in s.watchers
-        ]:
+        for task_id in list(self._listening):
+            self._unlisten(task_id)
+        for task in (self._loop_task, self._db_watch):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -107,143 +125,194 @@ class Scheduler:
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self._wake.set)
 
-    # -- loading -----------------------------------------------------------------------------
+    # -- schedules ---------------------------------------------------------------------------
 
-    async def _load(self, task: dict[str, Any], now: datetime, *, catch_up: bool) -> None:
-        self._unload(task["id"])
-        if not task["enabled"] or not task["triggers"]:
-            return
-        scheduled = Scheduled(task=task)
-        self._tasks[task["id"]] = scheduled
-        tz = ZoneInfo(task["settings"]["timezone"])
-        last_fires = await self.app.in_db(self.store.last_fires, task["id"])
-        baseline = datetime.fromisoformat(task["updated"])
+    def _timed(self, task: dict[str, Any]) -> dict[str, Trigger]:
+        """The task's timed triggers by key."""
+        found = {}
         for index, entry in enumerate(task["triggers"]):
-            key = trigger_key(index, entry)
             try:
-                trigger = self.app.registry.instantiate("trigger", entry)
+                trigger = self.registry.instantiate("trigger", entry)
             except Exception:
-                log.exception("task %s: cannot load trigger %s", task["id"], entry["type"])
+                self.log.exception("task %s: cannot load trigger %s", task["id"], entry["type"])
                 continue
-            if type(trigger).next_fire is not Trigger.next_fire:
-                scheduled.timed[key] = trigger
-                since = datetime.fromisoformat(last_fires[key]) if key in last_fires else baseline
-                if catch_up:
-                    await self._catch_up(task, key, trigger, tz, since, now)
-                self._push(task["id"], key, trigger.next_fire(max(since, now), tz), scheduled)
-            else:
-                scheduled.events[key] = (entry["type"], entry.get("config") or {})
-                if entry["type"] == "file":
-                    scheduled.watchers.append(
-                        asyncio.ensure_future(self._watch_files(scheduled, trigger))
-                    )
+            if is_timed(trigger):
+                found[trigger_key(index, entry)] = trigger
+        return found
 
-    def _unload(self, task_id: int) -> None:
-        scheduled = self._tasks.pop(task_id, None)
-        if scheduled is not None:
-            scheduled.generation = -1
-            scheduled.stop.set()
-            for watcher in scheduled.watchers:
-                watcher.cancel()
-
-    def _push(self, task_id: int, key: str, due: datetime | None, scheduled: Scheduled) -> None:
-        if due is None:
-            return
-        jitter = scheduled.task["settings"].get("jitter") or 0
-        self._counter += 1
-        start_at = due + timedelta(seconds=random.uniform(0, jitter)) if jitter else due
-        heapq.heappush(self._heap, (start_at, self._counter, task_id, key, scheduled.generation))
-        self._wake.set()
-
-    async def _catch_up(
-        self,
-        task: dict[str, Any],
-        key: str,
-        trigger: Trigger,
-        tz: ZoneInfo,
-        since: datetime,
-        now: datetime,
-    ) -> None:
-        """Handle fires missed while no server ran, per the task's misfire setting."""
-        settings = task["settings"]
-        grace = settings.get("misfire_grace")
-        earliest = max(since, now - timedelta(seconds=grace)) if grace is not None else since
-        limit = settings.get("misfire_limit", 10)
-        missed: list[datetime] = []
-        when = earliest
-        while len(missed) < limit:
-            nxt = trigger.next_fire(when, tz)
-            if nxt is None or nxt > now:
-                break
-            missed.append(nxt)
-            when = nxt
-        if not missed or not await self.app.in_db(
-            self.store.claim_fire, task["id"], key, now.isoformat()
-        ):
-            return
-        count = {"skip": 0, "once": 1, "all": len(missed)}[settings["misfire"]]
-        log.info(
-            "task %s missed %d fires; starting %d catch-up runs", task["id"], len(missed), count
+    async def _schedule(self, task: dict[str, Any]) -> None:
+        """Compute and store the next fire of each timed trigger of a new or changed task."""
+        previous = await self.db(self.store.schedule_rows, task["id"])
+        tz = ZoneInfo(task["settings"]["timezone"])
+        now = self.now()
+        rows: dict[str, tuple[str | None, str | None]] = {}
+        for key, trigger in self._timed(task).items():
+            last = previous.get(key, {}).get("last_fire")
+            since = max(now, datetime.fromisoformat(last)) if last else now
+            nxt = trigger.next_fire(since, tz)
+            rows[key] = (last, stamp(nxt) if nxt else None)
+        # Event-only tasks get a row too, so the task counts as scheduled at this revision.
+        await self.db(
+            self.store.set_schedule, task["id"], task["revision"], rows or {"-": (None, None)}
         )
-        for due in missed[-count:] if count else []:
-            await self.engine.submit(
-                task,
-                trigger="misfire",
-                started_by="scheduler",
-                parameters={"trigger.due": due.isoformat()},
-                overlap="queue" if count > 1 else None,
-            )
+        for key, (_, nxt) in rows.items():
+            if nxt is not None and (self._horizon is None or nxt <= self._horizon):
+                self._push(task, key, nxt)
+
+    async def _load_batch(self) -> None:
+        rows, self._horizon = await self.db(self.store.upcoming_fires, BATCH)
+        self._heap = []
+        for task_id, key, due in rows:
+            self._push_entry(task_id, key, due, 0)
+
+    def _push(self, task: dict[str, Any], key: str, due: str) -> None:
+        jitter = task["settings"].get("jitter") or 0
+        self._push_entry(task["id"], key, due, random.uniform(0, jitter) if jitter else 0)
+
+    def _push_entry(self, task_id: int, key: str, due: str, jitter: float) -> None:
+        self._counter += 1
+        start_at = datetime.fromisoformat(due) + timedelta(seconds=jitter)
+        heapq.heappush(self._heap, (start_at, self._counter, task_id, key, due))
+        self._wake.set()
 
     # -- the loop ----------------------------------------------------------------------------
 
     async def _loop(self) -> None:
         while True:
-            self._wake.clear()
-            await self._reload_changes()
-            now = self.now()
-            while self._heap and self._heap[0][0] <= now:
-                due, _, task_id, key, generation = heapq.heappop(self._heap)
-                scheduled = self._tasks.get(task_id)
-                if scheduled is None or scheduled.generation != generation:
-                    continue
-                await self._fire_timed(scheduled, key, due)
-            timeout = (self._heap[0][0] - self.now()).total_seconds() if self._heap else None
-            if timeout is None or timeout > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout)
+            try:
+                await self._step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # One bad task must not stop scheduling for everyone; retry after a pause.
+                self.log.exception("scheduler error")
+                await asyncio.sleep(1)
 
-    async def _fire_timed(self, scheduled: Scheduled, key: str, due: datetime) -> None:
-        task = scheduled.task
-        trigger = scheduled.timed[key]
-        tz = ZoneInfo(task["settings"]["timezone"])
-        self._push(task["id"], key, trigger.next_fire(due, tz), scheduled)
-        if await self.app.in_db(self.store.claim_fire, task["id"], key, due.isoformat()):
+    async def _step(self) -> None:
+        """Reload changes, fire what is due, then sleep until the next fire or a wake-up."""
+        self._wake.clear()
+        await self._reload_changes()
+        while self._heap and self._heap[0][0] <= self.now():
+            _, _, task_id, key, due = heapq.heappop(self._heap)
+            try:
+                await self._fire(task_id, key, due)
+            except Exception:
+                self.log.exception("task %s: firing trigger %s failed", task_id, key)
+        if not self._heap and self._horizon is not None:
+            await self._load_batch()
+            return
+        timeout = (self._heap[0][0] - self.now()).total_seconds() if self._heap else None
+        if timeout is None or timeout > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _fire(self, task_id: int, key: str, due: str) -> None:
+        """Fire one due trigger, or catch up per the misfire policy when it is late."""
+        try:
+            task = await self.db(self.store.get_task, task_id, None)
+        except TaskNotFound:
+            return
+        trigger = self._timed(task).get(key)
+        if trigger is None or not task["enabled"]:
+            return
+        settings = task["settings"]
+        tz = ZoneInfo(settings["timezone"])
+        now = self.now()
+        due_at = datetime.fromisoformat(due)
+        late = (now - due_at).total_seconds() > self.app.misfire_tolerance
+        missed = [due_at]
+        if late:
+            missed = self._missed(trigger, tz, due_at, now, settings)
+        nxt = trigger.next_fire(now if late else due_at, tz)
+        next_stamp = stamp(nxt) if nxt else None
+        if not await self.db(
+            self.store.advance_fire,
+            task_id,
+            key,
+            due,
+            stamp(missed[-1] if missed else now),
+            next_stamp,
+        ):
+            return
+        if next_stamp is not None and (self._horizon is None or next_stamp <= self._horizon):
+            self._push(task, key, next_stamp)
+        label = f"{trigger.type_name}:{trigger.name}"
+        if not late:
+            await self._submit(task, label, {"trigger.due": due_at.isoformat()})
+            return
+        count = {"skip": 0, "once": 1, "all": len(missed)}[settings["misfire"]]
+        self.log.info(
+            "task %s missed %d fires of %s; starting %d catch-up runs",
+            task_id,
+            len(missed),
+            label,
+            count,
+        )
+        for when in missed[len(missed) - count :]:
             await self._submit(
-                task, f"{trigger.type_name}:{trigger.name}", {"trigger.due": due.isoformat()}
+                task, "misfire", {"trigger.due": when.isoformat()}, "queue" if count > 1 else None
             )
 
-    async def _submit(self, task: dict[str, Any], trigger: str, parameters: dict[str, Any]) -> None:
+    def _missed(
+        self,
+        trigger: Trigger,
+        tz: ZoneInfo,
+        first: datetime,
+        now: datetime,
+        settings: dict[str, Any],
+    ) -> list[datetime]:
+        """The fire times from ``first`` up to now that the grace period still allows."""
+        grace = settings.get("misfire_grace")
+        missed, when = [first], first
+        while len(missed) <= 10_000:
+            nxt = trigger.next_fire(when, tz)
+            if nxt is None or nxt.astimezone(UTC) > now:
+                break
+            missed.append(nxt.astimezone(UTC))
+            when = nxt
+        if grace is not None:
+            missed = [when for when in missed if (now - when).total_seconds() <= grace]
+        return missed[-settings.get("misfire_limit", 10) :]
+
+    async def _submit(
+        self,
+        task: dict[str, Any],
+        trigger: str,
+        parameters: dict[str, Any],
+        overlap: str | None = None,
+    ) -> None:
         try:
             await self.engine.submit(
-                task, trigger=trigger, started_by="scheduler", parameters=parameters
+                task,
+                trigger=trigger,
+                started_by="scheduler",
+                parameters=parameters,
+                overlap=overlap,
             )
         except Exception:
-            log.exception("cannot start task %s from trigger %s", task["id"], trigger)
-
-    async def _fire_later(self, task: dict[str, Any], trigger: str, delay: float) -> None:
-        await asyncio.sleep(delay)
-        await self._submit(task, trigger, {})
+            self.log.exception("cannot start task %s from trigger %s", task["id"], trigger)
 
     async def _reload_changes(self) -> None:
-        changed, self._seq = await self.app.in_db(self.store.changes_since, self._seq)
-        now = self.now()
+        changed, self._seq = await self.db(self.store.changes_since, self._seq)
         for task_id in changed:
+            self._unlisten(task_id)
             try:
-                task = await self.app.in_db(self.store.get_task, task_id, None)
+                task = await self.db(self.store.get_task, task_id, None)
             except TaskNotFound:
-                self._unload(task_id)
+                await self.db(self.store.clear_schedule, task_id)
                 continue
-            await self._load(task, now, catch_up=False)
+            if not task["enabled"] or not task["triggers"]:
+                await self.db(self.store.clear_schedule, task_id)
+                continue
+            rows = await self.db(self.store.schedule_rows, task_id)
+            if any(row["revision"] == task["revision"] for row in rows.values()):
+                for key, row in rows.items():  # scheduled by another process
+                    nxt = row["next_fire"]
+                    if nxt is not None and (self._horizon is None or nxt <= self._horizon):
+                        self._push(task, key, nxt)
+            else:
+                await self._schedule(task)
+            self._listen(task, starting=False)
 
     async def _watch_database(self) -> None:
         """Wake on writes by other processes sharing the database (e.g. the CLI)."""
@@ -261,39 +330,72 @@ class Scheduler:
 
     # -- event triggers ----------------------------------------------------------------------
 
-    async def _watch_files(self, scheduled: Scheduled, trigger: Any) -> None:
-        root = self.app.owner_root(scheduled.task["owner"])
+    def _listen(self, task: dict[str, Any], *, starting: bool) -> None:
+        """Register a task's event triggers (file watches, after_task, server_start)."""
+        events = []
+        for entry in task["triggers"]:
+            if entry["type"] in self._event_types:
+                with contextlib.suppress(Exception):
+                    events.append(self.registry.instantiate("trigger", entry))
+        if not events:
+            return
+        listening = Listening(task=task, events=events)
+        self._listening[task["id"]] = listening
+        for trigger in events:
+            if trigger.type_name == "file":
+                listening.watchers.append(
+                    asyncio.ensure_future(self._watch_files(listening, trigger))
+                )
+            elif trigger.type_name == "server_start" and starting:
+                listening.watchers.append(
+                    asyncio.ensure_future(self._fire_later(task, trigger.config.get("delay", 0)))
+                )
+
+    def _unlisten(self, task_id: int) -> None:
+        listening = self._listening.pop(task_id, None)
+        if listening is not None:
+            listening.stop.set()
+            for watcher in listening.watchers:
+                watcher.cancel()
+
+    async def _fire_later(self, task: dict[str, Any], delay: float) -> None:
+        await asyncio.sleep(delay)
+        await self._submit(task, "server_start", {})
+
+    async def _watch_files(self, listening: Listening, trigger: Any) -> None:
+        root = self.app.owner_root(listening.task["owner"])
         try:
-            async for placeholders in trigger.watch(root, scheduled.stop):
-                await self._submit(scheduled.task, f"file:{trigger.name}", placeholders)
+            async for placeholders in trigger.watch(root, listening.stop):
+                await self._submit(listening.task, f"file:{trigger.name}", placeholders)
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("task %s: file trigger stopped", scheduled.task["id"])
+            self.log.exception("task %s: file trigger stopped", listening.task["id"])
 
     async def on_run_finished(self, run: dict[str, Any]) -> None:
         """Start tasks whose after_task trigger listens to the finished run's task."""
         if run["status"] == "skipped":
             return
         succeeded = run["status"] == "succeeded"
-        for scheduled in list(self._tasks.values()):
-            task = scheduled.task
+        for listening in list(self._listening.values()):
+            task = listening.task
             if task["owner"] != run["owner"]:
                 continue
-            for trigger_type, config in scheduled.events.values():
-                if trigger_type != "after_task" or config.get("task_id") != run["task_id"]:
+            for trigger in listening.events:
+                if trigger.type_name != "after_task" or trigger.config["task_id"] != run["task_id"]:
                     continue
-                on = config.get("on", "success")
-                if on == "always" or (on == "success") == succeeded:
-                    if task["id"] in run["chain"]:
-                        log.info("task %s already ran in this chain; not again", task["id"])
-                        continue
-                    await self.engine.submit(
-                        task,
-                        trigger=f"after_task:{run['task_id']}",
-                        started_by="scheduler",
-                        chain=run["chain"],
-                    )
+                on = trigger.config.get("on", "success")
+                if on != "always" and (on == "success") != succeeded:
+                    continue
+                if task["id"] in run["chain"]:
+                    self.log.info("task %s already ran in this chain; not again", task["id"])
+                    continue
+                await self.engine.submit(
+                    task,
+                    trigger=f"after_task:{run['task_id']}",
+                    started_by="scheduler",
+                    chain=run["chain"],
+                )
 
     async def fire_http(self, task: dict[str, Any], parameters: dict[str, Any]) -> dict[str, Any]:
         return await self.engine.submit(

@@ -24,7 +24,12 @@ JSON_COLUMNS = ("triggers", "jobs", "actions", "series", "settings")
 
 def utcnow() -> str:
     """The current time as stored: ISO 8601, UTC, microseconds."""
-    return datetime.now(UTC).isoformat(timespec="microseconds")
+    return stamp(datetime.now(UTC))
+
+
+def stamp(moment: datetime) -> str:
+    """An aware datetime as stored: UTC ISO 8601 with microseconds, so text order is time order."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def _migration_1(db: sqlite_utils.Database) -> None:
@@ -105,11 +110,14 @@ def _migration_2(db: sqlite_utils.Database) -> None:
         CREATE TABLE trigger_state (
             task_id INTEGER NOT NULL,
             trigger_key TEXT NOT NULL,
-            last_fire TEXT NOT NULL,
+            revision INTEGER NOT NULL,
+            last_fire TEXT,
+            next_fire TEXT,
             PRIMARY KEY (task_id, trigger_key)
         )
         """
     )
+    db["trigger_state"].create_index(["next_fire"], index_name="trigger_state_next_fire")
     db.execute("CREATE TABLE task_changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, task_id INTEGER)")
 
 
@@ -235,17 +243,32 @@ class Store:
         return _row_to_task(rows[0])
 
     def create_task(self, owner: str, document: dict[str, Any]) -> dict[str, Any]:
+        return self.create_tasks([(owner, document)])[0]
+
+    def create_tasks(self, items: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+        """Insert (owner, document) pairs in one transaction: all or none."""
         now = utcnow()
-        columns = {**_task_columns(document), "owner": owner, "created": now, "updated": now}
-        names = ", ".join(columns)
-        marks = ", ".join("?" for _ in columns)
+        ids = []
         with self._write() as db:
-            cursor = db.execute(
-                f"INSERT INTO tasks ({names}) VALUES ({marks})", list(columns.values())
+            for owner, document in items:
+                columns = {
+                    **_task_columns(document),
+                    "owner": owner,
+                    "created": now,
+                    "updated": now,
+                }
+                names = ", ".join(columns)
+                marks = ", ".join("?" for _ in columns)
+                cursor = db.execute(
+                    f"INSERT INTO tasks ({names}) VALUES ({marks})", list(columns.values())
+                )
+                ids.append(cursor.lastrowid)
+            db.execute(
+                "INSERT INTO task_changes (task_id) SELECT value FROM json_each(?)",
+                [json.dumps(ids)],
             )
-            task_id = cursor.lastrowid
-            self._changed(task_id)
-        return self.get_task(task_id, None)
+        self.on_change()
+        return [self.get_task(task_id, None) for task_id in ids]
 
     def update_task(
         self,
@@ -277,7 +300,6 @@ class Store:
         with self._write():
             self.get_task(task_id, owner)
             self.db.execute("DELETE FROM tasks WHERE id = ?", [task_id])
-            self.db.execute("DELETE FROM trigger_state WHERE task_id = ?", [task_id])
             self._changed(task_id)
 
     def _changed(self, task_id: int) -> None:
@@ -300,40 +322,92 @@ class Store:
     def last_change(self) -> int:
         return self.db.execute("SELECT coalesce(max(seq), 0) FROM task_changes").fetchone()[0]
 
-    def scheduled_tasks(self) -> Iterator[dict[str, Any]]:
-        """Every enabled task with triggers (for the scheduler's start-up)."""
+    # -- schedules: next fire times and the fire lease ------------------------------------
+
+    def tasks_to_schedule(self, limit: int) -> list[dict[str, Any]]:
+        """Enabled tasks with triggers whose schedule rows are missing or of an older revision."""
         rows = self.db.query(
-            "SELECT id, owner, name, enabled, triggers, settings, updated FROM tasks "
-            "WHERE enabled = 1 AND triggers != '[]'"
+            "SELECT * FROM tasks t WHERE enabled = 1 AND triggers != '[]' AND NOT EXISTS "
+            "(SELECT 1 FROM trigger_state s WHERE s.task_id = t.id AND s.revision = t.revision) "
+            "ORDER BY id LIMIT ?",
+            [limit],
         )
-        for row in rows:
-            row["triggers"] = json.loads(row["triggers"])
-            row["settings"] = json.loads(row["settings"])
-            yield row
+        return [_row_to_task(row) for row in rows]
 
-    # -- trigger leases ----------------------------------------------------------------------
-
-    def last_fires(self, task_id: int) -> dict[str, str]:
-        rows = self.db.execute(
-            "SELECT trigger_key, last_fire FROM trigger_state WHERE task_id = ?", [task_id]
-        ).fetchall()
-        return dict(rows)
-
-    def claim_fire(self, task_id: int, trigger_key: str, due: str) -> bool:
-        """Take the lease on one fire time; False if any process already took it (or later)."""
+    def drop_unscheduled(self) -> None:
+        """Forget schedule rows of tasks that were deleted or disabled."""
         with self._write() as db:
-            row = db.execute(
-                "SELECT last_fire FROM trigger_state WHERE task_id = ? AND trigger_key = ?",
-                [task_id, trigger_key],
-            ).fetchone()
-            if row is not None and row[0] >= due:
-                return False
             db.execute(
-                "INSERT INTO trigger_state (task_id, trigger_key, last_fire) VALUES (?, ?, ?) "
-                "ON CONFLICT (task_id, trigger_key) DO UPDATE SET last_fire = excluded.last_fire",
-                [task_id, trigger_key, due],
+                "DELETE FROM trigger_state WHERE task_id NOT IN "
+                "(SELECT id FROM tasks WHERE enabled = 1)"
             )
-        return True
+
+    def schedule_rows(self, task_id: int) -> dict[str, dict[str, Any]]:
+        rows = self.db.query("SELECT * FROM trigger_state WHERE task_id = ?", [task_id])
+        return {row["trigger_key"]: row for row in rows}
+
+    def set_schedule(
+        self, task_id: int, revision: int, rows: dict[str, tuple[str | None, str | None]]
+    ) -> None:
+        """Replace a task's schedule rows: trigger key -> (last fire, next fire)."""
+        with self._write() as db:
+            db.execute("DELETE FROM trigger_state WHERE task_id = ?", [task_id])
+            db.conn.executemany(
+                "INSERT INTO trigger_state (task_id, trigger_key, revision, last_fire, next_fire)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [(task_id, key, revision, last, nxt) for key, (last, nxt) in rows.items()],
+            )
+
+    def clear_schedule(self, task_id: int) -> None:
+        with self._write() as db:
+            db.execute("DELETE FROM trigger_state WHERE task_id = ?", [task_id])
+
+    def upcoming_fires(self, batch: int) -> tuple[list[tuple[int, str, str]], str | None]:
+        """The earliest (task id, key, next fire) rows and the horizon they reach.
+
+        Every row with a next fire up to the horizon is returned; the horizon is None when
+        all rows are.
+        """
+        horizon_row = self.db.execute(
+            "SELECT next_fire FROM trigger_state WHERE next_fire IS NOT NULL "
+            "ORDER BY next_fire LIMIT 1 OFFSET ?",
+            [batch],
+        ).fetchone()
+        sql = (
+            "SELECT task_id, trigger_key, next_fire FROM trigger_state WHERE next_fire IS NOT NULL"
+        )
+        params: list[Any] = []
+        if horizon_row is not None:
+            sql += " AND next_fire <= ?"
+            params.append(horizon_row[0])
+        rows = self.db.execute(sql, params).fetchall()
+        return [tuple(row) for row in rows], horizon_row[0] if horizon_row else None
+
+    def advance_fire(
+        self, task_id: int, key: str, due: str, last_fire: str, next_fire: str | None
+    ) -> bool:
+        """Take the lease on the fire at ``due`` and move the schedule on.
+
+        True only for the one caller that finds the row still due at ``due``: a second process
+        (or a stale heap entry after the task changed) gets False and must not fire.
+        """
+        with self._write() as db:
+            cursor = db.execute(
+                "UPDATE trigger_state SET last_fire = ?, next_fire = ? "
+                "WHERE task_id = ? AND trigger_key = ? AND next_fire = ?",
+                [last_fire, next_fire, task_id, key, due],
+            )
+        return cursor.rowcount == 1
+
+    def tasks_with_trigger_types(self, types: list[str]) -> list[dict[str, Any]]:
+        """Enabled tasks having at least one trigger of the given types."""
+        marks = ", ".join("?" for _ in types)
+        rows = self.db.query(
+            "SELECT * FROM tasks WHERE enabled = 1 AND EXISTS (SELECT 1 FROM json_each(triggers)"
+            f" WHERE json_extract(value, '$.type') IN ({marks}))",
+            types,
+        )
+        return [_row_to_task(row) for row in rows]
 
     # -- runs --------------------------------------------------------------------------------
 

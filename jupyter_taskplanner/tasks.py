@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from .components.registry import Registry
@@ -10,6 +12,7 @@ from .errors import InvalidConfig, TaskNotFound
 from .model import (
     READ_ONLY_FIELDS,
     check_shape,
+    freeze_components,
     keep_secrets,
     new_task_document,
     redact_secrets,
@@ -27,10 +30,24 @@ WRITABLE_FIELDS = ("name", "description", "enabled", "triggers", "jobs", "action
 class TaskService:
     """The task use cases, each scoped by the caller's ``Access``."""
 
-    def __init__(self, store: Store, registry: Registry, default_timezone: str = "UTC") -> None:
+    def __init__(
+        self,
+        store: Store,
+        registry: Registry,
+        default_timezone: str = "UTC",
+        folders: Callable[[str], tuple[Path, Path]] | None = None,
+    ) -> None:
         self.store = store
         self.registry = registry
         self.default_timezone = default_timezone
+        self.folders = folders or (lambda owner: (Path.cwd(), Path.cwd() / ".snapshots"))
+        """owner -> (the owner's root folder, the folder for input snapshots)."""
+
+    def _prepare(self, document: dict[str, Any], owner: str) -> dict[str, Any]:
+        """Validate a document and let its components freeze what they need."""
+        document = validate_components(document, self.registry)
+        freeze_components(document, self.registry, *self.folders(owner))
+        return document
 
     def public(self, task: dict[str, Any]) -> dict[str, Any]:
         """A task as returned to clients: secrets removed."""
@@ -57,8 +74,9 @@ class TaskService:
     def create(self, access: Access, body: Any, *, owner: str | None = None) -> dict[str, Any]:
         """Create a task owned by the caller (or, for admin imports, by ``owner``)."""
         check_shape(body, require_name=True)
-        document = new_task_document(body, self.default_timezone)
-        document = validate_components(document, self.registry)
+        document = self._prepare(
+            new_task_document(body, self.default_timezone), owner or access.user
+        )
         return self.store.create_task(owner or access.user, document)
 
     def update(
@@ -85,7 +103,7 @@ class TaskService:
         else:
             document = new_task_document(body, stored["settings"]["timezone"])
         keep_secrets(document, stored, self.registry)
-        document = validate_components(document, self.registry)
+        document = self._prepare(document, stored["owner"])
         return self.store.update_task(
             task_id, access.task_scope(), document, expected_revision=expected_revision
         )
@@ -107,8 +125,7 @@ class TaskService:
         document["name"] = f"Copy of {stored['name']}"[:200]
         document.update(overrides)
         check_shape(document, require_name=True)
-        document = validate_components(document, self.registry)
-        return self.store.create_task(access.user, document)
+        return self.store.create_task(access.user, self._prepare(document, access.user))
 
     def export(self, access: Access, task_ids: list[int]) -> dict[str, Any]:
         """The export document of some tasks (secrets left out)."""
@@ -131,14 +148,12 @@ class TaskService:
             item = {key: value for key, value in item.items() if key not in READ_ONLY_FIELDS}
             try:
                 check_shape(item, require_name=True)
-                document = validate_components(
-                    new_task_document(item, self.default_timezone), self.registry
-                )
+                document = self._prepare(new_task_document(item, self.default_timezone), owner)
             except InvalidConfig as exc:
                 field = f"tasks[{index}].{exc.field}" if exc.field else f"tasks[{index}]"
                 raise InvalidConfig(f"tasks[{index}]: {exc.message}", field=field) from None
             prepared.append((owner, document))
-        return [self.store.create_task(owner, document) for owner, document in prepared]
+        return self.store.create_tasks(prepared)
 
 
 def _import_items(body: Any) -> list[Any]:

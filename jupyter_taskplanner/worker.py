@@ -16,8 +16,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from .components.base import Component, RunContext
-from .components.registry import ENTRY_POINT_GROUP
+from .components.base import ENTRY_POINT_GROUP, Component, RunContext
 
 
 def load_component(kind: str, type_name: str) -> type[Component]:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from tornado.httpclient import HTTPClientError, HTTPResponse
 
-pytest_plugins = ["pytest_jupyter.jupyter_server"]
+pytest_plugins = ["pytest_jupyter.jupyter_server", "helpers_servers"]
 
 TOKENS = {"alice": "alice-token", "bob": "bob-token", "root": "root-token", "eve": "eve-token"}
 GRANTS = {

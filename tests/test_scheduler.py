@@ -15,6 +15,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from conftest import wait_until
@@ -23,7 +24,7 @@ from test_runs import FUNCS, create, job, runs_of
 from jupyter_taskplanner.components.registry import Registry
 from jupyter_taskplanner.model import new_task_document, validate_components
 from jupyter_taskplanner.scheduler import trigger_key
-from jupyter_taskplanner.store import Store
+from jupyter_taskplanner.store import Store, stamp
 
 
 def _stored_task(db_path: Path, body: dict[str, Any], owner: str = "alice") -> dict[str, Any]:
@@ -50,11 +51,18 @@ def missed_task(request, db_path: Path) -> tuple[str, dict[str, Any]]:
             "settings": {"misfire": request.param, "overlap": "skip"},
         },
     )
+    _stopped_at(db_path, task, now - timedelta(hours=3))
+    return request.param, task
+
+
+def _stopped_at(db_path: Path, task: dict[str, Any], moment: datetime) -> None:
+    """Leave the schedule a server stopped at ``moment`` would have left behind."""
+    trigger = Registry.from_entry_points().instantiate("trigger", task["triggers"][0])
+    nxt = trigger.next_fire(moment, ZoneInfo("UTC"))
     store = Store(db_path)
     key = trigger_key(0, task["triggers"][0])
-    store.claim_fire(task["id"], key, (now - timedelta(hours=3)).isoformat())
+    store.set_schedule(task["id"], task["revision"], {key: (None, stamp(nxt))})
     store.close()
-    return request.param, task
 
 
 async def test_misfire_policy_after_downtime(missed_task, api):
@@ -89,11 +97,7 @@ def grace_task(request, db_path: Path) -> tuple[int, dict[str, Any]]:
             "settings": {"misfire": "once", "misfire_grace": grace},
         },
     )
-    store = Store(db_path)
-    store.claim_fire(
-        task["id"], trigger_key(0, task["triggers"][0]), (now - timedelta(hours=5)).isoformat()
-    )
-    store.close()
+    _stopped_at(db_path, task, now - timedelta(hours=5))
     return expected, task
 
 

@@ -1,7 +1,14 @@
-"""Component base classes and the registry of component types."""
+"""Component base classes and the registry of component types.
 
-from .base import Action, Component, Job, Result, RunContext, Series, Trigger
-from .registry import ENTRY_POINT_GROUP, Registry
+``Registry`` is imported lazily: worker processes import only the base classes, so a job
+does not pay for loading jsonschema before it starts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import ENTRY_POINT_GROUP, Action, Component, Job, Result, RunContext, Series, Trigger
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -14,3 +21,11 @@ __all__ = [
     "Series",
     "Trigger",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Registry":
+        from .registry import Registry
+
+        return Registry
+    raise AttributeError(name)

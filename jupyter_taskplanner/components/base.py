@@ -31,6 +31,7 @@ from traitlets.config import Configurable
 
 from ..errors import InvalidConfig
 
+ENTRY_POINT_GROUP = "jupyter_taskplanner.components"
 Kind = Literal["trigger", "job", "action", "series"]
 Flavor = Literal["file", "text", "none"]
 KINDS: tuple[Kind, ...] = ("trigger", "job", "action", "series")
@@ -58,6 +59,15 @@ class Component:
     @classmethod
     def migrate_config(cls, config: dict[str, Any], from_version: int) -> dict[str, Any]:
         """Upgrade a config stored by an older ``config_version``; default: unchanged."""
+        return config
+
+    @classmethod
+    def freeze(cls, config: dict[str, Any], owner_root: Path, snapshot_dir: Path) -> dict[str, Any]:
+        """The config to store when a task is saved (e.g. with a snapshot of an input file).
+
+        Called on every save, after validation; raise ``InvalidConfig`` naming the field.
+        Default: the config unchanged.
+        """
         return config
 
     @classmethod

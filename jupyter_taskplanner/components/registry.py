@@ -16,9 +16,8 @@ from typing import Any
 import jsonschema
 
 from ..errors import InvalidConfig
-from .base import KINDS, Component
+from .base import ENTRY_POINT_GROUP, KINDS, Component
 
-ENTRY_POINT_GROUP = "jupyter_taskplanner.components"
 log = logging.getLogger(__name__)
 
 
