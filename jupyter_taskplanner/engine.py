@@ -16,6 +16,7 @@ import re
 import shutil
 import socket
 import traceback
+import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -319,6 +320,40 @@ class RunEngine:
             ok = await self._run_set(run, task, index, values, set_folder) and ok
         return "succeeded" if ok else "failed"
 
+    async def preview_series(self, task: dict[str, Any], count: int) -> dict[str, Any]:
+        """The first ``count`` parameter sets of the task's series, computed by a worker."""
+        folder = Path(self.app.runs_dir) / task["owner"] / "previews" / uuid.uuid4().hex
+        ctx = self._context(
+            {"id": 0, "started": None, "created": utcnow(), "parameters": {}}, task, folder
+        )
+        request = {**self._request("series", task["series"], ctx, folder), "limit": count}
+        try:
+            return await self.app.executor.run(request, folder, ctx.owner_root)
+        finally:
+            await asyncio.get_running_loop().run_in_executor(
+                None, functools.partial(shutil.rmtree, folder, ignore_errors=True)
+            )
+
+    def _request(
+        self, kind: str, entry: dict[str, Any], ctx: RunContext, output: Path
+    ) -> dict[str, Any]:
+        """The worker request for a job or series (job configs get placeholders filled)."""
+        config = entry.get("config") or {}
+        return {
+            "kind": kind,
+            "entry": {**entry, "config": ctx.fill(config) if kind == "job" else config},
+            "context": {
+                "owner": ctx.owner,
+                "owner_root": str(ctx.owner_root),
+                "task_id": ctx.task_id,
+                "task_name": ctx.task_name,
+                "run_id": ctx.run_id,
+                "started": ctx.started.isoformat(),
+                "output_dir": str(output),
+                "placeholders": {k: v for k, v in ctx.placeholders.items() if _jsonable(v)},
+            },
+        }
+
     def _context(self, run: dict[str, Any], task: dict[str, Any], folder: Path) -> RunContext:
         return RunContext(
             owner=task["owner"],
@@ -423,22 +458,7 @@ class RunEngine:
                 "folder": str(folder),
             },
         )
-        request = {
-            "kind": kind,
-            "entry": {**entry, "config": ctx.fill(entry.get("config") or {})}
-            if kind == "job"
-            else entry,
-            "context": {
-                "owner": ctx.owner,
-                "owner_root": str(ctx.owner_root),
-                "task_id": ctx.task_id,
-                "task_name": ctx.task_name,
-                "run_id": ctx.run_id,
-                "started": ctx.started.isoformat(),
-                "output_dir": str(output),
-                "placeholders": {k: v for k, v in ctx.placeholders.items() if _jsonable(v)},
-            },
-        }
+        request = self._request(kind, entry, ctx, output)
         try:
             outcome = await self.app.executor.run(request, folder, ctx.owner_root)
         except asyncio.CancelledError:
@@ -450,6 +470,15 @@ class RunEngine:
         for item in outcome.get("results", []):
             if item["flavor"] == "file":
                 item["value"] = str((output / item["value"]).relative_to(run_folder))
+        if "error" in outcome:
+            # Keep what a failed job left (a partial notebook, say) downloadable.
+            outcome["results"] = [
+                Result(
+                    "file", str(path.relative_to(run_folder)), False, entry.get("name") or ""
+                ).to_json()
+                for path in sorted(output.rglob("*"))
+                if path.is_file()
+            ]
         await self.db(
             self.store.update_step,
             step_id,

@@ -180,6 +180,22 @@ class TaskNextHandler(PlannerHandler):
         )
 
 
+class SeriesPreviewHandler(PlannerHandler):
+    """``GET /tasks/{id}/series/preview?count=5``: the first parameter sets of the series."""
+
+    @web.authenticated
+    @authorized
+    async def get(self, raw_id: str) -> None:
+        task = await self.db(self.planner.tasks.get, self.access, parse_task_id(raw_id))
+        if not task["series"]:
+            raise InvalidConfig("series: this task has no series to preview", field="series")
+        count = self.query_int("count", 5, 1, 100)
+        outcome = await self.planner.engine.preview_series(task, count)
+        if "error" in outcome:
+            raise InvalidConfig(f"series: {outcome['error']}", field="series")
+        self.send({"sets": outcome["sets"], "count": len(outcome["sets"])})
+
+
 class TaskTriggerHandler(PlannerHandler):
     """``POST /tasks/{id}/trigger/{token}``: the secret URL of an ``http`` trigger.
 
@@ -221,6 +237,7 @@ RUN_HANDLERS: list[tuple[str, type[PlannerHandler]]] = [
     (rf"{API}/tasks/{TASK_ID}/run", TaskRunHandler),
     (rf"{API}/tasks/{TASK_ID}/runs", TaskRunsHandler),
     (rf"{API}/tasks/{TASK_ID}/next", TaskNextHandler),
+    (rf"{API}/tasks/{TASK_ID}/series/preview", SeriesPreviewHandler),
     (rf"{API}/tasks/{TASK_ID}/trigger/(?P<token>[^/]+)", TaskTriggerHandler),
     (rf"{API}/runs", RunsHandler),
     (rf"{API}/runs/(?P<raw_run_id>[^/]+)", RunHandler),

@@ -55,7 +55,8 @@ def execute(request: dict[str, Any]) -> dict[str, Any]:
         cls = load_component(request["kind"], entry["type"])
         component = cls(entry.get("config") or {}, entry.get("name") or "")
         if request["kind"] == "series":
-            sets = list(component.sets(ctx))
+            limit = request.get("limit")
+            sets = list(component.preview(ctx, limit) if limit else component.sets(ctx))
             for index, item in enumerate(sets):
                 if not isinstance(item, dict):
                     raise TypeError(f"set {index} is a {type(item).__name__}, not a dict")
