@@ -310,6 +310,10 @@ def test_files_and_stdin(cli: Cli, tmp_path: Path) -> None:
     assert cli.fails("export", "1", "-o", str(target)) == (
         f"error: cannot write {target}: No such file or directory"
     )
+    not_a_database = Cli(cli.env, latin1)
+    assert not_a_database.fails("list") == (
+        f"error: cannot open the task database {latin1}: file is not a database"
+    )
 
 
 def test_unknown_ids(cli: Cli) -> None:
@@ -368,6 +372,13 @@ def test_config_files_choose_the_database(env: dict[str, str], tmp_path: Path) -
     cli_db = tmp_path / "cli.db"
     cli("list", f"--db-path={cli_db}")
     assert cli_db.is_file()
+    # Settings the server would refuse, the CLI refuses too.
+    (config_dir / "jupyter_server_config.py").write_text(
+        "c.TaskPlannerApp.default_timezone = 'Mars/Olympus'\n"
+    )
+    assert cli.fails("list") == (
+        "error: bad configuration: unknown timezone 'Mars/Olympus'; use an IANA name"
+    )
 
 
 def test_jupyter_finds_the_subcommand(env: dict[str, str], tmp_path: Path) -> None:
