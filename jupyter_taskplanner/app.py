@@ -157,7 +157,19 @@ class TaskPlannerApp(ExtensionApp):
     )
 
     def initialize_settings(self) -> None:
-        """Open the store, load the component registry and build the run services."""
+        """Build the services and register the run event schema with the server."""
+        self.init_services()
+        schema = Path(__file__).parent / "events" / "run.yaml"
+        if EVENT_SCHEMA not in self.serverapp.event_logger.schemas.schema_ids:
+            self.serverapp.event_logger.register_event_schema(schema)
+        self.log.info("jupyter-taskplanner: tasks stored in %s", self.db_path)
+
+    def init_services(self) -> None:
+        """Open the store, load the component registry and build the run services.
+
+        Works without a server too (the CLI runs tasks this way): then the owner's root is
+        the current folder and every permission is granted to the local user.
+        """
         self.store = Store(self.db_path)
         self.registry = Registry.from_entry_points()
         self.tasks = TaskService(
@@ -178,10 +190,6 @@ class TaskPlannerApp(ExtensionApp):
         self.engine = RunEngine(self)
         self.scheduler = Scheduler(self)
         self.store.on_change = self.scheduler.notify
-        schema = Path(__file__).parent / "events" / "run.yaml"
-        if EVENT_SCHEMA not in self.serverapp.event_logger.schemas.schema_ids:
-            self.serverapp.event_logger.register_event_schema(schema)
-        self.log.info("jupyter-taskplanner: tasks stored in %s", self.db_path)
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(RUN_HANDLERS + HANDLERS)
@@ -196,6 +204,8 @@ class TaskPlannerApp(ExtensionApp):
         """The folder of ``owner``'s files."""
         if self.owner_root_template:
             return Path(self.owner_root_template.format(owner=owner)).expanduser()
+        if self.serverapp is None:
+            return Path.cwd()
         return Path(self.serverapp.root_dir).expanduser()
 
     def snapshot_folder(self, owner: str) -> Path:
@@ -208,6 +218,8 @@ class TaskPlannerApp(ExtensionApp):
 
     def owner_has(self, owner: str, resource: str) -> bool:
         """Whether ``owner`` holds an authorizer resource, asked without a request."""
+        if self.serverapp is None:
+            return True
         authorizer = self.serverapp.authorizer
         return bool(authorizer.is_authorized(None, User(username=owner), "execute", resource))
 
