@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import logging
 import os
 import re
@@ -23,6 +24,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
+
+import watchfiles
 
 from .components.base import Action, Result, RunContext
 from .errors import Conflict, PermissionDenied
@@ -74,7 +77,9 @@ class RunEngine:
         self.store = app.store
         self.registry = app.registry
         self._waiting: dict[str, deque[int]] = {}
-        self._owner_turns: deque[str] = deque()
+        self._stopping = False
+        self._last_start: dict[str, int] = {}
+        self._starts = 0
         self._running: dict[int, asyncio.Task[None]] = {}
         self._running_tasks: dict[int, int] = {}
         self._running_owners: dict[str, int] = {}
@@ -124,8 +129,6 @@ class RunEngine:
             owner_queue = self._waiting.setdefault(task["owner"], deque())
             if run["id"] not in owner_queue:
                 owner_queue.append(run["id"])
-                if task["owner"] not in self._owner_turns:
-                    self._owner_turns.append(task["owner"])
             self._dispatch_soon()
         return run
 
@@ -136,6 +139,8 @@ class RunEngine:
 
     async def _dispatch(self) -> None:
         """Start waiting runs while the limits allow, taking owners in turn (fairness)."""
+        if self._stopping:
+            return
         async with self._dispatching:
             await self._dispatch_locked()
 
@@ -143,9 +148,8 @@ class RunEngine:
         progress = True
         while progress and len(self._running) < self.app.max_concurrent_runs:
             progress = False
-            for _ in range(len(self._owner_turns)):
-                owner = self._owner_turns[0]
-                self._owner_turns.rotate(-1)
+            # The owner who started a run least recently goes first.
+            for owner in sorted(self._waiting, key=lambda name: self._last_start.get(name, -1)):
                 if self._running_owners.get(owner, 0) >= self.app.max_runs_per_owner:
                     continue
                 run_id = await self._next_startable(owner)
@@ -156,7 +160,6 @@ class RunEngine:
                 break
         for owner in [owner for owner, queue in self._waiting.items() if not queue]:
             del self._waiting[owner]
-            self._owner_turns.remove(owner)
 
     async def _next_startable(self, owner: str) -> int | None:
         """The first waiting run of ``owner`` whose task may start now (overlap rules)."""
@@ -190,6 +193,8 @@ class RunEngine:
             return None
 
     def _start(self, run_id: int, owner: str) -> None:
+        self._starts += 1
+        self._last_start[owner] = self._starts
         self._running_owners[owner] = self._running_owners.get(owner, 0) + 1
         self._running[run_id] = asyncio.ensure_future(self._execute(run_id))
 
@@ -220,17 +225,20 @@ class RunEngine:
         return await self.db(self.store.get_run, run["id"], None)
 
     async def stop(self) -> None:
-        """Cancel every run of this process (server shutdown): they end as interrupted."""
-        for run_id, future in list(self._running.items()):
+        """End every run of this process (server shutdown): they are marked interrupted."""
+        self._stopping = True
+        for future in list(self._running.values()):
             future.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await future
+        waiting = [run_id for queue in self._waiting.values() for run_id in queue]
+        for run_id in waiting:
             await self.db(
                 self.store.update_run,
                 run_id,
                 status="interrupted",
                 finished=utcnow(),
-                error="the server stopped while the run was running",
+                error="the server stopped before the run started",
             )
 
     async def recover(self) -> None:
@@ -459,6 +467,8 @@ class RunEngine:
             },
         )
         request = self._request(kind, entry, ctx, output)
+        relaying = asyncio.Event()
+        relay = asyncio.ensure_future(self._relay_progress(run, step_id, folder, relaying))
         try:
             outcome = await self.app.executor.run(request, folder, ctx.owner_root)
         except asyncio.CancelledError:
@@ -466,6 +476,10 @@ class RunEngine:
             raise
         except Exception as exc:
             outcome = {"error": f"the executor failed: {exc}"}
+        finally:
+            relaying.set()
+            with contextlib.suppress(Exception):
+                await relay
         run_folder = self.app.run_folder(run["owner"], run["id"])
         for item in outcome.get("results", []):
             if item["flavor"] == "file":
@@ -591,7 +605,22 @@ class RunEngine:
                 None, functools.partial(shutil.rmtree, folder, ignore_errors=True)
             )
 
-    def _emit(self, run: dict[str, Any], what: str) -> None:
+    async def _relay_progress(
+        self, run: dict[str, Any], step_id: int, folder: Path, stop: asyncio.Event
+    ) -> None:
+        """Send a job's progress reports (the worker's progress.json) as run events."""
+        async for _ in watchfiles.awatch(
+            folder,
+            stop_event=stop,
+            recursive=False,
+            debounce=100,
+            watch_filter=lambda _, path: Path(path).name == "progress.json",
+        ):
+            with contextlib.suppress(OSError, ValueError):
+                progress = json.loads((folder / "progress.json").read_text())
+                self._emit(run, "progress", step_id=step_id, **progress)
+
+    def _emit(self, run: dict[str, Any], what: str, **extra: Any) -> None:
         logger = getattr(self.app.serverapp, "event_logger", None)
         if logger is None:
             return
@@ -604,6 +633,7 @@ class RunEngine:
                 "owner": run["owner"],
                 "status": run["status"],
                 "trigger": run["trigger"],
+                **extra,
             },
         )
 

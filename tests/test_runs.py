@@ -338,3 +338,50 @@ async def test_http_trigger(api, funcs, jp_fetch):
     with pytest.raises(Exception) as info:
         await jp_fetch(base, "wrong-token-0123456789", method="POST", body="")
     assert info.value.code == 404
+
+
+async def test_file_trigger_fires_once_after_a_burst(api, funcs, jp_root_dir):
+    alice = api("alice")
+    inbox = jp_root_dir / "inbox"
+    inbox.mkdir()
+    task = await create(
+        alice,
+        jobs=[job("hello", name="{trigger.file}")],
+        triggers=[
+            {"type": "file", "config": {"path": "inbox", "pattern": "*.csv", "debounce": 0.5}}
+        ],
+    )
+    await asyncio.sleep(0.5)  # the watch starts when the scheduler loads the task
+    for index in range(10):
+        (inbox / f"part-{index}.csv").write_text("x")
+        await asyncio.sleep(0.02)
+    (inbox / "ignored.txt").write_text("not a csv")
+    await wait_until(lambda: _has_runs(alice, task["id"]))
+    await asyncio.sleep(1.5)
+    (run,) = await runs_of(alice, task["id"])
+    assert run["trigger"].startswith("file")
+    done = await wait_for_run(alice, run["id"])
+    assert done["steps"][0]["results"][0]["value"].startswith("hello inbox/part-")
+
+
+async def test_progress_events_while_a_notebook_runs(api, jp_serverapp, jp_root_dir):
+    notebook = Path(__file__).parent.parent / "notebooks" / "report.ipynb"
+    (jp_root_dir / "report.ipynb").write_text(notebook.read_text())
+    seen: list[dict[str, Any]] = []
+
+    async def listener(logger, schema_id, data) -> None:
+        seen.append(data)
+
+    jp_serverapp.event_logger.add_listener(
+        schema_id="https://events.jupyter.org/jupyter_taskplanner/run/v1", listener=listener
+    )
+    alice = api("alice")
+    task = await create(
+        alice, jobs=[{"type": "notebook", "config": {"path": "report.ipynb", "formats": ["ipynb"]}}]
+    )
+    run = await wait_for_run(alice, (await alice("POST", f"/tasks/{task['id']}/run")).body["id"])
+    assert run["status"] == "succeeded", run
+    progress = [event for event in seen if event["action"] == "progress"]
+    assert progress, seen
+    assert all(event["run_id"] == run["id"] and event["total"] >= 1 for event in progress)
+    assert any("cell" in event["message"] for event in progress)
