@@ -9,22 +9,18 @@ store filled beforehand, and reads figures from the process (/proc) and from the
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from datetime import datetime
 from pathlib import Path
 
 from jupyter_taskplanner.components.registry import Registry
 from jupyter_taskplanner.model import new_task_document, validate_components
 from jupyter_taskplanner.store import Store
+from jupyter_taskplanner.testing import ServerProcess
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -43,81 +39,38 @@ def fill_store(db_path: Path, count: int, trigger: dict, settings: dict | None =
     store.close()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def cpu_seconds(server: ServerProcess) -> float:
+    fields = Path(f"/proc/{server.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
-class Server:
-    """A `jupyter server` process with the planner; measures start-up until scheduling."""
+def rss_mb(server: ServerProcess) -> float:
+    status = Path(f"/proc/{server.process.pid}/status").read_text()
+    return int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024
 
-    def __init__(self, folder: Path, db_path: Path) -> None:
-        self.port = free_port()
-        self.log_path = folder / f"server-{self.port}.log"
-        self.log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        started = time.monotonic()
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "jupyter_server",
-                "--allow-root",
-                "--no-browser",
-                f"--ServerApp.port={self.port}",
-                "--ServerApp.ip=127.0.0.1",
-                "--IdentityProvider.token=bench",
-                f"--ServerApp.root_dir={folder}",
-                f"--TaskPlannerApp.db_path={db_path}",
-                "--TaskPlannerApp.single_user_name=bench",
-                "--TaskPlannerApp.keep_runs=100000",
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "JUPYTER_DATA_DIR": str(folder / "data")},
-        )
-        while b"scheduler started" not in self.log_path.read_bytes():
-            if self.process.poll() is not None or time.monotonic() - started > 600:
-                raise RuntimeError(f"server did not start; see {self.log_path}")
-            time.sleep(0.05)
-        self.startup = time.monotonic() - started
 
-    def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICKS
-
-    def rss_mb(self) -> float:
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
-        return int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024
-
-    def api(self, path: str) -> dict:
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{self.port}/taskplanner/api{path}",
-            headers={"Authorization": "token bench"},
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.loads(response.read())
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(60)
-        self.log.close()
+def start_server(folder: Path, db_path: Path) -> ServerProcess:
+    log = folder / f"server-{time.monotonic_ns()}.log"
+    return ServerProcess(folder, db_path, log, "--TaskPlannerApp.keep_runs=100000", owner="bench")
 
 
 def idle_case(folder: Path, count: int, idle_seconds: float) -> dict:
+    """First start (schedules every imported task), then a restart, then idle CPU."""
     db_path = folder / f"idle-{count}.db"
     fill_store(db_path, count, {"type": "cron", "config": {"expression": "0 3 1 1 *"}})
-    server = Server(folder, db_path)
+    first = start_server(folder, db_path)
+    first.stop()
+    server = start_server(folder, db_path)
     try:
         time.sleep(2)  # let start-up work settle before measuring idleness
-        before, wall = server.cpu_seconds(), time.monotonic()
+        before, wall = cpu_seconds(server), time.monotonic()
         time.sleep(idle_seconds)
-        cpu = (server.cpu_seconds() - before) / (time.monotonic() - wall) * 100
+        cpu = (cpu_seconds(server) - before) / (time.monotonic() - wall) * 100
         return {
             "tasks": count,
             "startup_s": server.startup,
             "idle_cpu_pct": cpu,
-            "rss_mb": server.rss_mb(),
+            "rss_mb": rss_mb(server),
         }
     finally:
         server.stop()
@@ -132,9 +85,9 @@ def fire_delay_case(folder: Path, tasks: int, fires: int) -> list[float]:
         {"type": "interval", "config": {"every": 1, "unit": "seconds"}},
         {"overlap": "parallel"},
     )
-    server = Server(folder, db_path)
+    server = start_server(folder, db_path)
     try:
-        while server.api("/runs?limit=1")["total"] < fires:
+        while server.call("GET", "/runs?limit=1")["total"] < fires:
             time.sleep(0.5)
     finally:
         server.stop()
@@ -158,12 +111,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         print(f"Idle scheduler ({idle:.0f} s idle each), targets: start in seconds, ~0 % CPU idle")
-        print(f"{'enabled tasks':>14} {'start-up s':>11} {'idle CPU %':>11} {'RSS MB':>8}")
+        print("(first start: schedules every task imported while no server ran)")
+        print(
+            f"{'enabled tasks':>14} {'first start s':>14} {'restart s':>10} {'idle CPU %':>11} "
+            f"{'RSS MB':>8}"
+        )
         for count in sizes:
             row = idle_case(folder, count, idle)
             print(
-                f"{row['tasks']:>14,} {row['startup_s']:>11.2f} {row['idle_cpu_pct']:>11.2f} "
-                f"{row['rss_mb']:>8.0f}"
+                f"{row['tasks']:>14,} {row['first_start_s']:>14.2f} {row['restart_s']:>10.2f} "
+                f"{row['idle_cpu_pct']:>11.2f} {row['rss_mb']:>8.0f}"
             )
         delays = fire_delay_case(folder, tasks=20, fires=200)
         quantiles = statistics.quantiles(delays, n=100)

@@ -73,6 +73,21 @@ class PlannerHandler(ExtensionHandlerMixin, APIHandler):
             return False
         raise InvalidConfig(f"{name}: expected true or false, got {raw!r}", field=name)
 
+    def page(self) -> tuple[int, int]:
+        """The ``limit`` and ``offset`` query arguments of a listing, checked."""
+        limit = self.query_int("limit", 50, 1, self.planner.max_page_size)
+        return limit, self.query_int("offset", 0, 0, 2**31)
+
+    def send_page(
+        self, key: str, items: list[dict[str, Any]], total: int, limit: int, offset: int
+    ) -> None:
+        """A page of a listing, with the URL of the next page when there is one."""
+        reply: dict[str, Any] = {key: items, "total": total, "limit": limit, "offset": offset}
+        if offset + limit < total:
+            args = {k: v[-1].decode() for k, v in self.request.query_arguments.items()}
+            reply["next"] = f"{self.request.path}?{urlencode({**args, 'offset': offset + limit})}"
+        self.send(reply)
+
     def send(self, data: Any, status: int = 200) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
@@ -122,8 +137,7 @@ class TasksHandler(PlannerHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        limit = self.query_int("limit", 50, 1, self.planner.max_page_size)
-        offset = self.query_int("offset", 0, 0, 2**31)
+        limit, offset = self.page()
         tasks, total = await self.db(
             self.planner.tasks.list,
             self.access,
@@ -133,11 +147,7 @@ class TasksHandler(PlannerHandler):
             limit=limit,
             offset=offset,
         )
-        reply: dict[str, Any] = {"tasks": tasks, "total": total, "limit": limit, "offset": offset}
-        if offset + limit < total:
-            args = {k: v[-1].decode() for k, v in self.request.query_arguments.items()}
-            reply["next"] = f"{self.request.path}?{urlencode({**args, 'offset': offset + limit})}"
-        self.send(reply)
+        self.send_page("tasks", tasks, total, limit, offset)
 
     @web.authenticated
     @authorized

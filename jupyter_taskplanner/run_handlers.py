@@ -43,8 +43,7 @@ class RunsPage(PlannerHandler):
                 f"status: expected one of {', '.join(RUN_STATUSES)}, got {status!r}",
                 field="status",
             )
-        limit = self.query_int("limit", 50, 1, self.planner.max_page_size)
-        offset = self.query_int("offset", 0, 0, 2**31)
+        limit, offset = self.page()
         runs, total = await self.db(
             self.planner.runs.list,
             self.access,
@@ -54,7 +53,7 @@ class RunsPage(PlannerHandler):
             limit=limit,
             offset=offset,
         )
-        self.send({"runs": runs, "total": total, "limit": limit, "offset": offset})
+        self.send_page("runs", runs, total, limit, offset)
 
 
 class TaskRunHandler(PlannerHandler):

@@ -11,11 +11,21 @@ Configure the server with::
     }
 
 and send ``Authorization: token alice-token`` to act as alice.  Plugins can use the same
-classes in their own tests.
+classes in their own tests.  ``ServerProcess`` starts a real server process (for restarts,
+several processes on one database, benchmarks).
 """
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
 from typing import Any
 
 from jupyter_server.auth.authorizer import Authorizer
@@ -60,3 +70,73 @@ class GrantsAuthorizer(Authorizer):
         if not resource.startswith("taskplanner"):
             return True
         return resource in self.grants.get(user.username, [])
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ServerProcess:
+    """A real ``jupyter server`` process with the planner, on 127.0.0.1, single-user.
+
+    Started when created; ``startup`` holds the seconds until its scheduler ran.  Always
+    ``stop()`` it.
+    """
+
+    def __init__(
+        self, root: Path, db_path: Path, log: Path, *options: str, owner: str = "alice"
+    ) -> None:
+        self.port = free_port()
+        self.token = "process-token"
+        self.log_path = log
+        self.log = open(log, "ab")  # noqa: SIM115 - closed in stop()
+        started = time.monotonic()
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "jupyter_server",
+                "--allow-root",
+                "--no-browser",
+                f"--ServerApp.port={self.port}",
+                "--ServerApp.ip=127.0.0.1",
+                f"--IdentityProvider.token={self.token}",
+                f"--ServerApp.root_dir={root}",
+                f"--TaskPlannerApp.db_path={db_path}",
+                f"--TaskPlannerApp.single_user_name={owner}",
+                *options,
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "JUPYTER_DATA_DIR": str(Path(db_path).parent / "data")},
+        )
+        while b"scheduler started" not in log.read_bytes():
+            if self.process.poll() is not None or time.monotonic() - started > 600:
+                self.stop()
+                raise RuntimeError(f"the server did not start; see {log}")
+            time.sleep(0.05)
+        self.startup = time.monotonic() - started
+
+    def call(self, method: str, path: str, body: Any = None) -> Any:
+        """Call the planner's REST API; returns the decoded JSON answer."""
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/taskplanner/api{path}",
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": f"token {self.token}"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read() or b"null")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()

@@ -137,3 +137,17 @@ async def wait_until(predicate: Callable[[], Awaitable[bool]], within: float = 3
             return
         await asyncio.sleep(0.1)
     raise AssertionError("condition not reached in time")
+
+
+@pytest.fixture
+def run_events(jp_serverapp) -> list[dict[str, Any]]:
+    """The planner's run events (started, progress, finished) the server emits, in order."""
+    seen: list[dict[str, Any]] = []
+
+    async def listener(logger: Any, schema_id: str, data: dict[str, Any]) -> None:
+        seen.append(data)
+
+    jp_serverapp.event_logger.add_listener(
+        schema_id="https://events.jupyter.org/jupyter_taskplanner/run/v1", listener=listener
+    )
+    return seen

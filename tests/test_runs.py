@@ -364,17 +364,10 @@ async def test_file_trigger_fires_once_after_a_burst(api, funcs, jp_root_dir):
     assert done["steps"][0]["results"][0]["value"].startswith("hello inbox/part-")
 
 
-async def test_progress_events_while_a_notebook_runs(api, jp_serverapp, jp_root_dir):
+async def test_progress_events_while_a_notebook_runs(api, run_events, jp_root_dir):
     notebook = Path(__file__).parent.parent / "notebooks" / "report.ipynb"
     (jp_root_dir / "report.ipynb").write_text(notebook.read_text())
-    seen: list[dict[str, Any]] = []
-
-    async def listener(logger, schema_id, data) -> None:
-        seen.append(data)
-
-    jp_serverapp.event_logger.add_listener(
-        schema_id="https://events.jupyter.org/jupyter_taskplanner/run/v1", listener=listener
-    )
+    seen = run_events
     alice = api("alice")
     task = await create(
         alice, jobs=[{"type": "notebook", "config": {"path": "report.ipynb", "formats": ["ipynb"]}}]

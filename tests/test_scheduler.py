@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +20,7 @@ from jupyter_taskplanner.components.registry import Registry
 from jupyter_taskplanner.model import new_task_document, validate_components
 from jupyter_taskplanner.scheduler import trigger_key
 from jupyter_taskplanner.store import Store, stamp
+from jupyter_taskplanner.testing import ServerProcess
 
 
 def _stored_task(db_path: Path, body: dict[str, Any], owner: str = "alice") -> dict[str, Any]:
@@ -113,73 +109,6 @@ async def test_misfire_grace_drops_old_fires(grace_task, api):
 # -- real server processes -------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class ServerProcess:
-    """A real `jupyter server` process with the planner, on 127.0.0.1."""
-
-    def __init__(self, root: Path, db_path: Path, log: Path) -> None:
-        self.port = _free_port()
-        self.token = "process-token"
-        self.log = open(log, "ab")  # noqa: SIM115 - closed in stop()
-        env = {
-            **os.environ,
-            "JUPYTER_PLATFORM_DIRS": "1",
-            "JUPYTER_DATA_DIR": str(root.parent / "data"),
-        }
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "jupyter_server",
-                "--allow-root",
-                "--no-browser",
-                f"--ServerApp.port={self.port}",
-                "--ServerApp.ip=127.0.0.1",
-                f"--IdentityProvider.token={self.token}",
-                f"--ServerApp.root_dir={root}",
-                f"--TaskPlannerApp.db_path={db_path}",
-                "--TaskPlannerApp.single_user_name=alice",
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                self.call("GET", "/tasks")
-                return
-            except OSError:
-                time.sleep(0.2)
-        self.stop()
-        raise AssertionError(f"the server did not start; see {log}")
-
-    def call(self, method: str, path: str, body: Any = None) -> Any:
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{self.port}/taskplanner/api{path}",
-            method=method,
-            data=None if body is None else json.dumps(body).encode(),
-            headers={"Authorization": f"token {self.token}"},
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return json.loads(response.read() or b"null")
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()
-
-
 @pytest.fixture
 def server_root(tmp_path: Path) -> Path:
     root = tmp_path / "root"
@@ -200,7 +129,7 @@ def _wait(predicate, within: float = 30) -> None:
 def test_run_of_a_killed_server_is_interrupted_after_restart(server_root, tmp_path):
     db_path = tmp_path / "shared.db"
     pidfile = tmp_path / "job.pid"
-    first = ServerProcess(server_root, db_path, tmp_path / "first.log")
+    first = ServerProcess(server_root, db_path, tmp_path / "first.log", owner="alice")
     try:
         task = first.call(
             "POST",
@@ -213,7 +142,7 @@ def test_run_of_a_killed_server_is_interrupted_after_restart(server_root, tmp_pa
     finally:
         first.stop(signal.SIGKILL)
     os.kill(int(pidfile.read_text()), signal.SIGKILL)
-    second = ServerProcess(server_root, db_path, tmp_path / "second.log")
+    second = ServerProcess(server_root, db_path, tmp_path / "second.log", owner="alice")
     try:
         detail = second.call("GET", f"/runs/{run['id']}")
         assert detail["status"] == "interrupted"
@@ -224,7 +153,10 @@ def test_run_of_a_killed_server_is_interrupted_after_restart(server_root, tmp_pa
 
 def test_two_servers_on_one_database_never_fire_twice(server_root, tmp_path):
     db_path = tmp_path / "shared.db"
-    servers = [ServerProcess(server_root, db_path, tmp_path / f"server{i}.log") for i in range(2)]
+    servers = [
+        ServerProcess(server_root, db_path, tmp_path / f"server{i}.log", owner="alice")
+        for i in range(2)
+    ]
     try:
         task = servers[0].call(
             "POST",
@@ -248,16 +180,9 @@ def test_two_servers_on_one_database_never_fire_twice(server_root, tmp_path):
     assert len(dues) >= 6 and max(dues.values()) == 1, dues
 
 
-async def test_events_for_run_start_and_finish(api, jp_serverapp, jp_root_dir):
+async def test_events_for_run_start_and_finish(api, run_events, jp_root_dir):
     (jp_root_dir / "tp_funcs.py").write_text(FUNCS)
-    seen: list[dict[str, Any]] = []
-
-    async def listener(logger, schema_id, data) -> None:
-        seen.append(data)
-
-    jp_serverapp.event_logger.add_listener(
-        schema_id="https://events.jupyter.org/jupyter_taskplanner/run/v1", listener=listener
-    )
+    seen = run_events
     alice = api("alice")
     task = await create(alice, jobs=[job("hello")])
     run_id = (await alice("POST", f"/tasks/{task['id']}/run")).body["id"]
