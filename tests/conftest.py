@@ -14,10 +14,17 @@ from tornado.httpclient import HTTPClientError, HTTPResponse
 
 pytest_plugins = ["pytest_jupyter.jupyter_server", "helpers_servers"]
 
-TOKENS = {"alice": "alice-token", "bob": "bob-token", "root": "root-token", "eve": "eve-token"}
+TOKENS = {
+    "alice": "alice-token",
+    "bob": "bob-token",
+    "carol": "carol-token",
+    "root": "root-token",
+    "eve": "eve-token",
+}
 GRANTS = {
     "alice": ["taskplanner"],
     "bob": ["taskplanner"],
+    "carol": ["taskplanner", "taskplanner:shell"],
     "root": ["taskplanner", "taskplanner:admin"],
     "eve": [],
 }

@@ -378,3 +378,24 @@ async def test_progress_events_while_a_notebook_runs(api, run_events, jp_root_di
     assert progress, seen
     assert all(event["run_id"] == run["id"] and event["total"] >= 1 for event in progress)
     assert any("cell" in event["message"] for event in progress)
+
+
+async def test_run_fails_when_owner_lacks_a_component_permission(api, funcs):
+    alice = api("alice")
+    task = await create(alice, jobs=[{"type": "command", "config": {"program": "true"}}])
+    run = await wait_for_run(alice, (await alice("POST", f"/tasks/{task['id']}/run")).body["id"])
+    assert run["status"] == "failed"
+    assert "taskplanner:shell" in run["error"] and "alice" in run["error"]
+    assert run["steps"] == []
+
+
+async def test_command_job_runs_for_an_owner_with_the_shell_permission(api, funcs):
+    carol = api("carol")
+    task = await create(
+        carol,
+        jobs=[{"type": "command", "config": {"program": "echo", "args": ["hi {who}"]}}],
+    )
+    reply = await carol("POST", f"/tasks/{task['id']}/run", {"parameters": {"who": "there"}})
+    run = await wait_for_run(carol, reply.body["id"])
+    assert run["status"] == "succeeded", run
+    assert "hi there" in (await carol("GET", f"/runs/{run['id']}/log")).body
