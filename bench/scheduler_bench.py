@@ -68,7 +68,8 @@ def idle_case(folder: Path, count: int, idle_seconds: float) -> dict:
         cpu = (cpu_seconds(server) - before) / (time.monotonic() - wall) * 100
         return {
             "tasks": count,
-            "startup_s": server.startup,
+            "first_start_s": first.startup,
+            "restart_s": server.startup,
             "idle_cpu_pct": cpu,
             "rss_mb": rss_mb(server),
         }
