@@ -20,7 +20,7 @@ from . import __version__
 from .components.registry import Registry
 from .engine import EVENT_SCHEMA, RunEngine
 from .executors import Executor, LocalExecutor
-from .handlers import HANDLERS
+from .handlers import API, HANDLERS, UnknownRouteHandler
 from .run_handlers import RUN_HANDLERS
 from .runs import RunService
 from .scheduler import Scheduler
@@ -192,7 +192,7 @@ class TaskPlannerApp(ExtensionApp):
         self.store.on_change = self.scheduler.notify
 
     def initialize_handlers(self) -> None:
-        self.handlers.extend(RUN_HANDLERS + HANDLERS)
+        self.handlers.extend([*RUN_HANDLERS, *HANDLERS, (rf"{API}/.*", UnknownRouteHandler)])
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
         """Recover runs a dead server left behind, then start the scheduler loop."""

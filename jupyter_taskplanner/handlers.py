@@ -102,7 +102,7 @@ class PlannerHandler(ExtensionHandlerMixin, APIHandler):
 
     def expected_revision(self) -> int | None:
         header = self.request.headers.get("If-Match")
-        if not header:
+        if not header or header.strip() == "*":  # "*": any current revision (RFC 9110)
             return None
         try:
             return int(header.strip().removeprefix("W/").strip('"'))
@@ -256,6 +256,17 @@ class OpenAPIHandler(PlannerHandler):
     @authorized
     async def get(self) -> None:
         self.send(json.loads(files(__package__).joinpath("openapi.json").read_text()))
+
+
+class UnknownRouteHandler(APIHandler):
+    """Any other path under the API: a JSON 404 naming the document that lists the routes."""
+
+    def prepare(self) -> None:
+        raise web.HTTPError(
+            404,
+            f"{self.request.path} is not a route of the planner API;"
+            f" the routes are listed in {API}/openapi.json",
+        )
 
 
 TASK_ID = r"(?P<raw_id>[^/]+)"

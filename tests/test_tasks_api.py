@@ -526,6 +526,19 @@ async def test_stale_revisions_conflict_and_matching_ones_win(planner, api):
     by_body = await alice("PATCH", one, {"description": "again", "revision": 3})
     assert (by_body.status, by_body.body["revision"]) == (200, 4)
     assert by_body.headers["ETag"] == '"4"'
+    anything = await alice("PATCH", one, {"description": "any"}, headers={"If-Match": "*"})
+    assert (anything.status, anything.body["revision"]) == (200, 5)
+    garbled = await alice("PATCH", one, {"description": "x"}, headers={"If-Match": "v5"})
+    assert (garbled.status, garbled.body["field"]) == (400, "If-Match")
+    assert (await alice("GET", one)).body == anything.body
+
+
+async def test_unknown_api_paths_are_json_404s(planner, api):
+    for user in ("alice", None):
+        for method, path in (("GET", "/nope"), ("POST", "/tasks/1/explode"), ("DELETE", "/")):
+            reply = await api(user)(method, path)
+            assert reply.status == 404, (user, method, path, reply)
+            assert "openapi.json" in reply.body["message"], reply
 
 
 # -- secrets --------------------------------------------------------------------------------
