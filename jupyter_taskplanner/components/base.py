@@ -51,6 +51,9 @@ class Component:
     settings_class: ClassVar[type[Configurable] | None] = None
     """Server-wide settings (a traitlets ``Configurable``) the server creates once, configured
     as ``c.<ClassName>.<trait>``, and hands to each run as ``ctx.settings``."""
+    example_config: ClassVar[dict[str, Any] | None] = None
+    """A small valid config of this type.  The component contract tests check it against the
+    schema and save it through the REST API; a plugin type without one fails them."""
 
     def __init__(self, config: dict[str, Any], name: str = "") -> None:
         self.config = config
