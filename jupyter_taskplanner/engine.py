@@ -267,6 +267,8 @@ class RunEngine:
             timeout = task["settings"].get("timeout")
             async with asyncio.timeout(timeout):
                 status = await self._run_body(run, task)
+            if status == "failed":
+                error = await self.db(self._failure_summary, run_id)
         except TimeoutError:
             status = "timed_out"
             error = f"the run exceeded its timeout of {task['settings']['timeout']} s"
@@ -293,6 +295,25 @@ class RunEngine:
             if outcome is not None:
                 await outcome
         await self._dispatch()
+
+    def _failure_summary(self, run_id: int) -> str:
+        """The run's error: which steps failed (the last attempt of each), and the first why."""
+        failed = {
+            (step["kind"], step["name"], step["set_index"]): step
+            for step in self.store.steps(run_id)
+        }
+        failed = {key: step for key, step in failed.items() if step["status"] == "failed"}
+        if not failed:
+            return "a step failed"
+        first = next(iter(failed.values()))
+        where = "" if first["set_index"] is None else f" (set {first['set_index'] + 1})"
+        why = (first["error"] or "").strip().splitlines()
+        summary = f"{first['kind']} {first['name']!r}{where} failed" + (
+            f": {why[-1]}" if why else ""
+        )
+        if len(failed) > 1:
+            summary += f"; {len(failed) - 1} more step(s) failed"
+        return summary
 
     def _check_permissions(self, task: dict[str, Any]) -> None:
         entries = [

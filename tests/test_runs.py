@@ -93,6 +93,7 @@ async def test_failing_job_fails_run_with_traceback_in_log(api, funcs):
     run = await wait_for_run(alice, run_id)
     assert run["status"] == "failed"
     assert "no data" in run["steps"][0]["error"]
+    assert run["error"] == "job 'fail' failed: RuntimeError: no data", run
     text = (await alice("GET", f"/runs/{run_id}/log")).body
     assert "Traceback" in text and "RuntimeError: no data" in text
 
