@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import textwrap
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +114,39 @@ async def test_interval_trigger_fires_and_disabled_task_does_not(api, funcs):
     # A disabled task still runs by hand.
     run_id = (await alice("POST", f"/tasks/{disabled['id']}/run")).body["id"]
     assert (await wait_for_run(alice, run_id))["status"] == "succeeded"
+
+
+def _start_delays(runs: list[dict[str, Any]]) -> list[float]:
+    """Seconds from each fired run's due time to its start."""
+    return [
+        (
+            datetime.fromisoformat(run["started"])
+            - datetime.fromisoformat(run["parameters"]["trigger.due"])
+        ).total_seconds()
+        for run in runs
+        if run["started"]
+    ]
+
+
+async def test_fires_start_on_time_and_jitter_spreads_them(api, funcs):
+    alice = api("alice")
+    parallel = {"overlap": "parallel"}
+    punctual = await create(alice, jobs=[job("hello")], triggers=[every(1)], settings=parallel)
+    jittery = await create(
+        alice, jobs=[job("hello")], triggers=[every(1)], settings={**parallel, "jitter": 2}
+    )
+
+    async def fired(task_id: int, count: int) -> bool:
+        return len(_start_delays(await runs_of(alice, task_id))) >= count
+
+    await wait_until(lambda: fired(jittery["id"], 6), within=30)
+    await wait_until(lambda: fired(punctual["id"], 6), within=30)
+    on_time = _start_delays(await runs_of(alice, punctual["id"]))
+    assert all(0 <= delay < 1 for delay in on_time), on_time
+    spread = _start_delays(await runs_of(alice, jittery["id"]))
+    assert all(0 <= delay < 2.5 for delay in spread), spread
+    # Six uniform draws in [0, 2 s] all below 0.3 s would happen about once in 90,000 runs.
+    assert max(spread) > 0.3, spread
 
 
 async def test_disabling_stops_firing(api, funcs):
