@@ -134,11 +134,12 @@ class RunFileHandler(PlannerHandler):
         run = await self.db(self.planner.runs.get, self.access, run_id)
         folder = self.planner.run_folder(run["owner"], run_id)
         path = await self.db(self.planner.runs.file, self.access, run_id, folder, relative)
-        self.set_header(
-            "Content-Type", mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        )
         self.set_header("Content-Disposition", f'attachment; filename="{path.name}"')
-        self.finish(path.read_bytes())
+        # APIHandler.finish sets the Content-Type itself (JSON unless told otherwise).
+        self.finish(
+            path.read_bytes(),
+            set_content_type=mimetypes.guess_type(path.name)[0] or "application/octet-stream",
+        )
 
 
 class RunCancelHandler(PlannerHandler):
