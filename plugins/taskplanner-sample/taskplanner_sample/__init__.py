@@ -1,0 +1,34 @@
+"""A sample jupyter-taskplanner plugin: the ``wordcount`` job and the ``append_line`` action.
+
+Both classes register through the ``jupyter_taskplanner.components`` entry points declared in
+this package's pyproject.toml.  The helpers below are what both components share.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from typing import Any
+
+__version__ = "0.1.0"
+
+
+def with_defaults(schema: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` completed with the defaults its schema declares.
+
+    The server stores a config as the user wrote it, so a field left out has to fall back to
+    its schema default here, where it is used.
+    """
+    defaults = {
+        key: spec["default"] for key, spec in schema["properties"].items() if "default" in spec
+    }
+    return {**defaults, **config}
+
+
+def leaves_root(path: str) -> bool:
+    """True for a path that cannot stay under the owner's root: absolute, or climbing ``..``.
+
+    A cheap check of the text, made when a task is saved; at run time ``ctx.resolve_path``
+    decides, after placeholders are filled and links are followed.
+    """
+    normal = posixpath.normpath(path.replace("\\", "/"))
+    return normal.startswith("/") or normal.split("/")[0] == ".."
