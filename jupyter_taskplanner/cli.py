@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sqlite3
 import sys
 import traceback
@@ -36,7 +37,11 @@ class UsageError(Exception):
 
 
 class CommandFailed(Exception):
-    """The command cannot do its work, e.g. an unreadable file (exit code 1)."""
+    """The command cannot do its work, e.g. an unreadable file (exit code 1 unless given)."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class _Parser(KVArgParseConfigLoader.parser_class):  # type: ignore[misc,name-defined]
@@ -169,6 +174,15 @@ class TaskPlannerCommand(_StrictApp):
         Application.load_config_file(self, extension_file, path=self.config_file_paths)
         super().load_config_file(suppress_errors)
 
+    def parse_command_line(self, argv: Any = None) -> None:
+        """Parse the options; a value of the wrong type is a usage error naming the option."""
+        # traitlets would log the bad value as bad configuration and exit with code 1.
+        parse = Application.parse_command_line.__wrapped__  # type: ignore[attr-defined]
+        try:
+            parse(self, argv)
+        except TraitError as exc:
+            raise UsageError(_option_message(str(exc), self.aliases)) from None
+
     def usage_line(self) -> str:
         return f"usage: jupyter taskplanner {self.subcommand_name()} {self.arguments}".rstrip()
 
@@ -224,6 +238,19 @@ class TaskPlannerCommand(_StrictApp):
             raise TaskNotFound(
                 f"task {task_id} belongs to {other!r}; pass --owner {other} or --all to act on it"
             ) from None
+
+
+def _option_message(message: str, aliases: dict[Any, Any]) -> str:
+    """A trait's validation message with the trait named as the option that set it."""
+
+    def option(match: re.Match[str]) -> str:
+        for names, target in aliases.items():
+            if isinstance(target, str) and target.endswith(f".{match.group(1)}"):
+                name = names[-1] if isinstance(names, tuple) else names
+                return f"--{name}"
+        return match.group(0)
+
+    return re.sub(r"(?:The value of )?[Tt]he '(\w+)' trait of an? \w+ instance", option, message)
 
 
 def _label(task: dict[str, Any]) -> str:
@@ -289,7 +316,12 @@ def _table(tasks: list[dict[str, Any]], *, with_owner: bool) -> str:
         name = " ".join(task["name"].split())
         row = [str(task["id"]), name, "yes" if task["enabled"] else "no", triggers]
         rows.append(row + ([task["owner"]] if with_owner else []))
-    widths = [max(len(row[col]) for row in rows) for col in range(len(header))]
+    return _columns(rows)
+
+
+def _columns(rows: list[list[str]]) -> str:
+    """Rows of cells as left-aligned columns, the first row being the header."""
+    widths = [max(len(row[col]) for row in rows) for col in range(len(rows[0]))]
     lines = [
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
         for row in rows
@@ -454,6 +486,15 @@ SUBCOMMANDS: dict[str, tuple[type[TaskPlannerCommand] | str, str]] = {
     "delete": (DeleteCommand, DeleteCommand.description),
     "export": (ExportCommand, ExportCommand.description),
     "import": (ImportCommand, ImportCommand.description),
+    # Named by path: cli_runs builds on this module, so it is imported when used.
+    "run": (
+        "jupyter_taskplanner.cli_runs.RunCommand",
+        "Run a task now, here, and wait until the run ends (--wait shows its progress).",
+    ),
+    "runs": (
+        "jupyter_taskplanner.cli_runs.RunsCommand",
+        "List recent runs (of your tasks or of one task), or print one run's log.",
+    ),
 }
 """The subcommands of `jupyter taskplanner`: name -> (app class, one-line help).
 
@@ -472,6 +513,8 @@ class TaskPlannerCLI(_StrictApp):
         "jupyter taskplanner show 3\n"
         "jupyter taskplanner export 3 -o task.json\n"
         "jupyter taskplanner import task.json\n"
+        "jupyter taskplanner run 3 --wait\n"
+        "jupyter taskplanner runs 3\n"
     )
     subcommands = SUBCOMMANDS
     flags = _jupyter_flags
@@ -503,7 +546,9 @@ def main(argv: list[str] | None = None) -> None:
     except TaskPlannerError as exc:
         _fail(exc.message, 1)
     except CommandFailed as exc:
-        _fail(str(exc), 1)
+        _fail(str(exc), exc.code)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
 
 
 def _fail(message: str, code: int) -> None:

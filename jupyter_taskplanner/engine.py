@@ -91,6 +91,15 @@ class RunEngine:
     async def db(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         return await self.app.in_db(fn, *args, **kwargs)
 
+    @property
+    def busy(self) -> bool:
+        """Whether runs of this process are executing or waiting to start.
+
+        A process that ends when its runs are done (the CLI) waits until this is false, so
+        runs started along the way (next-task actions) are not left behind.
+        """
+        return bool(self._running) or any(self._waiting.values())
+
     # -- starting ------------------------------------------------------------------------------
 
     async def submit(
