@@ -563,7 +563,6 @@ class RunEngine:
         if not qualified:
             await self.db(self.store.update_step, step_id, finished=utcnow())
             return True
-        action: Action = cls(entry.get("config") or {}, entry.get("name") or "")  # type: ignore[assignment]
         action_ctx = RunContext(
             **{**ctx.__dict__, "output_dir": self.app.run_folder(run["owner"], run["id"])}
         )
@@ -577,7 +576,12 @@ class RunEngine:
         action_ctx.log.setLevel(logging.INFO)
         error = None
         try:
+            action: Action = cls.from_entry(entry)  # type: ignore[assignment]
             await asyncio.get_running_loop().run_in_executor(None, action.run, action_ctx, accepted)
+        except asyncio.CancelledError:
+            # A thread cannot be killed: tell the action to stop at its next check.
+            action_ctx.cancelled.set()
+            raise
         except Exception as exc:
             action_ctx.log.error("%s", "".join(traceback.format_exception(exc)))
             error = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"

@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import traceback
 from datetime import datetime
 from importlib.metadata import entry_points
@@ -32,8 +34,15 @@ def _write_json(path: Path, data: Any) -> None:
     os.replace(partial, path)
 
 
-def execute(request: dict[str, Any]) -> dict[str, Any]:
-    """Run the requested component; return the outcome document (never raises)."""
+class Cancelled(BaseException):
+    """Raised in a worker process when the executor stops it (cancel or timeout)."""
+
+
+def execute(request: dict[str, Any], cancelled: threading.Event | None = None) -> dict[str, Any]:
+    """Run the requested component; return the outcome document (never raises).
+
+    ``cancelled`` becomes the run context's cancellation event.
+    """
     folder = Path(request["folder"])
     ctx_data = request["context"]
     ctx = RunContext(
@@ -46,14 +55,14 @@ def execute(request: dict[str, Any]) -> dict[str, Any]:
         output_dir=Path(ctx_data["output_dir"]),
         placeholders=ctx_data["placeholders"],
         log=logging.getLogger("jupyter_taskplanner.worker"),
+        cancelled=cancelled or threading.Event(),
         progress=lambda done, total, message: _write_json(
             folder / "progress.json", {"done": done, "total": total, "message": message}
         ),
     )
     entry = request["entry"]
     try:
-        cls = load_component(request["kind"], entry["type"])
-        component = cls(entry.get("config") or {}, entry.get("name") or "")
+        component = load_component(request["kind"], entry["type"]).from_entry(entry)
         if request["kind"] == "series":
             limit = request.get("limit")
             sets = list(component.preview(ctx, limit) if limit else component.sets(ctx))
@@ -74,7 +83,16 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     request = json.loads(Path(argv[0]).read_text())
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
-    outcome = execute(request)
+    cancelled = threading.Event()
+
+    def stop(signum: int, frame: Any) -> None:
+        # SIGTERM comes first, SIGKILL after the executor's grace period: set the context's
+        # event for threads of the job and unwind the main thread so `finally` blocks run.
+        cancelled.set()
+        raise Cancelled("the run was cancelled or timed out")
+
+    signal.signal(signal.SIGTERM, stop)
+    outcome = execute(request, cancelled)
     sys.stdout.flush()
     sys.stderr.flush()
     _write_json(Path(request["folder"]) / "outcome.json", outcome)

@@ -23,7 +23,11 @@ FUNCS = textwrap.dedent(
     def sleep(seconds=30, pidfile=None):
         if pidfile:
             pathlib.Path(pidfile).write_text(str(os.getpid()))
-        time.sleep(float(seconds))
+        try:
+            time.sleep(float(seconds))
+        finally:
+            if pidfile:
+                pathlib.Path(pidfile + ".cleaned").touch()
         return "slept"
 
     def fail(message="boom"):
@@ -228,6 +232,8 @@ async def test_cancel_running_run(api, funcs, tmp_path):
     await asyncio.sleep(0.5)
     with pytest.raises(ProcessLookupError):
         os.kill(int(pidfile.read_text()), 0)
+    # The job was stopped gracefully first: its cleanup (`finally`) ran.
+    assert Path(f"{pidfile}.cleaned").exists()
 
 
 async def _file_exists(path: Path) -> bool:

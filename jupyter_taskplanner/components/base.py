@@ -17,6 +17,7 @@ Invariants every subclass keeps:
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
 import threading
@@ -63,6 +64,30 @@ class Component:
     def migrate_config(cls, config: dict[str, Any], from_version: int) -> dict[str, Any]:
         """Upgrade a config stored by an older ``config_version``; default: unchanged."""
         return config
+
+    @classmethod
+    def current_config(cls, entry: dict[str, Any], where: str) -> dict[str, Any]:
+        """A copy of a stored entry's config in this version's shape (``migrate_config``).
+
+        A config newer than this class knows is an ``InvalidConfig`` at ``<where>.version``.
+        """
+        config = copy.deepcopy(entry.get("config") or {})
+        version = entry.get("version", cls.config_version)
+        if version > cls.config_version:
+            raise InvalidConfig(
+                f"{where}: config version {version} of {cls.kind} {cls.type_name!r} is newer "
+                f"than this server knows ({cls.config_version}); upgrade the plugin",
+                field=f"{where}.version",
+            )
+        if version < cls.config_version:
+            config = cls.migrate_config(config, version)
+        return config
+
+    @classmethod
+    def from_entry(cls, entry: dict[str, Any]) -> Component:
+        """The component of a stored ``{type, name?, version?, config}`` entry."""
+        name = entry.get("name") or ""
+        return cls(cls.current_config(entry, f"{cls.kind} {name or cls.type_name!r}"), name)
 
     @classmethod
     def freeze(cls, config: dict[str, Any], owner_root: Path, snapshot_dir: Path) -> dict[str, Any]:

@@ -7,7 +7,6 @@ classes claiming one kind and type name stop the server.
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections.abc import Iterable
 from importlib.metadata import entry_points
@@ -79,16 +78,7 @@ class Registry:
         ``where`` names the entry in messages, e.g. ``jobs[0]``.
         """
         cls = self.get(kind, entry["type"])
-        config = copy.deepcopy(entry.get("config") or {})
-        version = entry.get("version", cls.config_version)
-        if version > cls.config_version:
-            raise InvalidConfig(
-                f"{where}: config version {version} of {kind} {cls.type_name!r} is newer than "
-                f"this server knows ({cls.config_version}); upgrade the plugin",
-                field=f"{where}.version",
-            )
-        if version < cls.config_version:
-            config = cls.migrate_config(config, version)
+        config = cls.current_config(entry, where)
         validator = jsonschema.Draft202012Validator(
             cls.config_schema, format_checker=jsonschema.FormatChecker()
         )
@@ -105,8 +95,8 @@ class Registry:
         return {**entry, "config": config, "version": cls.config_version}
 
     def instantiate(self, kind: str, entry: dict[str, Any]) -> Component:
-        cls = self.get(kind, entry["type"])
-        return cls(entry.get("config") or {}, entry.get("name") or "")
+        """The component of a stored entry; a config stored by an older version is migrated."""
+        return self.get(kind, entry["type"]).from_entry(entry)
 
     def secret_fields(self, kind: str, type_name: str) -> list[str]:
         """Top-level config fields marked ``writeOnly`` in the type's schema."""
