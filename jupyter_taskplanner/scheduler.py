@@ -74,6 +74,7 @@ class Scheduler:
         self._seq = 0
         self._loop_task: asyncio.Task[None] | None = None
         self._db_watch: asyncio.Task[None] | None = None
+        self._catching_up: asyncio.Task[None] | None = None
         self._db_stop = asyncio.Event()
         self._event_types = [
             cls.type_name
@@ -90,11 +91,6 @@ class Scheduler:
         """Schedule new or changed tasks, load the earliest fires and event triggers, loop."""
         self._seq = await self.db(self.store.last_change)
         await self.db(self.store.drop_unscheduled)
-        scheduled = 0
-        while stale := await self.db(self.store.tasks_to_schedule, BATCH):
-            for task in stale:
-                await self._schedule(task)
-            scheduled += len(stale)
         for task in await self.db(self.store.tasks_with_trigger_types, self._event_types):
             self._listen(task, starting=True)
         await self._load_batch()
@@ -103,17 +99,29 @@ class Scheduler:
         if str(self.store.path) != ":memory:":
             self._db_watch = asyncio.ensure_future(self._watch_database())
         self.log.info(
-            "scheduler started: %d fires loaded, %d tasks (re)scheduled, %d listening to events",
+            "scheduler started: %d fires loaded, %d tasks listening to events",
             len(self._heap),
-            scheduled,
             len(self._listening),
         )
+        self._catching_up = asyncio.ensure_future(self._catch_up())
+
+    async def _catch_up(self) -> None:
+        """Schedule tasks written while no scheduler ran (imports, other versions), in batches.
+
+        Runs beside the loop, so a large backlog does not delay the server's start.
+        """
+        scheduled = 0
+        while stale := await self.db(self.store.tasks_to_schedule, BATCH):
+            await self._schedule(stale)
+            scheduled += len(stale)
+        if scheduled:
+            self.log.info("scheduler: %d new or changed tasks scheduled", scheduled)
 
     async def stop(self) -> None:
         self._db_stop.set()
         for task_id in list(self._listening):
             self._unlisten(task_id)
-        for task in (self._loop_task, self._db_watch):
+        for task in (self._catching_up, self._loop_task, self._db_watch):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -140,24 +148,42 @@ class Scheduler:
                 found[trigger_key(index, entry)] = trigger
         return found
 
-    async def _schedule(self, task: dict[str, Any]) -> None:
-        """Compute and store the next fire of each timed trigger of a new or changed task."""
-        previous = await self.db(self.store.schedule_rows, task["id"])
-        tz = ZoneInfo(task["settings"]["timezone"])
-        now = self.now()
-        rows: dict[str, tuple[str | None, str | None]] = {}
-        for key, trigger in self._timed(task).items():
-            last = previous.get(key, {}).get("last_fire")
-            since = max(now, datetime.fromisoformat(last)) if last else now
-            nxt = trigger.next_fire(since, tz)
-            rows[key] = (last, stamp(nxt) if nxt else None)
+    async def _schedule(self, tasks: list[dict[str, Any]]) -> None:
+        """Compute and store the next fire of each timed trigger of new or changed tasks."""
+        planned = await self.db(self._plan, tasks, self.now())
+        for task, rows in zip(tasks, planned, strict=True):
+            for key, (_, nxt) in rows.items():
+                if nxt is not None and (self._horizon is None or nxt <= self._horizon):
+                    self._push(task, key, nxt)
+
+    def _plan(
+        self, tasks: list[dict[str, Any]], now: datetime
+    ) -> list[dict[str, tuple[str | None, str | None]]]:
+        """On the database thread: each task's schedule rows, computed and stored at once."""
+        previous = self.store.schedules_of([task["id"] for task in tasks])
+        planned = []
+        for task in tasks:
+            rows: dict[str, tuple[str | None, str | None]] = {}
+            try:
+                tz = ZoneInfo(task["settings"]["timezone"])
+                for key, trigger in self._timed(task).items():
+                    last = previous.get(task["id"], {}).get(key, {}).get("last_fire")
+                    since = max(now, datetime.fromisoformat(last)) if last else now
+                    nxt = trigger.next_fire(since, tz)
+                    rows[key] = (last, stamp(nxt) if nxt else None)
+            except Exception:
+                # One broken stored task must not stop the others from being scheduled.
+                self.log.exception("task %s: cannot compute its next fire times", task["id"])
+                rows = {}
+            planned.append(rows)
         # Event-only tasks get a row too, so the task counts as scheduled at this revision.
-        await self.db(
-            self.store.set_schedule, task["id"], task["revision"], rows or {"-": (None, None)}
+        self.store.set_schedules(
+            [
+                (task["id"], task["revision"], rows or {"-": (None, None)})
+                for task, rows in zip(tasks, planned, strict=True)
+            ]
         )
-        for key, (_, nxt) in rows.items():
-            if nxt is not None and (self._horizon is None or nxt <= self._horizon):
-                self._push(task, key, nxt)
+        return planned
 
     async def _load_batch(self) -> None:
         rows, self._horizon = await self.db(self.store.upcoming_fires, BATCH)
@@ -311,7 +337,7 @@ class Scheduler:
                     if nxt is not None and (self._horizon is None or nxt <= self._horizon):
                         self._push(task, key, nxt)
             else:
-                await self._schedule(task)
+                await self._schedule([task])
             self._listen(task, starting=False)
 
     async def _watch_database(self) -> None:

@@ -343,19 +343,44 @@ class Store:
             )
 
     def schedule_rows(self, task_id: int) -> dict[str, dict[str, Any]]:
-        rows = self.db.query("SELECT * FROM trigger_state WHERE task_id = ?", [task_id])
-        return {row["trigger_key"]: row for row in rows}
+        return self.schedules_of([task_id]).get(task_id, {})
+
+    def schedules_of(self, task_ids: list[int]) -> dict[int, dict[str, dict[str, Any]]]:
+        """Schedule rows of several tasks: task id -> trigger key -> row."""
+        found: dict[int, dict[str, dict[str, Any]]] = {}
+        for start in range(0, len(task_ids), 500):  # SQLite caps the number of parameters
+            chunk = task_ids[start : start + 500]
+            rows = self.db.query(
+                f"SELECT * FROM trigger_state WHERE task_id IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            )
+            for row in rows:
+                found.setdefault(row["task_id"], {})[row["trigger_key"]] = row
+        return found
 
     def set_schedule(
         self, task_id: int, revision: int, rows: dict[str, tuple[str | None, str | None]]
     ) -> None:
         """Replace a task's schedule rows: trigger key -> (last fire, next fire)."""
+        self.set_schedules([(task_id, revision, rows)])
+
+    def set_schedules(
+        self, schedules: list[tuple[int, int, dict[str, tuple[str | None, str | None]]]]
+    ) -> None:
+        """Replace the schedule rows of several tasks in one transaction."""
         with self._write() as db:
-            db.execute("DELETE FROM trigger_state WHERE task_id = ?", [task_id])
+            db.conn.executemany(
+                "DELETE FROM trigger_state WHERE task_id = ?",
+                [(task_id,) for task_id, _, _ in schedules],
+            )
             db.conn.executemany(
                 "INSERT INTO trigger_state (task_id, trigger_key, revision, last_fire, next_fire)"
                 " VALUES (?, ?, ?, ?, ?)",
-                [(task_id, key, revision, last, nxt) for key, (last, nxt) in rows.items()],
+                [
+                    (task_id, key, revision, last, nxt)
+                    for task_id, revision, rows in schedules
+                    for key, (last, nxt) in rows.items()
+                ],
             )
 
     def clear_schedule(self, task_id: int) -> None:

@@ -106,6 +106,39 @@ async def test_misfire_grace_drops_old_fires(grace_task, api):
     assert len(await runs_of(alice, task["id"])) == expected
 
 
+async def test_tasks_stored_while_no_server_ran_are_scheduled_in_batches(db_path, api):
+    registry = Registry.from_entry_points()
+
+    def document(name: str, trigger: dict[str, Any], timezone: str = "UTC") -> dict[str, Any]:
+        body = {"name": name, "triggers": [trigger], "settings": {"overlap": "parallel"}}
+        found = validate_components(new_task_document(body, "UTC"), registry)
+        return {**found, "settings": {**found["settings"], "timezone": timezone}}
+
+    yearly = document("yearly", {"type": "cron", "config": {"expression": "0 3 1 1 *"}})
+    # Stored by an older version or by hand: a timezone this machine does not know.
+    broken = document("broken", {"type": "interval", "config": {"every": 1}}, "Mars/Olympus")
+    every_second = document(
+        "every second", {"type": "interval", "config": {"every": 1, "unit": "seconds"}}
+    )
+    store = Store(db_path)
+    try:
+        # More than one batch, the broken task in the middle, the one due soon at the end.
+        store.create_tasks(
+            [("alice", yearly)] * 1500 + [("alice", broken)] + [("alice", yearly)] * 1000
+        )
+        (due_soon,) = store.create_tasks([("alice", every_second)])
+    finally:
+        store.close()
+
+    alice = api("alice")
+    await wait_until(lambda: _count_is(alice, due_soon["id"], 2))
+    store = Store(db_path)
+    try:
+        assert store.tasks_to_schedule(10) == []
+    finally:
+        store.close()
+
+
 # -- real server processes -------------------------------------------------------------------
 
 
