@@ -93,7 +93,7 @@ class ServerProcess:
         self.token = "process-token"
         self.log_path = log
         self.log = open(log, "ab")  # noqa: SIM115 - closed in stop()
-        started = time.monotonic()
+        self.started = time.monotonic()
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -113,12 +113,16 @@ class ServerProcess:
             stderr=subprocess.STDOUT,
             env={**os.environ, "JUPYTER_DATA_DIR": str(Path(db_path).parent / "data")},
         )
-        while b"scheduler started" not in log.read_bytes():
-            if self.process.poll() is not None or time.monotonic() - started > 600:
+        self.startup = self.wait_for_log("scheduler started")
+
+    def wait_for_log(self, text: str, within: float = 600) -> float:
+        """Wait until the server logged ``text``; the seconds from its start until then."""
+        while text.encode() not in self.log_path.read_bytes():
+            if self.process.poll() is not None or time.monotonic() - self.started > within:
                 self.stop()
-                raise RuntimeError(f"the server did not start; see {log}")
+                raise RuntimeError(f"the server never logged {text!r}; see {self.log_path}")
             time.sleep(0.05)
-        self.startup = time.monotonic() - started
+        return time.monotonic() - self.started
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
         """Call the planner's REST API; returns the decoded JSON answer."""
