@@ -211,6 +211,8 @@ class RunEngine:
 
     async def cancel(self, run: dict[str, Any]) -> dict[str, Any]:
         """Cancel a queued or running run of this server."""
+        # Read again: the run may have ended since the caller read it.
+        run = await self.db(self.store.get_run, run["id"], None)
         if run["status"] not in ACTIVE:
             raise Conflict(f"run {run['id']} already ended ({run['status']}); nothing to cancel")
         self._cancelled.add(run["id"])
