@@ -109,7 +109,8 @@ class TaskPlannerApp(ExtensionApp):
         config=True,
         help="""The root folder of each owner's files, where jobs run and paths in task
         configs are resolved; `{owner}` is replaced by the owner name (for example
-        '/home/{owner}'). Empty: the server's root_dir.""",
+        '/home/{owner}'). Empty: the server's root_dir (for the command line, the configured
+        ServerApp.root_dir, else the current folder).""",
     )
 
     executor_class = Type(
@@ -168,7 +169,8 @@ class TaskPlannerApp(ExtensionApp):
         """Open the store, load the component registry and build the run services.
 
         Works without a server too (the CLI runs tasks this way): then the owner's root is
-        the current folder and every permission is granted to the local user.
+        the configured ServerApp.root_dir (else the current folder) and every permission is
+        granted to the local user.
         """
         self.store = Store(self.db_path)
         self.registry = Registry.from_entry_points()
@@ -204,8 +206,9 @@ class TaskPlannerApp(ExtensionApp):
         """The folder of ``owner``'s files."""
         if self.owner_root_template:
             return Path(self.owner_root_template.format(owner=owner)).expanduser()
-        if self.serverapp is None:
-            return Path.cwd()
+        if self.serverapp is None:  # the CLI: the root_dir the server is configured with
+            configured = self.config.get("ServerApp", {}).get("root_dir")
+            return Path(configured).expanduser() if configured else Path.cwd()
         return Path(self.serverapp.root_dir).expanduser()
 
     def snapshot_folder(self, owner: str) -> Path:

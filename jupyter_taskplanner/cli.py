@@ -207,7 +207,8 @@ class TaskPlannerCommand(_StrictApp):
     def start(self) -> None:
         args = self.positional()
         try:
-            self.settings = TaskPlannerApp(config=self.config)
+            # No server: serverapp None, else the extension would make an unconfigured one.
+            self.settings = TaskPlannerApp(config=self.config, serverapp=None)
             db_path, timezone = self.settings.db_path, self.settings.default_timezone
             owner = self.owner or self.settings.single_user_name
         except TraitError as exc:

@@ -130,10 +130,8 @@ def planner(tmp_path_factory: pytest.TempPathFactory) -> Planner:
     )
     config = base / "config"
     config.mkdir()
-    # Jobs run in the owner's root folder the server's config names.
-    (config / "jupyter_server_config.py").write_text(
-        f"c.TaskPlannerApp.owner_root_template = {str(root)!r}\n"
-    )
+    # Jobs run in the root folder the server's config names, wherever the command is typed.
+    (config / "jupyter_server_config.py").write_text(f"c.ServerApp.root_dir = {str(root)!r}\n")
     env = {
         key: value
         for key, value in os.environ.items()
