@@ -14,6 +14,7 @@ import re
 import sqlite3
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -229,16 +230,29 @@ class TaskPlannerCommand(_StrictApp):
 
     def find(self, service: TaskService, access: Access, raw_id: str) -> dict[str, Any]:
         """The task ``raw_id`` within the acting scope; says whose it is when outside it."""
-        task_id = parse_task_id(raw_id)
-        try:
-            return service.get(access, task_id)
-        except TaskNotFound:
-            if access.admin:
-                raise
-            other = service.get(Access(access.user, admin=True), task_id)["owner"]
-            raise TaskNotFound(
-                f"task {task_id} belongs to {other!r}; pass --owner {other} or --all to act on it"
-            ) from None
+        return find_in_scope(service.get, access, "task", parse_task_id(raw_id), "act on it")
+
+
+def find_in_scope(
+    fetch: Callable[[Access, int], dict[str, Any]],
+    access: Access,
+    what: str,
+    item_id: int,
+    verb: str,
+) -> dict[str, Any]:
+    """``fetch(access, item_id)``; outside the acting scope, an error saying whose it is.
+
+    Whoever runs the CLI can read the database file, so naming the owner reveals nothing.
+    """
+    try:
+        return fetch(access, item_id)
+    except TaskNotFound:
+        if access.admin:
+            raise
+        other = fetch(Access(access.user, admin=True), item_id)["owner"]
+        raise TaskNotFound(
+            f"{what} {item_id} belongs to {other!r}; pass --owner {other} or --all to {verb}"
+        ) from None
 
 
 def _option_message(message: str, aliases: dict[Any, Any]) -> str:

@@ -29,9 +29,9 @@ from .cli import (
     _common_aliases,
     _common_flags,
     _label,
+    find_in_scope,
 )
 from .engine import ACTIVE, FINISHED
-from .errors import TaskNotFound
 from .permissions import ALL_OWNERS, Access
 from .run_handlers import RUN_STATUSES, parse_run_id
 from .runs import RunService
@@ -399,15 +399,7 @@ class RunsCommand(TaskPlannerCommand):
             print(f"({len(found)} of {total} runs; --limit shows more)", file=sys.stderr)
 
     def _print_log(self, runs: RunService, access: Access, run_id: int) -> None:
-        try:
-            run = runs.detail(access, run_id)
-        except TaskNotFound:
-            if access.admin:
-                raise
-            other = runs.get(Access(access.user, admin=True), run_id)["owner"]
-            raise TaskNotFound(
-                f"run {run_id} belongs to {other!r}; pass --owner {other} or --all to read it"
-            ) from None
+        run = find_in_scope(runs.detail, access, "run", run_id, "read it")
         if self.as_json:
             print(json.dumps(run, indent=2))
             return
