@@ -75,7 +75,7 @@ class Scheduler:
         self._loop_task: asyncio.Task[None] | None = None
         self._db_watch: asyncio.Task[None] | None = None
         self._catching_up: asyncio.Task[None] | None = None
-        self._db_stop = asyncio.Event()
+        self._stopping = asyncio.Event()
         self._event_types = [
             cls.type_name
             for cls in self.registry.of_kind("trigger")
@@ -118,7 +118,7 @@ class Scheduler:
             self.log.info("scheduler: %d new or changed tasks scheduled", scheduled)
 
     async def stop(self) -> None:
-        self._db_stop.set()
+        self._stopping.set()
         for task_id in list(self._listening):
             self._unlisten(task_id)
         for task in (self._catching_up, self._loop_task, self._db_watch):
@@ -204,7 +204,7 @@ class Scheduler:
     # -- the loop ----------------------------------------------------------------------------
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             try:
                 await self._step()
             except asyncio.CancelledError:
@@ -229,8 +229,11 @@ class Scheduler:
             return
         timeout = (self._heap[0][0] - self.now()).total_seconds() if self._heap else None
         if timeout is None or timeout > 0:
+            # Not asyncio.wait_for: on Python 3.11 it can swallow a cancellation that comes
+            # as the event is set, and stop() would then wait for this loop forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
 
     async def _fire(self, task_id: int, key: str, due: str) -> None:
         """Fire one due trigger, or catch up per the misfire policy when it is late."""
@@ -346,7 +349,7 @@ class Scheduler:
         names = {Path(self.store.path).name, Path(self.store.path).name + "-wal"}
         async for _ in watchfiles.awatch(
             folder,
-            stop_event=self._db_stop,
+            stop_event=self._stopping,
             debounce=50,
             step=20,
             recursive=False,
