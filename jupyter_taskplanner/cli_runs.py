@@ -1,8 +1,9 @@
 """`jupyter taskplanner run` and `runs`: run a task here and follow it; list runs, print logs.
 
 ``run`` executes the task in this process, with its own run engine on the local database, as
-the task's owner.  It always waits until the run ends, and until runs that its next-task actions
-started end too: a command that has exited cannot finish a run, so it leaves none behind.
+the task's owner.  It always waits until the run ends, and until the runs that follow it (started
+by its next-task actions or by after_task triggers) end too: a command that has exited cannot
+finish a run, so it leaves none behind.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 from traitlets import Bool, Int, List, Unicode
 
+from .app import TaskPlannerApp
 from .cli import (
     CommandFailed,
     TaskPlannerCommand,
@@ -32,9 +34,11 @@ from .cli import (
     find_in_scope,
 )
 from .engine import ACTIVE, FINISHED
+from .errors import TaskPlannerError
 from .permissions import ALL_OWNERS, Access
 from .run_handlers import RUN_STATUSES, parse_run_id
 from .runs import RunService
+from .scheduler import start_after_task
 from .tasks import TaskService
 
 REFRESH = 0.5
@@ -119,12 +123,35 @@ class RunCommand(TaskPlannerCommand):
         if signum is not None:
             if run["status"] == "cancelled":
                 raise CommandFailed(f"{message} (interrupted)", EXIT_CODES[signum])
-            # The run had ended; the signal stopped the runs its next-task actions started.
+            # The run had ended; the signal stopped the runs that followed it.
             raise CommandFailed(
                 f"interrupted: {message}, but the runs it started were stopped", EXIT_CODES[signum]
             )
         reason = _reason(run)
         raise CommandFailed(f"{message}: {reason}" if reason else message)
+
+    @staticmethod
+    async def _follow(app: TaskPlannerApp, run: dict[str, Any]) -> None:
+        """Start the owner's tasks with an after_task trigger on ``run``'s task, here too.
+
+        A server sharing the database does not see the runs of this process end.
+        """
+        tasks = await app.in_db(app.store.tasks_with_trigger_types, ["after_task"])
+        candidates = []
+        for task in tasks:
+            if task["owner"] != run["owner"]:
+                continue
+            try:
+                triggers = [
+                    app.registry.instantiate("trigger", entry)
+                    for entry in task["triggers"]
+                    if entry["type"] == "after_task"
+                ]
+            except TaskPlannerError as exc:
+                app.log.warning("task %s: %s", task["id"], exc)
+                continue
+            candidates.append((task, triggers))
+        await start_after_task(app.engine, run, candidates)
 
     async def _run(
         self, task: dict[str, Any], display: Display
@@ -143,6 +170,7 @@ class RunCommand(TaskPlannerCommand):
         for signum in EXIT_CODES:
             loop.add_signal_handler(signum, on_signal, signum)
         app.engine.on_finished.append(lambda _: wake.set())
+        app.engine.on_finished.append(lambda finished: self._follow(app, finished))
         owner = Access(task["owner"])
         try:
             run = await app.engine.submit(
@@ -219,8 +247,8 @@ class Display:
         if waiting and not self.chain_noted:
             self.chain_noted = True
             self.say(
-                f"run {run['id']} {_words(run['status'])}; waiting for the runs its next-task "
-                "actions started"
+                f"run {run['id']} {_words(run['status'])}; waiting for the runs that follow it "
+                "(next tasks, after_task)"
             )
 
     def _changes(self, step: dict[str, Any]) -> list[str]:
@@ -243,7 +271,7 @@ class Display:
             if step["status"] == "running":
                 parts.append(" ".join(filter(None, [_step_label(step), _progress(step)])))
         if waiting:
-            parts.append("waiting for the runs its next-task actions started")
+            parts.append("waiting for the runs that follow it")
         width = shutil.get_terminal_size().columns - 1
         self.stream.write("\r\x1b[K" + " | ".join(parts)[:width])
         self.stream.flush()

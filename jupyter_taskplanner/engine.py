@@ -81,6 +81,8 @@ class RunEngine:
         self._last_start: dict[str, int] = {}
         self._starts = 0
         self._running: dict[int, asyncio.Task[None]] = {}
+        self._finishing = 0
+        """Runs that ended and whose ``on_finished`` callbacks (which may start runs) are going."""
         self._running_tasks: dict[int, int] = {}
         self._running_owners: dict[str, int] = {}
         self._cancelled: set[int] = set()
@@ -98,7 +100,7 @@ class RunEngine:
         A process that ends when its runs are done (the CLI) waits until this is false, so
         runs started along the way (next-task actions) are not left behind.
         """
-        return bool(self._running) or any(self._waiting.values())
+        return bool(self._running) or self._finishing > 0 or any(self._waiting.values())
 
     # -- starting ------------------------------------------------------------------------------
 
@@ -297,14 +299,20 @@ class RunEngine:
             self._running_owners[task["owner"]] -= 1
             self._running.pop(run_id, None)
             self._cancelled.discard(run_id)
-        await self.db(self.store.update_run, run_id, status=status, finished=utcnow(), error=error)
-        run = await self.db(self.store.get_run, run_id, None)
-        self._emit(run, "finished")
-        await self._prune(task["id"])
-        for callback in self.on_finished:
-            outcome = callback(run)
-            if outcome is not None:
-                await outcome
+        self._finishing += 1
+        try:
+            await self.db(
+                self.store.update_run, run_id, status=status, finished=utcnow(), error=error
+            )
+            run = await self.db(self.store.get_run, run_id, None)
+            self._emit(run, "finished")
+            await self._prune(task["id"])
+            for callback in self.on_finished:
+                outcome = callback(run)
+                if outcome is not None:
+                    await outcome
+        finally:
+            self._finishing -= 1
         await self._dispatch()
 
     def _failure_summary(self, run_id: int) -> str:

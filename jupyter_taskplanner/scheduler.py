@@ -19,7 +19,7 @@ import heapq
 import json
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,6 +31,7 @@ import watchfiles
 from .components.base import Trigger
 from .errors import TaskNotFound
 from .store import stamp
+from .triggers.events import AfterTaskTrigger
 
 BATCH = 1000
 
@@ -54,6 +55,26 @@ class Listening:
     events: list[Trigger] = field(default_factory=list)
     watchers: list[asyncio.Task[None]] = field(default_factory=list)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+async def start_after_task(
+    engine: Any, run: dict[str, Any], candidates: Iterable[tuple[dict[str, Any], list[Trigger]]]
+) -> None:
+    """Start each candidate task (with its triggers) that an after_task trigger ties to ``run``.
+
+    Only tasks of the run's owner follow it, and none that already ran in its chain.
+    """
+    for task, triggers in candidates:
+        if task["owner"] != run["owner"]:
+            continue
+        if not any(isinstance(t, AfterTaskTrigger) and t.fires_after(run) for t in triggers):
+            continue
+        if task["id"] in run["chain"]:
+            engine.log.info("task %s already ran in this chain; not again", task["id"])
+            continue
+        await engine.submit(
+            task, trigger=f"after_task:{run['task_id']}", started_by="scheduler", chain=run["chain"]
+        )
 
 
 class Scheduler:
@@ -403,28 +424,8 @@ class Scheduler:
 
     async def on_run_finished(self, run: dict[str, Any]) -> None:
         """Start tasks whose after_task trigger listens to the finished run's task."""
-        if run["status"] == "skipped":
-            return
-        succeeded = run["status"] == "succeeded"
-        for listening in list(self._listening.values()):
-            task = listening.task
-            if task["owner"] != run["owner"]:
-                continue
-            for trigger in listening.events:
-                if trigger.type_name != "after_task" or trigger.config["task_id"] != run["task_id"]:
-                    continue
-                on = trigger.config.get("on", "success")
-                if on != "always" and (on == "success") != succeeded:
-                    continue
-                if task["id"] in run["chain"]:
-                    self.log.info("task %s already ran in this chain; not again", task["id"])
-                    continue
-                await self.engine.submit(
-                    task,
-                    trigger=f"after_task:{run['task_id']}",
-                    started_by="scheduler",
-                    chain=run["chain"],
-                )
+        listening = [(item.task, item.events) for item in self._listening.values()]
+        await start_after_task(self.engine, run, listening)
 
     async def fire_http(self, task: dict[str, Any], parameters: dict[str, Any]) -> dict[str, Any]:
         return await self.engine.submit(

@@ -87,8 +87,19 @@ TASKS = [
     },
     {"name": "Bob's", "owner": "bob"},
     {"name": "Chain", "actions": [{"type": "next_task", "config": {"task_ids": [1]}}]},
+    {
+        "name": "After failed steps",
+        "triggers": [{"type": "after_task", "config": {"task_id": 2, "on": "failure"}}],
+        "jobs": [
+            {
+                "type": "python",
+                "name": "hello",
+                "config": {"function": "greeting:hello", "kwargs": {"who": "after"}},
+            }
+        ],
+    },
 ]
-HELLO, STEPS, WAIT, BOBS, CHAIN = 1, 2, 3, 4, 5
+HELLO, STEPS, WAIT, BOBS, CHAIN, AFTER_STEPS = 1, 2, 3, 4, 5, 6
 
 
 class Planner(Cli):
@@ -199,7 +210,12 @@ def test_a_failing_run_shows_its_progress_and_log(planner: Planner) -> None:
     progress = [line for line in lines[started:ended] if line.startswith("job 'steps': ")]
     assert progress and progress == sorted(progress), lines
     assert lines[ended].endswith(": RuntimeError: failed on purpose after the last step")
-    tail = lines[ended + 1 :]
+    # The task waiting for Steps to fail runs next (see below); the command waits for it.
+    assert (
+        lines[ended + 1]
+        == f"run {run_id} failed; waiting for the runs that follow it (next tasks, after_task)"
+    )
+    tail = lines[ended + 2 :]
     assert tail[0] == f"last lines of the log (all of it: jupyter taskplanner runs --log {run_id}):"
     assert "RuntimeError: failed on purpose after the last step" in tail
     assert result.stderr.strip() == (
@@ -210,6 +226,11 @@ def test_a_failing_run_shows_its_progress_and_log(planner: Planner) -> None:
 
     failed = planner("runs", "--status", "failed").stdout.splitlines()[1:]
     assert [line.split()[:4] for line in failed] == [[str(run_id), str(STEPS), "Steps", "failed"]]
+    # The task waiting for Steps to fail ran too, before the command ended.
+    followed = [run for run in planner.runs_in_db() if run["trigger"] == f"after_task:{STEPS}"]
+    assert [(run["task_id"], run["status"], run["chain"]) for run in followed] == [
+        (AFTER_STEPS, "succeeded", [STEPS, AFTER_STEPS])
+    ]
 
 
 def test_run_waits_for_the_runs_its_actions_start(planner: Planner) -> None:

@@ -50,6 +50,12 @@ class AfterTaskTrigger(Trigger):
         self.task_id: int = config["task_id"]
         self.on: str = config.get("on", "success")
 
+    def fires_after(self, run: dict[str, Any]) -> bool:
+        """Whether the end of ``run`` (a run of the same owner) starts this trigger's task."""
+        if run["task_id"] != self.task_id or run["status"] == "skipped":
+            return False
+        return self.on == "always" or (self.on == "success") == (run["status"] == "succeeded")
+
 
 class ServerStartTrigger(Trigger):
     """Fires once each time the server starts, after an optional delay."""
