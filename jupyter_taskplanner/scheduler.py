@@ -47,6 +47,11 @@ def is_timed(trigger: Trigger) -> bool:
     return type(trigger).next_fire is not Trigger.next_fire
 
 
+def watches(trigger: Trigger) -> bool:
+    """Whether a trigger is an event source the scheduler iterates (``Trigger.watch``)."""
+    return type(trigger).watch is not Trigger.watch
+
+
 @dataclass
 class Listening:
     """An enabled task with event triggers, and the watchers started for it."""
@@ -392,10 +397,8 @@ class Scheduler:
         listening = Listening(task=task, events=events)
         self._listening[task["id"]] = listening
         for trigger in events:
-            if trigger.type_name == "file":
-                listening.watchers.append(
-                    asyncio.ensure_future(self._watch_files(listening, trigger))
-                )
+            if watches(trigger):
+                listening.watchers.append(asyncio.ensure_future(self._watch(listening, trigger)))
             elif trigger.type_name == "server_start" and starting:
                 listening.watchers.append(
                     asyncio.ensure_future(self._fire_later(task, trigger.config.get("delay", 0)))
@@ -412,15 +415,17 @@ class Scheduler:
         await asyncio.sleep(delay)
         await self._submit(task, "server_start", {})
 
-    async def _watch_files(self, listening: Listening, trigger: Any) -> None:
+    async def _watch(self, listening: Listening, trigger: Trigger) -> None:
+        """Start a run of the task per event of one event trigger, until it is unlistened."""
         root = self.app.owner_root(listening.task["owner"])
+        label = f"{trigger.type_name}:{trigger.name}"
         try:
             async for placeholders in trigger.watch(root, listening.stop):
-                await self._submit(listening.task, f"file:{trigger.name}", placeholders)
+                await self._submit(listening.task, label, dict(placeholders or {}))
         except asyncio.CancelledError:
             raise
         except Exception:
-            self.log.exception("task %s: file trigger stopped", listening.task["id"])
+            self.log.exception("task %s: trigger %s stopped", listening.task["id"], label)
 
     async def on_run_finished(self, run: dict[str, Any]) -> None:
         """Start tasks whose after_task trigger listens to the finished run's task."""

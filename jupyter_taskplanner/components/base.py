@@ -17,11 +17,12 @@ Invariants every subclass keeps:
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -125,11 +126,23 @@ class Component:
 class Trigger(Component):
     """Starts a task by itself.
 
-    Timed triggers implement ``next_fire``; event triggers (files, other tasks, server
-    start, HTTP) return None from it and are fired by the scheduler's event sources.
+    Timed triggers implement ``next_fire``.  Event triggers implement ``watch`` instead: the
+    scheduler iterates it for every enabled task that has the trigger and starts a run per
+    item.  (``after_task``, ``server_start`` and ``http`` are events of the planner itself,
+    which the scheduler and the API fire.)
     """
 
     kind: ClassVar[Kind] = "trigger"
+
+    async def watch(self, root: Path, stop: asyncio.Event) -> AsyncIterator[dict[str, Any]]:
+        """Yield once per event, the run's placeholders; return when ``stop`` is set.
+
+        Runs in the server's event loop, so never block it (use async I/O or a thread).
+        ``root`` is the task owner's root folder.  An exception stops this watch (logged)
+        until the task is saved again or the server restarts.
+        """
+        return
+        yield  # an async generator that yields nothing
 
     def next_fire(self, after: datetime, tz: ZoneInfo) -> datetime | None:
         """The first fire time strictly after ``after`` (aware), or None if none is due.
