@@ -1,7 +1,8 @@
-"""A sample jupyter-taskplanner plugin: the ``wordcount`` job and the ``append_line`` action.
+"""A sample jupyter-taskplanner plugin: one trigger, one job and one action to learn from.
 
-Both classes register through the ``jupyter_taskplanner.components`` entry points declared in
-this package's pyproject.toml.  The helpers below are what both components share.
+The ``inbox`` trigger, the ``wordcount`` job and the ``append_line`` action register through
+the ``jupyter_taskplanner.components`` entry points declared in this package's pyproject.toml.
+The helpers below are what the components share.
 """
 
 from __future__ import annotations
