@@ -480,7 +480,12 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
 
 
 def test_every_trigger_type_has_samples_and_a_described_schema():
-    types = {cls.type_name for cls in REGISTRY.of_kind("trigger")}
+    # Installed plugins' triggers are checked by the component contract suite.
+    types = {
+        cls.type_name
+        for cls in REGISTRY.of_kind("trigger")
+        if cls.__module__.startswith("jupyter_taskplanner.")
+    }
     assert types == set(SAMPLES)
     for cls in REGISTRY.of_kind("trigger"):
         described = json.loads(json.dumps(cls.describe()))
