@@ -279,6 +279,7 @@ async def test_inbox_starts_a_run_per_dropped_file_and_moves_it_to_done(api, roo
         alice,
         triggers=[inbox(pattern="*.txt", done_folder="inbox/done")],
         jobs=[wordcount(folder=".", pattern="{inbox.file}")],
+        actions=[append_line(path="logs/inbox.log", template="{inbox.name}: {job.count.words}")],
         settings={"overlap": "queue"},
     )
     (first,) = await wait_for_runs(alice, task["id"], 1)
@@ -297,6 +298,8 @@ async def test_inbox_starts_a_run_per_dropped_file_and_moves_it_to_done(api, roo
         ("inbox/done/first.txt", 2),
         ("inbox/done/second.txt", 3),
     ]
+    log = (root / "logs" / "inbox.log").read_text(encoding="utf-8")
+    assert log == "first.txt: 2\nsecond.txt: 3\n"
     assert sorted(os.listdir(drop)) == ["done", "ignored.csv"]
     assert sorted(os.listdir(drop / "done")) == ["first.txt", "second.txt"]
     assert len(await runs_of(alice, task["id"])) == 2
