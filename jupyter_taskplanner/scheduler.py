@@ -30,6 +30,7 @@ import watchfiles
 
 from .components.base import Trigger
 from .errors import TaskNotFound
+from .process_lock import ProcessLock
 from .store import stamp
 from .triggers.events import AfterTaskTrigger
 
@@ -102,6 +103,9 @@ class Scheduler:
         self._db_watch: asyncio.Task[None] | None = None
         self._catching_up: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+        self._watching = False
+        """Whether this process watches event sources (one process per database does)."""
+        self._watch_lock: ProcessLock | None = None
         self._event_types = [
             cls.type_name
             for cls in self.registry.of_kind("trigger")
@@ -117,6 +121,7 @@ class Scheduler:
         """Schedule new or changed tasks, load the earliest fires and event triggers, loop."""
         self._seq = await self.db(self.store.last_change)
         await self.db(self.store.drop_unscheduled)
+        self._watching = self._take_watch_lock()
         for task in await self.db(self.store.tasks_with_trigger_types, self._event_types):
             self._listen(task, starting=True)
         await self._load_batch()
@@ -130,6 +135,36 @@ class Scheduler:
             len(self._listening),
         )
         self._catching_up = asyncio.ensure_future(self._catch_up())
+
+    def _take_watch_lock(self) -> bool:
+        """Whether this process may watch event sources now; if not, it takes over later.
+
+        Two servers sharing a database would both see a changed file and start two runs, so
+        only the holder of a lock next to the database watches (the lease of timed fires does
+        not cover events).
+        """
+        if str(self.store.path) == ":memory:":
+            return True
+        path = Path(self.store.path)
+        self._watch_lock = ProcessLock(path.with_name(f"{path.name}.watch-lock"))
+        taken = self._watch_lock.acquire_then(asyncio.get_running_loop(), self._take_over_watching)
+        if not taken:
+            self.log.info("another server on this database watches event triggers; waiting")
+        return taken
+
+    def _take_over_watching(self) -> None:
+        """The server that watched event sources ended: watch them here from now on."""
+        if self._stopping.is_set():
+            return
+        self._watching = True
+        self.log.info("this server now watches event triggers")
+        for listening in self._listening.values():
+            self._start_watches(listening)
+
+    def _start_watches(self, listening: Listening) -> None:
+        for trigger in listening.events:
+            if watches(trigger):
+                listening.watchers.append(asyncio.ensure_future(self._watch(listening, trigger)))
 
     async def _catch_up(self) -> None:
         """Schedule tasks written while no scheduler ran (imports, other versions), in batches.
@@ -145,8 +180,12 @@ class Scheduler:
 
     async def stop(self) -> None:
         self._stopping.set()
-        for task_id in list(self._listening):
-            self._unlisten(task_id)
+        watchers = [w for task_id in list(self._listening) for w in self._unlisten(task_id)]
+        # Let them finish: watchfiles waits in anyio worker threads, which end only with the
+        # task that started them, and a thread left waiting keeps the process from exiting.
+        await asyncio.gather(*watchers, return_exceptions=True)
+        if self._watch_lock is not None:
+            self._watch_lock.release()
         for task in (self._catching_up, self._loop_task, self._db_watch):
             if task is not None:
                 task.cancel()
@@ -396,20 +435,23 @@ class Scheduler:
             return
         listening = Listening(task=task, events=events)
         self._listening[task["id"]] = listening
+        if self._watching:
+            self._start_watches(listening)
         for trigger in events:
-            if watches(trigger):
-                listening.watchers.append(asyncio.ensure_future(self._watch(listening, trigger)))
-            elif trigger.type_name == "server_start" and starting:
+            if trigger.type_name == "server_start" and starting:
                 listening.watchers.append(
                     asyncio.ensure_future(self._fire_later(task, trigger.config.get("delay", 0)))
                 )
 
-    def _unlisten(self, task_id: int) -> None:
+    def _unlisten(self, task_id: int) -> list[asyncio.Task[None]]:
+        """Stop a task's event triggers; returns their watchers, which end soon after."""
         listening = self._listening.pop(task_id, None)
-        if listening is not None:
-            listening.stop.set()
-            for watcher in listening.watchers:
-                watcher.cancel()
+        if listening is None:
+            return []
+        listening.stop.set()
+        for watcher in listening.watchers:
+            watcher.cancel()
+        return listening.watchers
 
     async def _fire_later(self, task: dict[str, Any], delay: float) -> None:
         await asyncio.sleep(delay)

@@ -213,6 +213,51 @@ def test_two_servers_on_one_database_never_fire_twice(server_root, tmp_path):
     assert len(dues) >= 6 and max(dues.values()) == 1, dues
 
 
+def test_two_servers_on_one_database_watch_files_once_and_take_over(server_root, tmp_path):
+    db_path = tmp_path / "shared.db"
+    inbox = server_root / "inbox"
+    inbox.mkdir()
+    first = ServerProcess(server_root, db_path, tmp_path / "first.log", owner="alice")
+    second = ServerProcess(server_root, db_path, tmp_path / "second.log", owner="alice")
+    try:
+        task = first.call(
+            "POST",
+            "/tasks",
+            {
+                "name": "on new files",
+                "jobs": [job("hello")],
+                "triggers": [{"type": "file", "config": {"path": "inbox", "debounce": 0.3}}],
+                "settings": {"overlap": "queue"},
+            },
+        )
+
+        def runs() -> list[dict[str, Any]]:
+            return second.call("GET", f"/tasks/{task['id']}/runs")["runs"]
+
+        time.sleep(1)  # both servers have seen the new task
+        (inbox / "one.csv").write_text("1")
+        _wait(lambda: len(runs()) >= 1)
+        time.sleep(1.5)
+        assert len(runs()) == 1, runs()
+        # The watching server ends (promptly: its file watch does not keep it alive); the
+        # other one takes over at once.
+        first.stop()
+        assert first.process.returncode == 0, first.process.returncode
+        second.wait_for_log("this server now watches event triggers", within=30)
+        (inbox / "two.csv").write_text("2")
+        _wait(lambda: len(runs()) >= 2)
+        time.sleep(1.5)
+        assert [run["parameters"]["trigger.file"] for run in runs()] == [
+            "inbox/two.csv",
+            "inbox/one.csv",
+        ]
+        second.stop()
+        assert second.process.returncode == 0, second.process.returncode
+    finally:
+        first.stop()
+        second.stop()
+
+
 async def test_events_for_run_start_and_finish(api, run_events, jp_root_dir):
     (jp_root_dir / "tp_funcs.py").write_text(FUNCS)
     seen = run_events
