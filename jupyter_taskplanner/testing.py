@@ -17,6 +17,7 @@ several processes on one database, benchmarks).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -144,3 +145,46 @@ class ServerProcess:
                 self.process.kill()
                 self.process.wait()
         self.log.close()
+
+
+class WatchRecorder:
+    """Runs an event trigger's ``watch`` in a task and records each event and its arrival.
+
+    For tests of event triggers::
+
+        async with WatchRecorder(trigger, root) as watching:
+            (root / "inbox" / "a.txt").write_text("a")
+            await watching.until(1)
+        assert watching.events == [...]
+    """
+
+    def __init__(self, trigger: Any, root: Path, startup: float = 0.3) -> None:
+        self.trigger = trigger
+        self.root = root
+        self.startup = startup
+        """Seconds to give the watch to be in place before the test changes anything."""
+        self.stop = asyncio.Event()
+        self.events: list[dict[str, Any]] = []
+        self.arrivals: list[float] = []
+
+    async def __aenter__(self) -> WatchRecorder:
+        self.task = asyncio.create_task(self._consume())
+        await asyncio.sleep(self.startup)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.stop.set()
+        await asyncio.wait_for(self.task, 2)
+
+    async def _consume(self) -> None:
+        async for event in self.trigger.watch(self.root, self.stop):
+            self.events.append(event)
+            self.arrivals.append(time.monotonic())
+
+    async def until(self, count: int, within: float = 5) -> None:
+        """Wait until ``count`` events arrived (fails if the watch ended or time ran out)."""
+        deadline = time.monotonic() + within
+        while len(self.events) < count:
+            assert not self.task.done(), self.task
+            assert time.monotonic() < deadline, f"only {len(self.events)} events: {self.events}"
+            await asyncio.sleep(0.02)

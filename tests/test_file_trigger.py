@@ -13,6 +13,7 @@ import pytest
 
 from jupyter_taskplanner.components.registry import Registry
 from jupyter_taskplanner.errors import InvalidConfig
+from jupyter_taskplanner.testing import WatchRecorder
 from jupyter_taskplanner.triggers.file import FileTrigger
 
 REGISTRY = Registry.from_entry_points()
@@ -28,37 +29,8 @@ def make(**config: Any) -> FileTrigger:
     return trigger
 
 
-class Watching:
-    """Runs a trigger's watch in a task; records each event and when it arrived."""
-
-    def __init__(self, trigger: FileTrigger, root: Path) -> None:
-        self.trigger = trigger
-        self.root = root
-        self.stop = asyncio.Event()
-        self.events: list[dict[str, Any]] = []
-        self.arrivals: list[float] = []
-
-    async def __aenter__(self) -> Watching:
-        self.task = asyncio.create_task(self._consume())
-        await asyncio.sleep(STARTUP)
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        self.stop.set()
-        await asyncio.wait_for(self.task, 2)
-
-    async def _consume(self) -> None:
-        async for event in self.trigger.watch(self.root, self.stop):
-            self.events.append(event)
-            self.arrivals.append(time.monotonic())
-
-    async def until(self, count: int, within: float = 5) -> None:
-        """Wait until ``count`` events arrived."""
-        deadline = time.monotonic() + within
-        while len(self.events) < count:
-            assert not self.task.done(), self.task
-            assert time.monotonic() < deadline, f"only {len(self.events)} events: {self.events}"
-            await asyncio.sleep(0.02)
+class Watching(WatchRecorder):
+    """Records the file trigger's events."""
 
     def files(self, index: int) -> list[str]:
         return self.events[index]["trigger.files"].split("\n")

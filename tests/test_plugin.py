@@ -25,6 +25,7 @@ from taskplanner_sample.wordcount import WordCountFailed, WordCountJob
 
 from jupyter_taskplanner.components import Registry, Result, RunContext
 from jupyter_taskplanner.errors import InvalidConfig
+from jupyter_taskplanner.testing import WatchRecorder
 
 MAX_LINE = 120
 SETTLE = 0.2
@@ -416,38 +417,11 @@ def inbox_trigger(**config: Any) -> InboxTrigger:
     return trigger
 
 
-class Watching:
-    """Runs a trigger's watch in a task; records each event and when it arrived."""
+class Watching(WatchRecorder):
+    """Records the inbox trigger's events."""
 
     def __init__(self, trigger: InboxTrigger, root: Path) -> None:
-        self.trigger = trigger
-        self.root = root
-        self.stop = asyncio.Event()
-        self.events: list[dict[str, Any]] = []
-        self.arrivals: list[float] = []
-
-    async def __aenter__(self) -> Watching:
-        self.task = asyncio.create_task(self._consume())
-        # Long enough for the watch to be in place before a test writes.
-        await asyncio.sleep(0.1)
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        self.stop.set()
-        await asyncio.wait_for(self.task, 2)
-
-    async def _consume(self) -> None:
-        async for event in self.trigger.watch(self.root, self.stop):
-            self.events.append(event)
-            self.arrivals.append(time.monotonic())
-
-    async def until(self, count: int, within: float = 5) -> None:
-        """Wait until ``count`` events arrived."""
-        deadline = time.monotonic() + within
-        while len(self.events) < count:
-            assert not self.task.done(), self.task
-            assert time.monotonic() < deadline, f"only {len(self.events)} events: {self.events}"
-            await asyncio.sleep(0.02)
+        super().__init__(trigger, root, startup=0.1)
 
     def names(self) -> list[str]:
         return [event["inbox.name"] for event in self.events]

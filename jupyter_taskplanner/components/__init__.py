@@ -8,7 +8,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import ENTRY_POINT_GROUP, Action, Component, Job, Result, RunContext, Series, Trigger
+from .base import (
+    ENTRY_POINT_GROUP,
+    Action,
+    Component,
+    Job,
+    Result,
+    RunContext,
+    Series,
+    StopSignal,
+    Trigger,
+)
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -19,6 +29,7 @@ __all__ = [
     "Result",
     "RunContext",
     "Series",
+    "StopSignal",
     "Trigger",
 ]
 

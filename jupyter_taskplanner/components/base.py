@@ -164,6 +164,25 @@ class Trigger(Component):
         return times
 
 
+class StopSignal:
+    """A stop event for ``watchfiles.awatch`` inside ``Trigger.watch``: set by the caller's
+    ``stop`` or by the watch itself.
+
+    awatch sets its stop event when it is cancelled; giving it the caller's ``stop`` would
+    stop the other triggers of the task too, so give it one of these.
+    """
+
+    def __init__(self, stop: asyncio.Event) -> None:
+        self.stop = stop
+        self.closed = False
+
+    def is_set(self) -> bool:
+        return self.closed or self.stop.is_set()
+
+    def set(self) -> None:
+        self.closed = True
+
+
 @dataclass
 class Result:
     """One result of a job: a file, a text or nothing, and its condition outcome."""

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from watchfiles import Change, DefaultFilter, awatch
 
-from ..components.base import Trigger
+from ..components.base import StopSignal, Trigger
 from ..errors import InvalidConfig
 
 
@@ -57,24 +57,6 @@ def changed_at(path: str) -> tuple[float, str]:
         return os.stat(path).st_mtime_ns, path
     except OSError:
         return math.inf, path
-
-
-class _Halt:
-    """The watch's stop signal: the caller's ``stop``, or the watch closing by itself.
-
-    watchfiles sets its stop event when cancelled; a private one keeps that from stopping
-    other watches that share the caller's event.
-    """
-
-    def __init__(self, stop: asyncio.Event) -> None:
-        self.stop = stop
-        self.closed = False
-
-    def is_set(self) -> bool:
-        return self.closed or self.stop.is_set()
-
-    def set(self) -> None:
-        self.closed = True
 
 
 class FileTrigger(Trigger):
@@ -164,7 +146,7 @@ class FileTrigger(Trigger):
         """
         root = root.resolve()
         target = self.target(root)
-        halt = _Halt(stop)
+        halt = StopSignal(stop)
         changes: asyncio.Queue[list[str] | None] = asyncio.Queue()
         pump = asyncio.create_task(self._pump(root, target, halt, changes))
         pending: dict[str, None] = {}  # an ordered set: the latest change last
@@ -190,7 +172,7 @@ class FileTrigger(Trigger):
             await pump  # ends within one watchfiles step; re-raises what stopped it
 
     async def _pump(
-        self, root: Path, target: Path, halt: _Halt, changes: asyncio.Queue[list[str] | None]
+        self, root: Path, target: Path, halt: StopSignal, changes: asyncio.Queue[list[str] | None]
     ) -> None:
         """Put each batch of matching changes into ``changes``; None when the watch ends."""
         try:

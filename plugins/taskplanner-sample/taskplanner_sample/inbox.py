@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from watchfiles import Change, DefaultFilter, awatch
 
-from jupyter_taskplanner.components import Trigger
+from jupyter_taskplanner.components import StopSignal, Trigger
 from jupyter_taskplanner.errors import InvalidConfig
 
 from . import leaves_root, with_defaults
@@ -57,24 +57,6 @@ class InboxFilter(DefaultFilter):
             and fnmatchcase(name, self.pattern)
             and super().__call__(change, name)
         )
-
-
-class _Halt:
-    """The stop signal of one watch: the caller's ``stop``, or the watch closing by itself.
-
-    awatch sets its stop event when it is cancelled; the caller's event may stop the other
-    triggers of the task too, so awatch gets this private one.
-    """
-
-    def __init__(self, stop: asyncio.Event) -> None:
-        self.stop = stop
-        self.closed = False
-
-    def is_set(self) -> bool:
-        return self.closed or self.stop.is_set()
-
-    def set(self) -> None:
-        self.closed = True
 
 
 def signature(path: Path) -> tuple[Signature, int] | None:
@@ -233,7 +215,7 @@ class InboxTrigger(Trigger):
             ) from None
 
         watch_filter = InboxFilter(folder, config["pattern"])
-        halt = _Halt(stop)
+        halt = StopSignal(stop)
         changes: asyncio.Queue[set[tuple[Change, str]] | None] = asyncio.Queue()
         clock = asyncio.get_running_loop().time
         # name -> (when it last changed, on the loop's clock; its signature then)
@@ -277,7 +259,7 @@ class InboxTrigger(Trigger):
     async def _pump(
         folder: Path,
         watch_filter: InboxFilter,
-        halt: _Halt,
+        halt: StopSignal,
         changes: asyncio.Queue[set[tuple[Change, str]] | None],
     ) -> None:
         """Put each batch of changes into ``changes``; None when the watch ends."""
