@@ -34,7 +34,7 @@ from .cli import (
     find_in_scope,
 )
 from .engine import ACTIVE, FINISHED
-from .errors import TaskPlannerError
+from .errors import Conflict, TaskPlannerError
 from .permissions import ALL_OWNERS, Access
 from .run_handlers import RUN_STATUSES, parse_run_id
 from .runs import RunService
@@ -188,7 +188,8 @@ class RunCommand(TaskPlannerCommand):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), REFRESH if display.follow else None)
             if received and run["status"] in ACTIVE:
-                await app.engine.cancel(run)
+                with contextlib.suppress(Conflict):  # it ended meanwhile: nothing to cancel
+                    await app.engine.cancel(run["id"])
                 run = await app.in_db(app.runs.detail, owner, run["id"])
                 display.update(run, busy=False)
             display.done()

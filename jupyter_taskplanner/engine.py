@@ -211,10 +211,10 @@ class RunEngine:
 
     # -- cancelling ----------------------------------------------------------------------------
 
-    async def cancel(self, run: dict[str, Any]) -> dict[str, Any]:
-        """Cancel a queued or running run of this server."""
-        # Read again: the run may have ended since the caller read it.
-        run = await self.db(self.store.get_run, run["id"], None)
+    async def cancel(self, run_id: int) -> dict[str, Any]:
+        """Cancel a queued or running run of this server; returns the run as it ended."""
+        # Read here, not by the caller: the run may have ended since the caller looked.
+        run = await self.db(self.store.get_run, run_id, None)
         if run["status"] not in ACTIVE:
             raise Conflict(f"run {run['id']} already ended ({run['status']}); nothing to cancel")
         self._cancelled.add(run["id"])
@@ -317,14 +317,14 @@ class RunEngine:
 
     def _failure_summary(self, run_id: int) -> str:
         """The run's error: which steps failed (the last attempt of each), and the first why."""
-        failed = {
+        last_attempts = {
             (step["kind"], step["name"], step["set_index"]): step
             for step in self.store.steps(run_id)
         }
-        failed = {key: step for key, step in failed.items() if step["status"] == "failed"}
+        failed = [step for step in last_attempts.values() if step["status"] == "failed"]
         if not failed:
             return "a step failed"
-        first = next(iter(failed.values()))
+        first = failed[0]
         where = "" if first["set_index"] is None else f" (set {first['set_index'] + 1})"
         why = (first["error"] or "").strip().splitlines()
         summary = f"{first['kind']} {first['name']!r}{where} failed" + (
