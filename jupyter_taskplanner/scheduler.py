@@ -19,6 +19,7 @@ import heapq
 import json
 import logging
 import random
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -35,6 +36,11 @@ from .store import stamp
 from .triggers.events import AfterTaskTrigger
 
 BATCH = 1000
+MAX_NEXT_FIRE_CALLS = 10_000
+"""The most ``next_fire`` calls one misfire computation makes: it runs in the event loop, and a
+plugin trigger may fire far more densely than the search expects (10 times the largest limit)."""
+_FIRST_SPAN = timedelta(seconds=1)
+_TICK = timedelta(microseconds=1)
 
 
 def trigger_key(index: int, entry: dict[str, Any]) -> str:
@@ -51,6 +57,50 @@ def is_timed(trigger: Trigger) -> bool:
 def watches(trigger: Trigger) -> bool:
     """Whether a trigger is an event source the scheduler iterates (``Trigger.watch``)."""
     return type(trigger).watch is not Trigger.watch
+
+
+def missed_fires(
+    trigger: Trigger,
+    tz: ZoneInfo,
+    first: datetime,
+    now: datetime,
+    grace: float | None,
+    limit: int,
+) -> list[datetime]:
+    """The latest fires from ``first`` (itself a fire) up to ``now``, oldest first, in UTC: at
+    most ``limit``, and none more than ``grace`` seconds old when ``grace`` is set.
+
+    Triggers only tell the next fire and a downtime can hold millions, so this searches back
+    from ``now`` in windows that double in length, each adding only its older, unsearched
+    part: the cost follows ``limit``, not the length of the downtime.
+    """
+    first, now = first.astimezone(UTC), now.astimezone(UTC)
+    # Fires strictly after ``lower`` qualify, and ``first`` itself unless grace excludes it.
+    lower, first_qualifies = first, True
+    if grace is not None and grace < (now - first).total_seconds():
+        # One tick less: the datetimes' resolution, so a fire exactly ``grace`` old counts.
+        lower, first_qualifies = max(first, now - timedelta(seconds=grace) - _TICK), False
+    fires: list[datetime] = []
+    calls, end, span = 0, now, _FIRST_SPAN
+    while len(fires) < limit and end > lower:
+        start = lower if end - lower <= span else end - span
+        window: deque[datetime] = deque(maxlen=limit - len(fires))
+        when = start
+        while True:
+            if calls >= MAX_NEXT_FIRE_CALLS:
+                # The window's unsearched end holds newer fires than those kept: drop it.
+                return fires
+            calls += 1
+            nxt = trigger.next_fire(when, tz)
+            if nxt is None or nxt.astimezone(UTC) > end or nxt <= when:
+                break
+            when = nxt.astimezone(UTC)
+            window.append(when)
+        fires[:0] = window
+        end, span = start, span * 2
+    if first_qualifies and end == first and len(fires) < limit:
+        fires.insert(0, first)
+    return fires
 
 
 @dataclass
@@ -314,9 +364,12 @@ class Scheduler:
         now = self.now()
         due_at = datetime.fromisoformat(due)
         late = (now - due_at).total_seconds() > self.app.misfire_tolerance
+        policy = settings["misfire"]
         missed = [due_at]
         if late:
-            missed = self._missed(trigger, tz, due_at, now, settings)
+            # Only ``all`` runs more than the latest; the latest is the stored last fire.
+            limit = settings.get("misfire_limit", 10) if policy == "all" else 1
+            missed = missed_fires(trigger, tz, due_at, now, settings.get("misfire_grace"), limit)
         nxt = trigger.next_fire(now if late else due_at, tz)
         next_stamp = stamp(nxt) if nxt else None
         if not await self.db(
@@ -334,39 +387,21 @@ class Scheduler:
         if not late:
             await self._submit(task, label, {"trigger.due": due_at.isoformat()})
             return
-        count = {"skip": 0, "once": 1, "all": len(missed)}[settings["misfire"]]
+        catch_up = [] if policy == "skip" else missed
         self.log.info(
-            "task %s missed %d fires of %s; starting %d catch-up runs",
+            "task %s missed the fires of %s since %s; starting %d catch-up runs",
             task_id,
-            len(missed),
             label,
-            count,
+            due,
+            len(catch_up),
         )
-        for when in missed[len(missed) - count :]:
+        for when in catch_up:
             await self._submit(
-                task, "misfire", {"trigger.due": when.isoformat()}, "queue" if count > 1 else None
+                task,
+                "misfire",
+                {"trigger.due": when.isoformat()},
+                "queue" if len(catch_up) > 1 else None,
             )
-
-    def _missed(
-        self,
-        trigger: Trigger,
-        tz: ZoneInfo,
-        first: datetime,
-        now: datetime,
-        settings: dict[str, Any],
-    ) -> list[datetime]:
-        """The fire times from ``first`` up to now that the grace period still allows."""
-        grace = settings.get("misfire_grace")
-        missed, when = [first], first
-        while len(missed) <= 10_000:
-            nxt = trigger.next_fire(when, tz)
-            if nxt is None or nxt.astimezone(UTC) > now:
-                break
-            missed.append(nxt.astimezone(UTC))
-            when = nxt
-        if grace is not None:
-            missed = [when for when in missed if (now - when).total_seconds() <= grace]
-        return missed[-settings.get("misfire_limit", 10) :]
 
     async def _submit(
         self,
