@@ -21,6 +21,7 @@ from .components.registry import Registry
 from .engine import EVENT_SCHEMA, RunEngine
 from .executors import Executor, LocalExecutor
 from .handlers import API, HANDLERS, UnknownRouteHandler
+from .logs import DEFAULT_MAX_LOG_BYTES
 from .run_handlers import RUN_HANDLERS
 from .runs import RunService
 from .scheduler import Scheduler
@@ -155,6 +156,16 @@ class TaskPlannerApp(ExtensionApp):
         0,
         config=True,
         help="Also delete finished runs older than this many days (0: keep by count only).",
+    )
+
+    max_log_bytes = Int(
+        DEFAULT_MAX_LOG_BYTES,
+        min=0,
+        config=True,
+        help="""Largest size in bytes of one step's log (the log.txt of a job, series or
+        action). A longer log keeps its beginning and its end, half this size each, joined by
+        a line saying how many bytes were left out. While the step runs only the beginning is
+        on disk; the end is held in memory and written when the step ends.""",
     )
 
     def initialize_settings(self) -> None:

@@ -35,6 +35,7 @@ from .cli import (
 )
 from .engine import ACTIVE, FINISHED
 from .errors import Conflict, TaskPlannerError
+from .logs import log_text
 from .permissions import ALL_OWNERS, Access
 from .run_handlers import RUN_STATUSES, parse_run_id
 from .runs import RunService
@@ -195,7 +196,8 @@ class RunCommand(TaskPlannerCommand):
             display.done()
             log_tail = ""
             if display.follow and not received and run["status"] != "succeeded":
-                log_tail = _tail(await app.in_db(app.runs.log, owner, run["id"]), LOG_TAIL)
+                pieces = await app.in_db(app.runs.log, owner, run["id"])
+                log_tail = _tail("".join(log_text(pieces)), LOG_TAIL)
             return run, (received[0] if received else None), log_tail
         finally:
             # Runs still going (ones a next-task action started, after a signal) end as
@@ -441,7 +443,7 @@ class RunsCommand(TaskPlannerCommand):
         )
         if run["error"]:
             print(f"error: {run['error']}")
-        print(runs.log(access, run_id))
+        print("".join(log_text(runs.log(access, run_id))))
 
 
 def _local(stamp: str | None, timezone: ZoneInfo) -> str:

@@ -29,6 +29,7 @@ import watchfiles
 
 from .components.base import Action, Result, RunContext
 from .errors import Conflict, PermissionDenied
+from .logs import CappedLogHandler
 from .store import utcnow
 
 ACTIVE = ("queued", "running")
@@ -580,7 +581,7 @@ class RunEngine:
         action_ctx.settings = self.app.component_settings.get(cls)
         action_ctx.start_task = self._chain_starter(run)
         action_ctx.log = logging.getLogger(f"jupyter_taskplanner.run.{run['id']}.{step_id}")
-        handler = logging.FileHandler(folder / "log.txt")
+        handler = CappedLogHandler(folder / "log.txt", self.app.max_log_bytes)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         action_ctx.log.addHandler(handler)
         action_ctx.log.setLevel(logging.INFO)

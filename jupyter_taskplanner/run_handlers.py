@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import mimetypes
 from datetime import UTC, datetime
 from typing import Any
@@ -12,7 +13,8 @@ from tornado import web
 
 from .errors import InvalidConfig, TaskNotFound
 from .handlers import API, TASK_ID, PlannerHandler
-from .tasks import parse_task_id
+from .logs import FileRange, log_text, send_chunks
+from .tasks import MAX_ID, parse_task_id
 
 RUN_STATUSES = (
     "queued",
@@ -27,8 +29,9 @@ RUN_STATUSES = (
 
 
 def parse_run_id(raw: str) -> int:
-    """A run id from a URL; ``TaskNotFound`` for anything not an id."""
-    if not raw.isdigit() or int(raw) < 1:
+    """A run (or step) id from a URL; ``TaskNotFound`` for anything not an id."""
+    # As for task ids: plain ASCII digits, and no more than SQLite holds (else OverflowError).
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_ID:
         raise TaskNotFound(f"no run with id {raw!r}")
     return int(raw)
 
@@ -113,19 +116,48 @@ class RunHandler(PlannerHandler):
 
 
 class RunLogHandler(PlannerHandler):
-    """``GET /runs/{id}/log``: the captured output of every step (or of ``?step=``)."""
+    """``GET /runs/{id}/log``: the captured output of every step (or of ``?step=``).
+
+    ``tail=N`` sends the last N bytes of each step's output; ``offset`` and ``length`` (with
+    ``step``) send those bytes of the step's log.txt as they are, to follow a running step.
+    """
 
     @web.authenticated
     @authorized
     async def get(self, raw_run_id: str) -> None:
+        run_id = parse_run_id(raw_run_id)
         step = self.get_query_argument("step", None)
         step_id = parse_run_id(step) if step is not None else None
-        text = await self.db(self.planner.runs.log, self.access, parse_run_id(raw_run_id), step_id)
-        self.finish(text, set_content_type="text/plain; charset=utf-8")
+        tail, offset, length = (self._byte_count(name) for name in ("tail", "offset", "length"))
+        if offset is None and length is None:
+            pieces = await self.db(self.planner.runs.log, self.access, run_id, step_id, tail=tail)
+            chunks = (text.encode() for text in log_text(pieces))
+        else:
+            field = "offset" if offset is not None else "length"
+            if step_id is None:
+                raise InvalidConfig(
+                    f"{field}: needs step (a range is of one step's log)", field=field
+                )
+            if tail is not None:
+                raise InvalidConfig(f"tail: give tail or {field}, not both", field="tail")
+            part = await self.db(
+                self.planner.runs.log_range, self.access, run_id, step_id, offset or 0, length
+            )
+            chunks = part.chunks()
+        content_type = "text/plain; charset=utf-8"
+        self.set_header("Content-Type", content_type)
+        await send_chunks(self, chunks)
+        self.finish(set_content_type=content_type)
+
+    def _byte_count(self, name: str) -> int | None:
+        """The query argument ``name`` as a count of bytes, or None when absent."""
+        if self.get_query_argument(name, None) is None:
+            return None
+        return self.query_int(name, 0, 0, MAX_ID)
 
 
 class RunFileHandler(PlannerHandler):
-    """``GET /runs/{id}/files/{path}``: download a result file."""
+    """``GET /runs/{id}/files/{path}``: download a result file, streamed in chunks."""
 
     @web.authenticated
     @authorized
@@ -134,12 +166,14 @@ class RunFileHandler(PlannerHandler):
         run = await self.db(self.planner.runs.get, self.access, run_id)
         folder = self.planner.run_folder(run["owner"], run_id)
         path = await self.db(self.planner.runs.file, self.access, run_id, folder, relative)
+        whole = await asyncio.to_thread(FileRange.of, path)
+        content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         self.set_header("Content-Disposition", f'attachment; filename="{path.name}"')
+        self.set_header("Content-Type", content_type)
+        self.set_header("Content-Length", whole.end)
+        await send_chunks(self, whole.chunks())
         # APIHandler.finish sets the Content-Type itself (JSON unless told otherwise).
-        self.finish(
-            path.read_bytes(),
-            set_content_type=mimetypes.guess_type(path.name)[0] or "application/octet-stream",
-        )
+        self.finish(set_content_type=content_type)
 
 
 class RunCancelHandler(PlannerHandler):

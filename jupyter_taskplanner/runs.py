@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from .errors import TaskNotFound
+from .logs import FileRange
 from .permissions import Access
 from .store import Store
-
-LOG_LIMIT = 5_000_000
 
 
 class RunService:
@@ -51,26 +50,47 @@ class RunService:
             steps.append(step)
         return {**run, "steps": steps}
 
-    def log(self, access: Access, run_id: int, step_id: int | None = None) -> str:
-        """The run's log: every step's captured output, each under a header."""
-        self.get(access, run_id)
-        parts = []
-        for step in self.store.steps(run_id):
-            if step_id is not None and step["id"] != step_id:
-                continue
-            path = Path(step["folder"] or "") / "log.txt"
-            text = path.read_text(errors="replace")[-LOG_LIMIT:] if path.is_file() else ""
+    def log(
+        self, access: Access, run_id: int, step_id: int | None = None, *, tail: int | None = None
+    ) -> list[str | FileRange]:
+        """The pieces of the run's log: each step's header, its captured output, its error.
+
+        The output is a ``FileRange`` of the step's ``log.txt`` (its last ``tail`` bytes when
+        given), read only when sent: ``logs.log_text`` turns the pieces into text.
+        """
+        pieces: list[str | FileRange] = []
+        for step in self._steps(access, run_id, step_id):
+            if pieces:
+                pieces.append("\n")
             header = f"== {step['kind']} {step['name']} (step {step['id']}"
             if step["set_index"] is not None:
                 header += f", set {step['set_index'] + 1}"
             if step["attempt"] > 1:
                 header += f", attempt {step['attempt']}"
-            parts.append(f"{header}): {step['status']} ==\n{text}")
+            pieces += [
+                f"{header}): {step['status']} ==\n",
+                FileRange.of(_log_path(step), tail=tail),
+            ]
             if step["error"]:
-                parts.append(f"error: {step['error']}\n")
-        if step_id is not None and not parts:
+                pieces.append(f"\nerror: {step['error']}\n")
+        return pieces
+
+    def log_range(
+        self, access: Access, run_id: int, step_id: int, offset: int, length: int | None
+    ) -> FileRange:
+        """Bytes ``offset`` to ``offset + length`` of one step's ``log.txt`` (to follow it)."""
+        (step,) = self._steps(access, run_id, step_id)
+        return FileRange.of(_log_path(step), offset=offset, length=length)
+
+    def _steps(self, access: Access, run_id: int, step_id: int | None) -> list[dict[str, Any]]:
+        """The run's steps, or its step ``step_id``; ``TaskNotFound`` when it has none such."""
+        self.get(access, run_id)
+        steps = [
+            step for step in self.store.steps(run_id) if step_id is None or step["id"] == step_id
+        ]
+        if step_id is not None and not steps:
             raise TaskNotFound(f"run {run_id} has no step {step_id}")
-        return "\n".join(parts)
+        return steps
 
     def file(self, access: Access, run_id: int, run_folder: Path, relative: str) -> Path:
         """The result file ``relative`` of a run; refuses anything outside the run's folder."""
@@ -80,3 +100,7 @@ class RunService:
         if root not in path.parents or not path.is_file():
             raise TaskNotFound(f"run {run_id} has no result file {relative!r}")
         return path
+
+
+def _log_path(step: dict[str, Any]) -> Path:
+    return Path(step["folder"] or "") / "log.txt"

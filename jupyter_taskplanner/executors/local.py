@@ -13,7 +13,11 @@ from typing import Any
 
 from traitlets import Float
 
+from ..logs import CHUNK_SIZE, CappedLog
 from .base import Executor
+
+DRAIN_SECONDS = 1.0
+"""How long output is still copied once the worker ended (children it left may hold the pipe)."""
 
 
 class LocalExecutor(Executor):
@@ -29,7 +33,41 @@ class LocalExecutor(Executor):
         folder.mkdir(parents=True, exist_ok=True)
         request_path = folder / "request.json"
         request_path.write_text(json.dumps({**request, "folder": str(folder)}))
-        with open(folder / "log.txt", "ab") as log:
+        log = CappedLog(folder / "log.txt", self.max_log_bytes)
+        try:
+            process, reader, transport = await self._start(request_path, cwd)
+            copying = asyncio.ensure_future(self._copy(reader, log))
+            try:
+                code = await process.wait()
+            except asyncio.CancelledError:
+                await self._kill(process)
+                raise
+            finally:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(copying, DRAIN_SECONDS)  # cancels it on timeout
+                transport.close()
+        finally:
+            self._close(log)
+        outcome_path = folder / "outcome.json"
+        if not outcome_path.exists():
+            return {"error": f"the worker process ended with exit code {code} and no outcome"}
+        return json.loads(outcome_path.read_text())
+
+    async def _start(
+        self, request_path: Path, cwd: Path
+    ) -> tuple[asyncio.subprocess.Process, asyncio.StreamReader, asyncio.BaseTransport]:
+        """Start the worker with its stdout and stderr on a pipe that we read.
+
+        Our own pipe rather than asyncio's PIPE: ``Process.wait()`` would also wait for every
+        holder of that pipe, so a child the job left running would hold the step open.
+        """
+        read_fd, write_fd = os.pipe()
+        try:
+            reader, transport = await _pipe_reader(read_fd)
+        except BaseException:
+            os.close(write_fd)
+            raise
+        try:
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
@@ -37,20 +75,40 @@ class LocalExecutor(Executor):
                 str(request_path),
                 cwd=str(cwd),
                 stdin=asyncio.subprocess.DEVNULL,
-                stdout=log,
+                stdout=write_fd,
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
+        except BaseException:
+            transport.close()
+            raise
+        finally:
+            os.close(write_fd)  # the worker holds its own copy; EOF comes when it closes it
+        return process, reader, transport
+
+    async def _copy(self, reader: asyncio.StreamReader, log: CappedLog) -> None:
+        """Copy the worker's output into its log as it arrives, until the pipe closes.
+
+        A log that cannot be written (a full disk) drops output rather than leaving the pipe
+        unread, which would block the worker on its next print.
+        """
+        writing = True
+        while chunk := await reader.read(CHUNK_SIZE):
+            if not writing:
+                continue
             try:
-                code = await process.wait()
-            except asyncio.CancelledError:
-                await self._kill(process)
-                raise
-        outcome_path = folder / "outcome.json"
-        if not outcome_path.exists():
-            return {"error": f"the worker process ended with exit code {code} and no outcome"}
-        return json.loads(outcome_path.read_text())
+                log.write(chunk)
+            except OSError as exc:
+                writing = False
+                self.log.warning("cannot write %s, dropping the rest: %s", log.path, exc)
+
+    def _close(self, log: CappedLog) -> None:
+        # Never let a log write replace the job's outcome or a cancellation.
+        try:
+            log.close()
+        except OSError as exc:
+            self.log.warning("cannot finish %s: %s", log.path, exc)
 
     async def _kill(self, process: asyncio.subprocess.Process) -> None:
         """Stop the worker and every process it started (its whole session)."""
@@ -62,3 +120,12 @@ class LocalExecutor(Executor):
                 return
             except TimeoutError:
                 continue
+
+
+async def _pipe_reader(fd: int) -> tuple[asyncio.StreamReader, asyncio.BaseTransport]:
+    """An asyncio reader of the pipe's read end ``fd``; closing the transport closes ``fd``."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=CHUNK_SIZE)
+    pipe = open(fd, "rb", buffering=0)  # noqa: SIM115 -- the transport closes it
+    transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
+    return reader, transport
