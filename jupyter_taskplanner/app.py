@@ -17,11 +17,15 @@ from traitlets import Bool, Float, Int, Type, Unicode, default, validate
 from traitlets.config import TraitError
 
 from . import __version__
+from .components.base import DEFAULT_MAX_FILLED
 from .components.registry import Registry
 from .engine import EVENT_SCHEMA, RunEngine
+from .errors import Unavailable
 from .executors import Executor, LocalExecutor
 from .handlers import API, HANDLERS, UnknownRouteHandler
 from .logs import DEFAULT_MAX_LOG_BYTES
+from .paths import OwnerFiles
+from .permissions import ComponentRules
 from .run_handlers import RUN_HANDLERS
 from .runs import RunService
 from .scheduler import Scheduler
@@ -168,6 +172,24 @@ class TaskPlannerApp(ExtensionApp):
         on disk; the end is held in memory and written when the step ends.""",
     )
 
+    max_body_bytes = Int(
+        2 * 1024 * 1024,
+        min=1024,
+        config=True,
+        help="""Largest request body the planner API accepts, in bytes; a larger one is
+        answered with 413 before it is parsed. Imports of many tasks are the largest bodies.""",
+    )
+
+    max_filled_length = Int(
+        DEFAULT_MAX_FILLED,
+        min=1000,
+        config=True,
+        help="""The most characters a text of a task (a file name, a mail subject, a job
+        argument, ...) may have once its placeholders are filled. A format width or precision
+        above it, such as {owner:>200000000}, is refused before formatting; the step fails
+        with a message naming the placeholder.""",
+    )
+
     def initialize_settings(self) -> None:
         """Build the services and register the run event schema with the server."""
         self.init_services()
@@ -185,15 +207,21 @@ class TaskPlannerApp(ExtensionApp):
         """
         self.store = Store(self.db_path)
         self.registry = Registry.from_entry_points()
+        self.executor = self.executor_class(parent=self)
+        self.component_rules = ComponentRules(
+            self.owner_has,
+            code_needs_shell=not self.single_user and not self.executor.runs_as_owner,
+        )
         self.tasks = TaskService(
             self.store,
             self.registry,
             self.default_timezone,
-            folders=lambda owner: (self.owner_root(owner), self.snapshot_folder(owner)),
+            folders=lambda owner: (self.owner_files(owner), self.snapshot_folder(owner)),
+            rules=self.component_rules,
         )
         self.runs = RunService(self.store)
         self._db_thread = ThreadPoolExecutor(1, thread_name_prefix="taskplanner-db")
-        self.executor = self.executor_class(parent=self)
+        self._stopped = False
         self.component_settings = {
             cls: cls.settings_class(parent=self)
             for kind in ("job", "action", "series", "trigger")
@@ -222,6 +250,27 @@ class TaskPlannerApp(ExtensionApp):
             return Path(configured).expanduser() if configured else Path.cwd()
         return Path(self.serverapp.root_dir).expanduser()
 
+    def owner_files(self, owner: str) -> OwnerFiles:
+        """What ``owner``'s tasks may open: their root, without the planner's own folders."""
+        return OwnerFiles(self.owner_root(owner), self.private_folders(owner))
+
+    def private_folders(self, owner: str) -> tuple[Path, ...]:
+        """The planner's own folders (database, run records, snapshots): no task may use them.
+
+        The database's folder is private unless it holds ``owner``'s root (a database kept
+        in the root itself), then only the database's own files are.
+        """
+        database = Path(self.db_path).expanduser()
+        runs = Path(self.runs_dir).expanduser()
+        folders = [runs, runs.parent / "snapshots"]
+        root = self.owner_root(owner).resolve()
+        if database.parent.resolve() in (root, *root.parents):
+            sidecars = ("", "-wal", "-shm", "-journal", ".watch-lock")
+            folders.extend(database.with_name(database.name + end) for end in sidecars)
+        else:
+            folders.append(database.parent)
+        return tuple(folders)
+
     def snapshot_folder(self, owner: str) -> Path:
         """Where input snapshots of ``owner``'s tasks (frozen notebooks) are kept."""
         return Path(self.runs_dir).parent / "snapshots" / owner
@@ -238,7 +287,13 @@ class TaskPlannerApp(ExtensionApp):
         return bool(authorizer.is_authorized(None, User(username=owner), "execute", resource))
 
     async def in_db(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        """Run ``fn`` on the single database thread, off the event loop."""
+        """Run ``fn`` on the single database thread, off the event loop.
+
+        Once the extension stopped (requests still arrive while the server shuts down), this
+        is an ``Unavailable`` (503) rather than an error of the closed thread.
+        """
+        if self._stopped:
+            raise Unavailable("the task planner is shutting down; try again when it is back")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._db_thread, functools.partial(fn, *args, **kwargs))
 
@@ -250,5 +305,6 @@ class TaskPlannerApp(ExtensionApp):
         await self.scheduler.stop()
         await self.engine.stop()
         await self.executor.close()
+        self._stopped = True
         self._db_thread.shutdown(wait=True)
         self.store.close()

@@ -33,6 +33,7 @@ from .cli import (
     _label,
     find_in_scope,
 )
+from .components.base import is_builtin_placeholder
 from .engine import ACTIVE, FINISHED
 from .errors import Conflict, TaskPlannerError
 from .logs import log_text
@@ -62,6 +63,8 @@ def parse_parameters(items: list[str]) -> dict[str, str]:
                 f"--param {item!r}: expected KEY=VALUE, KEY being a placeholder name "
                 "(letters, digits, '_', '.', '-'; not starting with a digit)"
             )
+        if is_builtin_placeholder(key):
+            raise UsageError(f"--param {item!r}: {key} is a built-in placeholder; use another name")
         parameters[key] = value
     return parameters
 

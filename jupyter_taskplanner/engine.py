@@ -28,8 +28,9 @@ from zoneinfo import ZoneInfo
 import watchfiles
 
 from .components.base import Action, Result, RunContext
-from .errors import Conflict, PermissionDenied
+from .errors import Conflict, InvalidConfig, PermissionDenied, Unavailable
 from .logs import CappedLogHandler
+from .model import component_classes
 from .store import utcnow
 
 ACTIVE = ("queued", "running")
@@ -117,6 +118,8 @@ class RunEngine:
         overlap: str | None = None,
     ) -> dict[str, Any]:
         """Record a run of ``task`` and queue it; an overlapping ``skip`` run is only recorded."""
+        if self._stopping:
+            raise Unavailable("the task planner is shutting down; this run was not started")
         overlap = overlap or task["settings"]["overlap"]
         fields = {
             "task_id": task["id"],
@@ -184,19 +187,22 @@ class RunEngine:
             task = await self._task_or_none(run["task_id"])
             if task is None:
                 self._waiting[owner].remove(run_id)
-                await self.db(
-                    self.store.update_run,
-                    run_id,
-                    status="cancelled",
-                    finished=utcnow(),
-                    error="the task was deleted before the run started",
-                )
+                await self._cancel_orphan(run_id)
                 continue
             if task_busy and task["settings"]["overlap"] != "parallel":
                 continue
             self._waiting[owner].remove(run_id)
             return run_id
         return None
+
+    async def _cancel_orphan(self, run_id: int) -> None:
+        await self.db(
+            self.store.update_run,
+            run_id,
+            status="cancelled",
+            finished=utcnow(),
+            error="the task was deleted before the run started",
+        )
 
     async def _task_or_none(self, task_id: int) -> dict[str, Any] | None:
         try:
@@ -271,7 +277,13 @@ class RunEngine:
 
     async def _execute(self, run_id: int) -> None:
         run = await self.db(self.store.get_run, run_id, None)
-        task = await self.db(self.store.get_task, run["task_id"], None)
+        task = await self._task_or_none(run["task_id"])
+        if task is None:  # deleted since the run was picked from the queue
+            self._running_owners[run["owner"]] -= 1
+            self._running.pop(run_id, None)
+            await self._cancel_orphan(run_id)
+            await self._dispatch()
+            return
         self._running_tasks[task["id"]] = self._running_tasks.get(task["id"], 0) + 1
         status, error = "failed", None
         try:
@@ -302,19 +314,31 @@ class RunEngine:
             self._cancelled.discard(run_id)
         self._finishing += 1
         try:
-            await self.db(
-                self.store.update_run, run_id, status=status, finished=utcnow(), error=error
-            )
-            run = await self.db(self.store.get_run, run_id, None)
+            run = await self.db(self._finish, run_id, status, error)
             self._emit(run, "finished")
             await self._prune(task["id"])
             for callback in self.on_finished:
-                outcome = callback(run)
-                if outcome is not None:
-                    await outcome
+                # One failing listener (or a server stopping) must not keep the queue waiting.
+                try:
+                    outcome = callback(run)
+                    if outcome is not None:
+                        await outcome
+                except Unavailable:
+                    pass
+                except Exception:
+                    self.log.exception("after run %s: a finish callback failed", run_id)
         finally:
             self._finishing -= 1
         await self._dispatch()
+
+    def _finish(self, run_id: int, status: str, error: str | None) -> dict[str, Any]:
+        """On the database thread: record how a run ended and read it back in one go.
+
+        In one call, so the retention of another run finishing meanwhile cannot delete this
+        one between the two.
+        """
+        self.store.update_run(run_id, status=status, finished=utcnow(), error=error)
+        return self.store.get_run(run_id, None)
 
     def _failure_summary(self, run_id: int) -> str:
         """The run's error: which steps failed (the last attempt of each), and the first why."""
@@ -335,24 +359,9 @@ class RunEngine:
             summary += f"; {len(failed) - 1} more step(s) failed"
         return summary
 
-    def _check_permissions(self, task: dict[str, Any]) -> None:
-        entries = [
-            (kind, entry)
-            for kind, key in (("job", "jobs"), ("action", "actions"), ("trigger", "triggers"))
-            for entry in task[key]
-        ]
-        if task["series"]:
-            entries.append(("series", task["series"]))
-        for kind, entry in entries:
-            permission = self.registry.get(kind, entry["type"]).permission
-            if permission and not self.app.owner_has(task["owner"], permission):
-                raise PermissionDenied(
-                    f"{kind} {entry.get('name') or entry['type']!r} needs the {permission!r} "
-                    f"permission, which the task's owner {task['owner']!r} does not hold"
-                )
-
     async def _run_body(self, run: dict[str, Any], task: dict[str, Any]) -> str:
-        self._check_permissions(task)
+        # Checked at save time too; the owner may have lost a permission since.
+        self.app.component_rules.check(task["owner"], component_classes(task, self.registry))
         folder = self.app.run_folder(task["owner"], run["id"])
         base = self._context(run, task, folder)
         sets: list[dict[str, Any] | None] = [None]
@@ -375,7 +384,10 @@ class RunEngine:
         ctx = self._context(
             {"id": 0, "started": None, "created": utcnow(), "parameters": {}}, task, folder
         )
-        request = {**self._request("series", task["series"], ctx, folder), "limit": count}
+        try:
+            request = {**self._request("series", task["series"], ctx, folder), "limit": count}
+        except InvalidConfig as exc:
+            return {"error": exc.message}
         try:
             return await self.app.executor.run(request, folder, ctx.owner_root)
         finally:
@@ -386,11 +398,16 @@ class RunEngine:
     def _request(
         self, kind: str, entry: dict[str, Any], ctx: RunContext, output: Path
     ) -> dict[str, Any]:
-        """The worker request for a job or series (job configs get placeholders filled)."""
+        """The worker request for a job or series (job configs get placeholders filled).
+
+        Raises ``InvalidConfig`` when a path field, filled in, leads outside the owner's files.
+        """
         config = entry.get("config") or {}
+        filled = ctx.fill(config)
+        self.registry.get(kind, entry["type"]).check_paths(filled, ctx.files, template=False)
         return {
             "kind": kind,
-            "entry": {**entry, "config": ctx.fill(config) if kind == "job" else config},
+            "entry": {**entry, "config": filled if kind == "job" else config},
             "context": {
                 "owner": ctx.owner,
                 "owner_root": str(ctx.owner_root),
@@ -400,6 +417,8 @@ class RunEngine:
                 "started": ctx.started.isoformat(),
                 "output_dir": str(output),
                 "placeholders": {k: v for k, v in ctx.placeholders.items() if _jsonable(v)},
+                "private_folders": [str(path) for path in ctx.private_folders],
+                "max_filled": ctx.max_filled,
             },
         }
 
@@ -415,6 +434,8 @@ class RunEngine:
             ),
             output_dir=folder,
             placeholders=dict(run["parameters"]),
+            private_folders=self.app.private_folders(task["owner"]),
+            max_filled=self.app.max_filled_length,
         )
 
     async def _run_set(
@@ -507,20 +528,12 @@ class RunEngine:
                 "folder": str(folder),
             },
         )
-        request = self._request(kind, entry, ctx, output)
-        relaying = asyncio.Event()
-        relay = asyncio.ensure_future(self._relay_progress(run, step_id, folder, relaying))
         try:
-            outcome = await self.app.executor.run(request, folder, ctx.owner_root)
-        except asyncio.CancelledError:
-            await self.db(self.store.update_step, step_id, status="cancelled", finished=utcnow())
-            raise
-        except Exception as exc:
-            outcome = {"error": f"the executor failed: {exc}"}
-        finally:
-            relaying.set()
-            with contextlib.suppress(Exception):
-                await relay
+            request = self._request(kind, entry, ctx, output)
+        except InvalidConfig as exc:
+            outcome: dict[str, Any] = {"error": exc.message}
+        else:
+            outcome = await self._run_request(run, step_id, folder, request, ctx.owner_root)
         run_folder = self.app.run_folder(run["owner"], run["id"])
         for item in outcome.get("results", []):
             if item["flavor"] == "file":
@@ -543,6 +556,24 @@ class RunEngine:
             results=outcome.get("results", []),
         )
         return outcome
+
+    async def _run_request(
+        self, run: dict[str, Any], step_id: int, folder: Path, request: dict[str, Any], cwd: Path
+    ) -> dict[str, Any]:
+        """Hand a worker request to the executor, relaying its progress as run events."""
+        relaying = asyncio.Event()
+        relay = asyncio.ensure_future(self._relay_progress(run, step_id, folder, relaying))
+        try:
+            return await self.app.executor.run(request, folder, cwd)
+        except asyncio.CancelledError:
+            await self.db(self.store.update_step, step_id, status="cancelled", finished=utcnow())
+            raise
+        except Exception as exc:
+            return {"error": f"the executor failed: {exc}"}
+        finally:
+            relaying.set()
+            with contextlib.suppress(Exception):
+                await relay
 
     async def _action(
         self,
@@ -588,6 +619,7 @@ class RunEngine:
         error = None
         try:
             action: Action = cls.from_entry(entry)  # type: ignore[assignment]
+            cls.check_paths(action_ctx.fill(action.config), action_ctx.files, template=False)
             await asyncio.get_running_loop().run_in_executor(None, action.run, action_ctx, accepted)
         except asyncio.CancelledError:
             # A thread cannot be killed: tell the action to stop at its next check.
@@ -620,6 +652,9 @@ class RunEngine:
 
     async def start_in_chain(self, run: dict[str, Any], task_id: int) -> dict[str, Any] | None:
         """Start ``task_id`` (same owner) as the next link of ``run``'s chain, at most once."""
+        if self._stopping:
+            self.log.info("the server is stopping; run %s starts no next task", run["id"])
+            return None
         if task_id in run["chain"]:
             self.log.info(
                 "chain of run %s already ran task %s; not starting it again", run["id"], task_id

@@ -14,6 +14,14 @@ class TaskPlannerError(Exception):
         self.message = message
         self.field = field
 
+    def within(self, where: str) -> TaskPlannerError:
+        """This error restated for a field inside ``where`` (such as ``jobs[0].config``)."""
+        field = f"{where}.{self.field}" if self.field else where
+        message = self.message
+        if self.field and message.startswith(f"{self.field}:"):
+            message = message[len(self.field) + 1 :].lstrip()
+        return type(self)(f"{field}: {message}", field=field)
+
 
 class InvalidConfig(TaskPlannerError):
     """A task, component config or request body does not validate."""
@@ -48,3 +56,36 @@ class StoreError(TaskPlannerError):
 
     status = 500
     reason = "Store Error"
+
+
+class Unavailable(TaskPlannerError):
+    """The planner is shutting down and takes no more work."""
+
+    status = 503
+    reason = "Service Unavailable"
+
+
+class TooLarge(TaskPlannerError):
+    """A request body (or another input) exceeds a documented size limit."""
+
+    status = 413
+    reason = "Payload Too Large"
+
+
+MAX_MESSAGE = 2000
+"""The longest error message the API returns; longer ones are cut (they may quote input)."""
+
+
+def excerpt(value: object, limit: int = 80) -> str:
+    """A short ``repr`` of a value for a message: never the whole of a huge input."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 20]}... ({len(text)} characters)"
+
+
+def schema_message(error: object) -> str:
+    """A jsonschema error's message, quoting at most an excerpt of the offending value."""
+    message = str(getattr(error, "message", error))
+    quoted = repr(getattr(error, "instance", None))
+    if len(quoted) > 80 and quoted in message:
+        message = message.replace(quoted, excerpt(getattr(error, "instance", None)))
+    return message[:MAX_MESSAGE]

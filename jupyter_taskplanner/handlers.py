@@ -12,17 +12,70 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import web
 
-from .errors import InvalidConfig, TaskPlannerError
+from .errors import MAX_MESSAGE, InvalidConfig, StoreError, TaskPlannerError, TooLarge
 from .permissions import USE, Access, access_for
 from .tasks import parse_task_id
+from .timezones import known_timezones
 
 API = "/taskplanner/api"
+MAX_DEPTH = 64
+"""How deeply a request body's JSON may nest (a task needs far less)."""
+HTTP_METHODS = ("get", "head", "post", "put", "patch", "delete", "options")
 
 
+def nesting_depth(value: Any, limit: int) -> int:
+    """How deeply ``value`` nests lists and objects, counted up to ``limit + 1`` (no recursion)."""
+    deepest, level = 0, [value]
+    while level and deepest <= limit:
+        deepest += 1
+        level = [
+            child
+            for item in level
+            if isinstance(item, (dict, list))
+            for child in (item.values() if isinstance(item, dict) else item)
+            if isinstance(child, (dict, list))
+        ]
+    return deepest
+
+
+@web.stream_request_body
 class PlannerHandler(ExtensionHandlerMixin, APIHandler):
-    """Base: JSON errors for domain exceptions, the caller's access, the database thread."""
+    """Base: JSON errors for domain exceptions, the caller's access, the database thread.
+
+    Request bodies are received in chunks and kept only up to
+    ``TaskPlannerApp.max_body_bytes``: a larger body is answered with 413 before anything of
+    it is parsed, and never held in memory whole.
+    """
 
     auth_resource = USE
+
+    async def prepare(self, *args: Any, **kwargs: Any) -> None:
+        self._chunks: list[bytes] = []
+        self._received = 0
+        await super().prepare(*args, **kwargs)
+        declared = self.request.headers.get("Content-Length")
+        if declared and declared.isdigit() and int(declared) > self.planner.max_body_bytes:
+            raise self._too_large(int(declared))
+
+    def data_received(self, chunk: bytes) -> None:
+        self._received += len(chunk)
+        if self._received <= self.planner.max_body_bytes:
+            self._chunks.append(chunk)
+        else:
+            self._chunks.clear()  # drop what came: the body is refused when it ends
+
+    def _too_large(self, size: int) -> TooLarge:
+        return TooLarge(
+            f"the request body has {size} bytes, more than the {self.planner.max_body_bytes} "
+            "this server accepts (TaskPlannerApp.max_body_bytes); split an import into parts"
+        )
+
+    @property
+    def body(self) -> bytes:
+        """The request body (413 if it was larger than the limit)."""
+        if self._received > self.planner.max_body_bytes:
+            raise self._too_large(self._received)
+        return b"".join(self._chunks)
 
     @property
     def planner(self) -> Any:
@@ -39,15 +92,23 @@ class PlannerHandler(ExtensionHandlerMixin, APIHandler):
         return await self.planner.in_db(fn, *args, **kwargs)
 
     def json_body(self, *, required: bool = True) -> Any:
-        raw = self.request.body
+        raw = self.body
         if not raw:
             if required:
                 raise InvalidConfig("the request needs a JSON body")
             return None
+        too_deep = InvalidConfig(
+            f"the request body nests lists or objects more than {MAX_DEPTH} levels deep"
+        )
         try:
-            return json.loads(raw)
+            value = json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise InvalidConfig(f"the request body is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise too_deep from None
+        if nesting_depth(value, MAX_DEPTH) > MAX_DEPTH:
+            raise too_deep
+        return value
 
     def query_int(self, name: str, default: int, minimum: int, maximum: int) -> int:
         raw = self.get_query_argument(name, None)
@@ -65,7 +126,7 @@ class PlannerHandler(ExtensionHandlerMixin, APIHandler):
 
     def query_bool(self, name: str) -> bool | None:
         raw = self.get_query_argument(name, None)
-        if raw is None or raw == "":
+        if raw is None:
             return None
         if raw.lower() in ("true", "1", "yes"):
             return True
@@ -113,16 +174,30 @@ class PlannerHandler(ExtensionHandlerMixin, APIHandler):
             ) from None
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
-        if isinstance(value, TaskPlannerError) and value.status < 500:
+        # An expected answer (a bad request, a server shutting down), not a bug to trace.
+        if isinstance(value, TaskPlannerError) and not isinstance(value, StoreError):
             self.log.info("%s %s: %s", self.request.method, self.request.path, value.message)
             return
         super().log_exception(typ, value, tb)
 
+    @classmethod
+    def allowed_methods(cls) -> list[str]:
+        """The HTTP methods this handler implements (for a 405's ``Allow`` header)."""
+        return [
+            method.upper()
+            for method in HTTP_METHODS
+            if any(
+                method in vars(klass) for klass in cls.__mro__ if issubclass(klass, PlannerHandler)
+            )
+        ]
+
     def write_error(self, status_code: int, **kwargs: Any) -> None:
+        if status_code == 405:
+            self.set_header("Allow", ", ".join(self.allowed_methods()))
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(exc, TaskPlannerError):
             self.set_status(exc.status)
-            reply = {"message": exc.message, "reason": exc.reason}
+            reply = {"message": exc.message[:MAX_MESSAGE], "reason": exc.reason}
             if exc.field:
                 reply["field"] = exc.field
             self.set_header("Content-Type", "application/json")
@@ -246,16 +321,28 @@ class ComponentsHandler(PlannerHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        self.send({"components": self.planner.registry.describe()})
+        registry, rules = self.planner.registry, self.planner.component_rules
+        components = [
+            {**item, "permissions": rules.needed(registry.get(item["kind"], item["type"]))}
+            for item in registry.describe()
+        ]
+        self.send({"components": components})
 
 
 class OpenAPIHandler(PlannerHandler):
-    """``GET /openapi.json``: the OpenAPI 3 document of this API."""
+    """``GET /openapi.json``: the OpenAPI 3 document of this API.
+
+    The timezone names this server knows are listed where the document takes one, so a
+    client (or a fuzzer) can tell a name this server refuses from one it accepts.
+    """
 
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        self.send(json.loads(files(__package__).joinpath("openapi.json").read_text()))
+        document = json.loads(files(__package__).joinpath("openapi.json").read_text())
+        settings = document["components"]["schemas"]["Settings"]["properties"]
+        settings["timezone"]["enum"] = known_timezones()
+        self.send(document)
 
 
 class UnknownRouteHandler(APIHandler):

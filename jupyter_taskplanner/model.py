@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import copy
+import secrets
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 
+from .components.base import is_builtin_placeholder
 from .components.registry import Registry
-from .errors import InvalidConfig
+from .errors import InvalidConfig, excerpt, schema_message
+from .paths import OwnerFiles
+from .permissions import ComponentRules
 from .timezones import is_timezone
 
 NAME_MAX = 200
@@ -124,7 +128,7 @@ def check_shape(body: Any, *, require_name: bool) -> None:
         field = f"{where}{unknown[0]}" if unknown else path
         allowed = ", ".join(sorted(error.schema["properties"]))
         raise InvalidConfig(f"{field}: unknown field (allowed: {allowed})", field=field)
-    raise InvalidConfig(f"{path or 'body'}: {error.message}", field=path or None)
+    raise InvalidConfig(f"{path or 'body'}: {schema_message(error)}", field=path or None)
 
 
 def validate_components(document: dict[str, Any], registry: Registry) -> dict[str, Any]:
@@ -188,7 +192,7 @@ def redact_secrets(document: dict[str, Any], registry: Registry) -> dict[str, An
 
 
 def keep_secrets(new: dict[str, Any], stored: dict[str, Any], registry: Registry) -> None:
-    """Carry stored secrets into an update that left them out (clients never see them)."""
+    """Carry stored secrets and credentials into an update that left them out."""
     old = {(kind, key): entry for kind, key, entry in _components(stored)}
     for kind, key, entry in _components(new):
         entry.pop("secrets", None)
@@ -196,9 +200,65 @@ def keep_secrets(new: dict[str, Any], stored: dict[str, Any], registry: Registry
         if previous is None or previous.get("type") != entry.get("type"):
             continue
         config = entry.setdefault("config", {})
-        for name in registry.secret_fields(kind, entry["type"]):
+        kept = [
+            *registry.secret_fields(kind, entry["type"]),
+            *registry.credential_fields(kind, entry["type"]),
+        ]
+        for name in kept:
             if name not in config and name in (previous.get("config") or {}):
                 config[name] = previous["config"][name]
+
+
+def drop_credentials(document: dict[str, Any], registry: Registry) -> None:
+    """Remove every ``x-credential`` field (an export; a copy or import that gets new ones)."""
+    for kind, _, entry in _components(document):
+        config = entry.get("config")
+        if isinstance(config, dict) and isinstance(entry.get("type"), str):
+            for name in registry.credential_fields(kind, entry["type"]):
+                config.pop(name, None)
+
+
+def add_credentials(document: dict[str, Any], registry: Registry) -> None:
+    """Give every ``x-credential`` field left out a new random value (before validation)."""
+    for kind, _, entry in _components(document):
+        if not isinstance(entry, dict) or not isinstance(entry.get("type"), str):
+            continue
+        config = entry.setdefault("config", {})
+        if isinstance(config, dict):
+            for name in registry.credential_fields(kind, entry["type"]):
+                config.setdefault(name, secrets.token_urlsafe(24))
+
+
+def component_classes(document: dict[str, Any], registry: Registry) -> list[tuple[str, type]]:
+    """``(where, class)`` of every component of a validated document."""
+    return [(key, registry.get(kind, entry["type"])) for kind, key, entry in _components(document)]
+
+
+def check_access(
+    document: dict[str, Any],
+    registry: Registry,
+    owner: str,
+    rules: ComponentRules,
+    files: OwnerFiles,
+) -> None:
+    """Refuse components the owner may not use and paths outside the owner's files.
+
+    ``PermissionDenied`` (403) or ``InvalidConfig`` (400) names the component's field.
+    """
+    rules.check(owner, component_classes(document, registry))
+    for kind, key, entry in _components(document):
+        check_entry_paths(registry, kind, entry, key, files)
+
+
+def check_entry_paths(
+    registry: Registry, kind: str, entry: dict[str, Any], where: str, files: OwnerFiles
+) -> None:
+    """Refuse a validated entry's paths outside ``files`` (as saving does), at ``where``."""
+    cls = registry.get(kind, entry["type"])
+    try:
+        cls.check_paths(entry.get("config") or {}, files, template=True)
+    except InvalidConfig as exc:
+        raise exc.within(f"{where}.config") from None
 
 
 def freeze_components(
@@ -210,5 +270,22 @@ def freeze_components(
         try:
             entry["config"] = cls.freeze(entry.get("config") or {}, owner_root, snapshot_dir)
         except InvalidConfig as exc:
-            field = f"{key}.config.{exc.field}" if exc.field else f"{key}.config"
-            raise InvalidConfig(f"{field}: {exc.message}", field=field) from None
+            raise exc.within(f"{key}.config") from None
+
+
+def check_parameters(parameters: Any, field: str = "parameters") -> dict[str, Any]:
+    """Placeholder values a caller gives a run: an object whose keys are not built-ins.
+
+    ``owner``, ``task.*``, ``run.*``, ``job.*`` and ``trigger.*`` belong to the planner, so
+    no caller (an API client, the query of an HTTP trigger) can make a run lie about them.
+    """
+    if not isinstance(parameters, dict):
+        raise InvalidConfig(f"{field}: must be an object", field=field)
+    for name in parameters:
+        if is_builtin_placeholder(name):
+            raise InvalidConfig(
+                f"{field}: {excerpt(name)} is a built-in placeholder, which a run's caller "
+                "cannot set; choose another name",
+                field=f"{field}.{name[:80]}",
+            )
+    return parameters

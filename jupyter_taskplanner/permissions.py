@@ -1,20 +1,65 @@
 """Who may do what: the one place where the planner's permissions are decided.
 
-Two authorizer resources: ``taskplanner`` (use the planner at all) and ``taskplanner:admin``
-(see and change every user's tasks).  Both are asked of Jupyter Server's authorizer, so a
-deployment decides through its own authorizer (JupyterHub scopes, a custom class, ...).
+Authorizer resources: ``taskplanner`` (use the planner at all), ``taskplanner:admin`` (see
+and change every user's tasks) and ``taskplanner:shell`` (components that run code, where
+the server runs jobs of several users under its own OS account; ``command`` jobs always).
+They are asked of Jupyter Server's authorizer, so a deployment decides through its own
+authorizer (JupyterHub scopes, a custom class, ...).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import PermissionDenied
 
+if TYPE_CHECKING:
+    from .components.base import Component
+
 USE = "taskplanner"
 ADMIN = "taskplanner:admin"
+SHELL = "taskplanner:shell"
 ALL_OWNERS = "*"
+
+
+@dataclass(frozen=True)
+class ComponentRules:
+    """What the owner of a task must hold for its components, on this server.
+
+    ``owner_has(owner, resource)`` asks the authorizer about an owner without a request.
+    ``code_needs_shell`` is true where one server runs jobs of several users under its own
+    OS account: there, code one user runs could read every other user's files, so every
+    component that ``runs_code`` needs ``taskplanner:shell``.  A single-user server, and a
+    deployment that runs each job as its owner, grant code to whoever may use the planner.
+    """
+
+    owner_has: Callable[[str, str], bool]
+    code_needs_shell: bool
+
+    def needed(self, cls: type[Component]) -> list[str]:
+        """The resources an owner needs to use component type ``cls``."""
+        needed = [cls.permission] if cls.permission else []
+        if cls.runs_code and self.code_needs_shell and SHELL not in needed:
+            needed.append(SHELL)
+        return needed
+
+    def check(self, owner: str, components: Iterable[tuple[str, type[Component]]]) -> None:
+        """Refuse (``PermissionDenied`` at the component's field) what ``owner`` may not use.
+
+        ``components`` are ``(where, class)`` pairs, e.g. ``("jobs[0]", NotebookJob)``.
+        """
+        for where, cls in components:
+            for resource in self.needed(cls):
+                if not self.owner_has(owner, resource):
+                    why = " (it runs code)" if resource == SHELL and cls.runs_code else ""
+                    raise PermissionDenied(
+                        f"{where}: {cls.kind} type {cls.type_name!r}{why} needs the "
+                        f"{resource!r} permission, which the task's owner {owner!r} does not "
+                        "hold",
+                        field=where,
+                    )
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from jupyter_server.auth.decorator import authorized
-from tornado import web
+from tornado import httputil, web
 
 from .errors import InvalidConfig, TaskNotFound
 from .handlers import API, TASK_ID, PlannerHandler
 from .logs import FileRange, log_text, send_chunks
+from .model import check_parameters
 from .tasks import MAX_ID, parse_task_id
 
 RUN_STATUSES = (
@@ -69,9 +70,7 @@ class TaskRunHandler(PlannerHandler):
         body = self.json_body(required=False) or {}
         if not isinstance(body, dict) or set(body) - {"parameters", "idempotency_key"}:
             raise InvalidConfig("the run body may hold 'parameters' and 'idempotency_key'")
-        parameters = body.get("parameters") or {}
-        if not isinstance(parameters, dict):
-            raise InvalidConfig("parameters: must be an object", field="parameters")
+        parameters = check_parameters(body.get("parameters") or {})
         key = self.request.headers.get("Idempotency-Key") or body.get("idempotency_key")
         if key is not None and (not isinstance(key, str) or not 0 < len(key) <= 200):
             raise InvalidConfig(
@@ -255,13 +254,17 @@ class TaskTriggerHandler(PlannerHandler):
             raise not_found
         if not task["enabled"]:
             raise InvalidConfig("the task is disabled; enable it to accept HTTP triggers")
-        parameters = {
-            name: values[-1].decode(errors="replace")
-            for name, values in {
-                **self.request.query_arguments,
-                **self.request.body_arguments,
-            }.items()
-        }
+        form: dict[str, list[bytes]] = {}
+        httputil.parse_body_arguments(
+            self.request.headers.get("Content-Type", ""), self.body, form, {}, self.request.headers
+        )
+        parameters = check_parameters(
+            {
+                name: values[-1].decode(errors="replace")
+                for name, values in {**self.request.query_arguments, **form}.items()
+            },
+            "query",
+        )
         run = await self.planner.scheduler.fire_http(task, parameters)
         self.send({"run_id": run["id"], "status": run["status"]}, 202)
 

@@ -8,17 +8,21 @@ from pathlib import Path
 from typing import Any
 
 from .components.registry import Registry
-from .errors import InvalidConfig, TaskNotFound
+from .errors import InvalidConfig, PermissionDenied, TaskNotFound
 from .model import (
     READ_ONLY_FIELDS,
+    add_credentials,
+    check_access,
     check_shape,
+    drop_credentials,
     freeze_components,
     keep_secrets,
     new_task_document,
     redact_secrets,
     validate_components,
 )
-from .permissions import Access
+from .paths import OwnerFiles
+from .permissions import Access, ComponentRules
 from .store import Store
 
 EXPORT_FORMAT = "jupyter-taskplanner"
@@ -35,18 +39,32 @@ class TaskService:
         store: Store,
         registry: Registry,
         default_timezone: str = "UTC",
-        folders: Callable[[str], tuple[Path, Path]] | None = None,
+        folders: Callable[[str], tuple[OwnerFiles, Path]] | None = None,
+        rules: ComponentRules | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
         self.default_timezone = default_timezone
-        self.folders = folders or (lambda owner: (Path.cwd(), Path.cwd() / ".snapshots"))
-        """owner -> (the owner's root folder, the folder for input snapshots)."""
+        self.folders = folders or (
+            lambda owner: (OwnerFiles(Path.cwd()), Path.cwd() / ".snapshots")
+        )
+        """owner -> (the owner's files, the folder for input snapshots)."""
+        self.rules = rules or ComponentRules(lambda owner, resource: True, False)
 
-    def _prepare(self, document: dict[str, Any], owner: str) -> dict[str, Any]:
-        """Validate a document and let its components freeze what they need."""
+    def _prepare(
+        self, document: dict[str, Any], owner: str, *, new_credentials: bool = False
+    ) -> dict[str, Any]:
+        """Validate a document for ``owner``; let its components freeze what they need.
+
+        ``new_credentials``: a copy or an import, which must not reuse another task's tokens.
+        """
+        if new_credentials:
+            drop_credentials(document, self.registry)
+        add_credentials(document, self.registry)
         document = validate_components(document, self.registry)
-        freeze_components(document, self.registry, *self.folders(owner))
+        files, snapshots = self.folders(owner)
+        check_access(document, self.registry, owner, self.rules, files)
+        freeze_components(document, self.registry, files.root, snapshots)
         return document
 
     def public(self, task: dict[str, Any]) -> dict[str, Any]:
@@ -125,13 +143,15 @@ class TaskService:
         document["name"] = f"Copy of {stored['name']}"[:200]
         document.update(overrides)
         check_shape(document, require_name=True)
-        return self.store.create_task(access.user, self._prepare(document, access.user))
+        document = self._prepare(copy.deepcopy(document), access.user, new_credentials=True)
+        return self.store.create_task(access.user, document)
 
     def export(self, access: Access, task_ids: list[int]) -> dict[str, Any]:
         """The export document of some tasks (secrets left out)."""
         tasks = []
         for task_id in task_ids:
             task = self.public(self.get(access, task_id))
+            drop_credentials(task, self.registry)
             for component in _all_components(task):
                 component.pop("secrets", None)
             tasks.append({key: task[key] for key in ("owner", *WRITABLE_FIELDS, "settings")})
@@ -148,10 +168,11 @@ class TaskService:
             item = {key: value for key, value in item.items() if key not in READ_ONLY_FIELDS}
             try:
                 check_shape(item, require_name=True)
-                document = self._prepare(new_task_document(item, self.default_timezone), owner)
-            except InvalidConfig as exc:
-                field = f"tasks[{index}].{exc.field}" if exc.field else f"tasks[{index}]"
-                raise InvalidConfig(f"tasks[{index}]: {exc.message}", field=field) from None
+                document = self._prepare(
+                    new_task_document(item, self.default_timezone), owner, new_credentials=True
+                )
+            except (InvalidConfig, PermissionDenied) as exc:
+                raise exc.within(f"tasks[{index}]") from None
             prepared.append((owner, document))
         return self.store.create_tasks(prepared)
 

@@ -34,6 +34,24 @@ from jupyter_server.auth.identity import IdentityProvider, User
 from traitlets import Dict, List, Unicode
 
 
+def validate_as_saved(
+    registry: Any, kind: str, entry: dict[str, Any], where: str, root: Path | None = None
+) -> dict[str, Any]:
+    """Check one component entry as saving a task does: schema, ``check_config`` and paths.
+
+    Paths are checked against ``root`` (default: a root folder that does not exist, which
+    is enough for paths that climb out of any root).  Raises ``InvalidConfig`` naming the
+    field, e.g. ``jobs[0].config.path``; returns the validated entry.
+    """
+    from .model import check_entry_paths
+    from .paths import OwnerFiles
+
+    validated = registry.validate(kind, entry, where)
+    files = OwnerFiles(root or Path("/nonexistent/owner-root"))
+    check_entry_paths(registry, kind, validated, where, files)
+    return validated
+
+
 class TokenUsersIdentityProvider(IdentityProvider):
     """Maps each of several API tokens to its own user name."""
 

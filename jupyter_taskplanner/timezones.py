@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 
 def is_timezone(name: str) -> bool:
@@ -14,6 +15,12 @@ def is_timezone(name: str) -> bool:
     except (ZoneInfoNotFoundError, ValueError):
         return False
     return True
+
+
+@functools.cache
+def known_timezones() -> list[str]:
+    """Every IANA timezone name this machine knows, sorted."""
+    return sorted(name for name in available_timezones() if is_timezone(name))
 
 
 def local_timezone() -> str:

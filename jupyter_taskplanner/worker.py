@@ -18,7 +18,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from .components.base import ENTRY_POINT_GROUP, Component, RunContext
+from .components.base import DEFAULT_MAX_FILLED, ENTRY_POINT_GROUP, Component, RunContext
 
 
 def load_component(kind: str, type_name: str) -> type[Component]:
@@ -54,6 +54,8 @@ def execute(request: dict[str, Any], cancelled: threading.Event | None = None) -
         started=datetime.fromisoformat(ctx_data["started"]),
         output_dir=Path(ctx_data["output_dir"]),
         placeholders=ctx_data["placeholders"],
+        private_folders=tuple(Path(path) for path in ctx_data.get("private_folders", ())),
+        max_filled=ctx_data.get("max_filled", DEFAULT_MAX_FILLED),
         log=logging.getLogger("jupyter_taskplanner.worker"),
         cancelled=cancelled or threading.Event(),
         progress=lambda done, total, message: _write_json(

@@ -20,13 +20,18 @@ TOKENS = {
     "carol": "carol-token",
     "root": "root-token",
     "eve": "eve-token",
+    "dan": "dan-token",
 }
+# The test server serves several identities and runs jobs under its own OS account, so the
+# components that run code (notebook, python, script, command jobs; python series) need
+# taskplanner:shell: dan has only the planner, eve not even that.
 GRANTS = {
-    "alice": ["taskplanner"],
-    "bob": ["taskplanner"],
+    "alice": ["taskplanner", "taskplanner:shell"],
+    "bob": ["taskplanner", "taskplanner:shell"],
     "carol": ["taskplanner", "taskplanner:shell"],
-    "root": ["taskplanner", "taskplanner:admin"],
+    "root": ["taskplanner", "taskplanner:admin", "taskplanner:shell"],
     "eve": [],
+    "dan": ["taskplanner"],
 }
 
 

@@ -22,6 +22,7 @@ from jupyter_taskplanner.actions.save import SaveAction, name_glob
 from jupyter_taskplanner.actions.webhook import SIGNATURE_HEADER, WebhookAction, WebhookError
 from jupyter_taskplanner.components import Registry, Result, RunContext
 from jupyter_taskplanner.errors import InvalidConfig
+from jupyter_taskplanner.testing import validate_as_saved
 
 STARTED = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
 
@@ -70,7 +71,7 @@ def results(ctx: RunContext) -> list[Result]:
 def invalid(registry: Registry, type_name: str, config: dict) -> InvalidConfig:
     """The error the registry raises for an action config."""
     with pytest.raises(InvalidConfig) as caught:
-        registry.validate("action", {"type": type_name, "config": config}, "actions[0]")
+        validate_as_saved(registry, "action", {"type": type_name, "config": config}, "actions[0]")
     return caught.value
 
 

@@ -271,12 +271,12 @@ def test_secrets_are_never_printed(cli: Cli, tmp_path: Path) -> None:
     ("content", "message"),
     [
         ("{nope", "not valid JSON: Expecting property name enclosed in double quotes (line 1"),
-        ('{"description": "x"}', "tasks[0]: name: a task needs a name"),
-        ('{"name": "x", "colour": "red"}', "tasks[0]: colour: unknown field"),
+        ('{"description": "x"}', "tasks[0].name: a task needs a name"),
+        ('{"name": "x", "colour": "red"}', "tasks[0].colour: unknown field"),
         ('{"name": "x", "jobs": [{"type": "no_such_job"}]}', "unknown job type 'no_such_job'"),
         (
             '{"name": "x", "actions": [{"type": "cli_test_token", "config": {}}]}',
-            "tasks[0]: actions[0].config: 'url' is a required property",
+            "tasks[0].actions[0].config: 'url' is a required property",
         ),
     ],
 )
@@ -290,7 +290,7 @@ def test_import_refuses_bad_files(cli: Cli, tmp_path: Path, content: str, messag
 def test_import_is_all_or_nothing(cli: Cli, tmp_path: Path) -> None:
     path = write_json(tmp_path / "t.json", [{"name": "good"}, {"name": "bad", "enabled": "yes"}])
     message = cli.fails("import", path)
-    assert message == f"error: {path}: tasks[1]: enabled: 'yes' is not of type 'boolean'"
+    assert message == f"error: {path}: tasks[1].enabled: 'yes' is not of type 'boolean'"
     assert cli("list").stdout.strip() == "no tasks"
 
 

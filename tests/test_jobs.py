@@ -26,6 +26,7 @@ from jupyter_taskplanner.jobs import JobFailed
 from jupyter_taskplanner.jobs.command import CommandJob, ScriptJob
 from jupyter_taskplanner.jobs.notebook import SCRAP_MIMETYPES, NotebookJob, glued_value
 from jupyter_taskplanner.jobs.python import PythonJob
+from jupyter_taskplanner.testing import validate_as_saved
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 JOBS = (NotebookJob, PythonJob, CommandJob, ScriptJob)
@@ -233,10 +234,9 @@ def test_notebook_refuses_missing_or_foreign_input(
 
 
 def test_freeze_refuses_what_it_cannot_snapshot(root: Path, tmp_path: Path) -> None:
-    for path, message in (("../x.ipynb", "outside your root"), ("gone.ipynb", "no such")):
-        with pytest.raises(InvalidConfig, match=message) as error:
-            NotebookJob.freeze({"path": path, "input": "snapshot"}, root, tmp_path / "snap")
-        assert error.value.field == "path"
+    with pytest.raises(InvalidConfig, match="no such") as error:
+        NotebookJob.freeze({"path": "gone.ipynb", "input": "snapshot"}, root, tmp_path / "snap")
+    assert error.value.field == "path"
     live = {"path": "gone.ipynb", "snapshot": "/etc/passwd"}
     assert NotebookJob.freeze(live, root, tmp_path / "snap") == {"path": "gone.ipynb"}
 
@@ -522,20 +522,25 @@ def test_job_types_are_registered_as_entry_points() -> None:
         ),
         ("command", {"program": ""}, "jobs[0].config.program", "non-empty"),
         ("command", {"program": "ls", "env": {"A": 1}}, "jobs[0].config.env.A", "string"),
-        ("command", {"program": "ls", "output_glob": "../*"}, "jobs[0].config.output_glob", "'..'"),
+        (
+            "command",
+            {"program": "ls", "output_glob": "../*"},
+            "jobs[0].config.output_glob",
+            "no ..",
+        ),
         ("script", {"path": "run.sh"}, "jobs[0].config.path", "not a .py file"),
         (
             "script",
             {"path": "a.py", "output_glob": "/etc/*"},
             "jobs[0].config.output_glob",
-            "relative",
+            "no leading /",
         ),
     ],
 )
 def test_bad_configs_name_the_field(type_name: str, config: dict, field: str, message: str) -> None:
     registry = Registry(JOBS)
     with pytest.raises(InvalidConfig, match=message) as error:
-        registry.validate("job", {"type": type_name, "config": config}, "jobs[0]")
+        validate_as_saved(registry, "job", {"type": type_name, "config": config}, "jobs[0]")
     assert error.value.field == field
     assert error.value.message.startswith(field)
 

@@ -15,6 +15,7 @@ from tornado.routing import PathMatches
 from jupyter_taskplanner.components.base import Action, Job
 from jupyter_taskplanner.handlers import PlannerHandler
 from jupyter_taskplanner.model import SETTINGS_DEFAULTS, SETTINGS_SCHEMA, TASK_SCHEMA
+from jupyter_taskplanner.timezones import known_timezones
 
 API = "/taskplanner/api"
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -240,6 +241,9 @@ async def test_document_is_served_and_well_formed(api):
     assert reply.status == 200
     assert reply.headers["Content-Type"].startswith("application/json")
     document = load_document()
+    # The server lists the timezone names it knows, which the file cannot.
+    served = reply.body["components"]["schemas"]["Settings"]["properties"]["timezone"]
+    assert "UTC" in served.pop("enum") and "Europe/Berlin" in known_timezones()
     assert reply.body == document
 
     jsonschema.Draft202012Validator(OPENAPI_SHAPE).validate(document)

@@ -178,7 +178,7 @@ async def test_other_users_cannot_reach_the_results(api, root):
         (wordcount(encoding="klingon"), "jobs[0].config.encoding", "not a known text encoding"),
         (wordcount(folder="../elsewhere"), "jobs[0].config.folder", "outside your root folder"),
         (wordcount(folder="/etc"), "jobs[0].config.folder", "outside your root folder"),
-        (wordcount(pattern="../../*.txt"), "jobs[0].config.pattern", "outside the folder"),
+        (wordcount(pattern="../../*.txt"), "jobs[0].config.pattern", "stay inside its folder"),
         ({"type": "append_line", "config": {}}, "actions[0].config", "'path' is a required"),
         (append_line(path="a/../../x.log"), "actions[0].config.path", "outside your root"),
         (append_line(separator=3), "actions[0].config.separator", "not of type 'string'"),
@@ -227,7 +227,7 @@ async def test_paths_escaping_the_root_at_run_time_fail_the_run(api, root, tmp_p
     # Nothing to log from a failed count: the action accepts text results only.
     assert [step["status"] for step in steps(run, "action")] == ["skipped"]
     log = (await alice("GET", f"/runs/{run['id']}/log")).body
-    assert "folder '..' leads outside your root folder" in log
+    assert "folder: '..' is outside your root folder" in log
 
     escaping_action = await create(
         alice, jobs=[wordcount()], actions=[append_line(path="{where}/x.log")]

@@ -421,12 +421,16 @@ async def test_progress_events_while_a_notebook_runs(api, run_events, jp_root_di
     assert any("cell" in event["message"] for event in progress)
 
 
-async def test_run_fails_when_owner_lacks_a_component_permission(api, funcs):
-    alice = api("alice")
-    task = await create(alice, jobs=[{"type": "command", "config": {"program": "true"}}])
-    run = await wait_for_run(alice, (await alice("POST", f"/tasks/{task['id']}/run")).body["id"])
+async def test_run_fails_when_owner_lacks_a_component_permission(api, funcs, jp_serverapp):
+    carol = api("carol")
+    task = await create(carol, jobs=[{"type": "command", "config": {"program": "true"}}])
+    # Carol loses the permission after saving the task.
+    grants = jp_serverapp.authorizer.grants
+    grants["carol"] = [g for g in grants["carol"] if g != "taskplanner:shell"]
+    run = await wait_for_run(carol, (await carol("POST", f"/tasks/{task['id']}/run")).body["id"])
     assert run["status"] == "failed"
-    assert "taskplanner:shell" in run["error"] and "alice" in run["error"]
+    assert "taskplanner:shell" in run["error"] and "carol" in run["error"]
+    assert "jobs[0]" in run["error"]
     assert run["steps"] == []
 
 

@@ -19,6 +19,7 @@ from jupyter_taskplanner.series.files import CsvSeries, DirectorySeries, JsonSer
 from jupyter_taskplanner.series.python import PythonSeries
 from jupyter_taskplanner.series.sql import SqlSeries
 from jupyter_taskplanner.series.values import ValuesSeries
+from jupyter_taskplanner.testing import validate_as_saved
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +54,7 @@ def series(registry: Registry, type_name: str, config: dict[str, Any]) -> Series
 
 def invalid(registry: Registry, type_name: str, config: dict[str, Any]) -> InvalidConfig:
     with pytest.raises(InvalidConfig) as caught:
-        registry.validate("series", {"type": type_name, "config": config}, "series")
+        validate_as_saved(registry, "series", {"type": type_name, "config": config}, "series")
     return caught.value
 
 

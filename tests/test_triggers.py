@@ -12,6 +12,7 @@ import pytest
 from jupyter_taskplanner.components.base import Trigger
 from jupyter_taskplanner.components.registry import Registry
 from jupyter_taskplanner.errors import InvalidConfig
+from jupyter_taskplanner.testing import validate_as_saved
 
 REGISTRY = Registry.from_entry_points()
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -40,7 +41,7 @@ def fires(trigger: Trigger, after: str, count: int = 5, tz: ZoneInfo = ZONE_UTC)
 def invalid(type_name: str, **config: Any) -> InvalidConfig:
     """The error of validating a config that must be refused."""
     with pytest.raises(InvalidConfig) as caught:
-        REGISTRY.validate("trigger", {"type": type_name, "config": config}, "triggers[0]")
+        validate_as_saved(REGISTRY, "trigger", {"type": type_name, "config": config}, "triggers[0]")
     return caught.value
 
 
@@ -441,8 +442,9 @@ def test_http_token_is_visible_and_compared_exactly():
         ("http", {"token": "short"}, "token", "is too short"),
         ("http", {"token": "has spaces in the token"}, "token", "does not match"),
         ("file", {"path": ""}, "path", "should be non-empty"),
-        ("file", {"path": "../elsewhere"}, "path", "leads outside your root folder"),
-        ("file", {"path": "a/../../b"}, "path", "leads outside your root folder"),
+        ("file", {"path": "../elsewhere"}, "path", "is outside your root folder"),
+        ("file", {"path": "a/../../b"}, "path", "is outside your root folder"),
+        ("file", {"path": "/etc"}, "path", "is outside your root folder"),
         ("file", {"path": "in", "pattern": "sub/*.csv"}, "pattern", "file names only"),
         ("file", {"path": "in", "debounce": 0.01}, "debounce", "less than the minimum of 0.1"),
     ],

@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import glob
-import posixpath
 import re
 import shutil
 import time
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, ClassVar
 
-from ..components.base import Action, Flavor, Result, RunContext, fill_placeholders
+from ..components.base import Action, Flavor, Result, RunContext
 from ..errors import InvalidConfig
 
 DEFAULT_NAME = "{filename}"
 _ANY_PLACEHOLDER = re.compile(r"\{[^{}]*\}")
-
-
-def _escapes(path: str) -> bool:
-    """True when a relative path climbs above its starting folder (``../x``, ``a/../../x``)."""
-    return posixpath.normpath(path.replace("\\", "/")).split("/")[0] == ".."
 
 
 def name_glob(pattern: str) -> str:
@@ -43,6 +37,7 @@ class SaveAction(Action):
         "required": ["folder"],
         "properties": {
             "folder": {
+                "x-path": "folder",
                 "type": "string",
                 "minLength": 1,
                 "title": "Folder",
@@ -50,6 +45,7 @@ class SaveAction(Action):
                 "Placeholders are filled, e.g. reports/{customer}.",
             },
             "name": {
+                "x-path": "glob",
                 "type": "string",
                 "minLength": 1,
                 "title": "File name pattern",
@@ -79,19 +75,6 @@ class SaveAction(Action):
         },
     }
 
-    @classmethod
-    def check_config(cls, config: dict[str, Any]) -> None:
-        if _escapes(config["folder"]):
-            raise InvalidConfig(
-                f"folder {config['folder']!r} leads outside your root folder", field="folder"
-            )
-        name = config.get("name", DEFAULT_NAME)
-        if PurePosixPath(name).is_absolute() or ".." in name.replace("\\", "/").split("/"):
-            raise InvalidConfig(
-                f"name {name!r} must stay inside the folder (no leading / and no ..)",
-                field="name",
-            )
-
     def run(self, ctx: RunContext, results: list[Result]) -> None:
         folder = ctx.resolve_path(self.config["folder"], field_name="folder")
         folder.mkdir(parents=True, exist_ok=True)
@@ -120,18 +103,17 @@ class SaveAction(Action):
         """Where ``filename`` is saved: the filled name pattern, made unique if asked."""
         source = Path(filename)
         values = {
-            **ctx.values(),
             "filename": filename,
             "stem": source.stem,
             "suffix": source.suffix,
             "date": ctx.started.strftime("%Y-%m-%d"),
             "time": ctx.started.strftime("%H%M%S"),
         }
-        name = fill_placeholders(self.config.get("name", DEFAULT_NAME), values)
+        name = ctx.fill(self.config.get("name", DEFAULT_NAME), values)
         target = (folder / name).resolve()
-        if folder not in target.parents:
+        if folder not in target.parents or not ctx.files.allows(target):
             raise InvalidConfig(
-                f"name {name!r} (filled in) leads outside the folder {folder}", field="name"
+                f"name {name[:120]!r} (filled in) leads outside the folder {folder}", field="name"
             )
         if not self.config.get("overwrite", True):
             stem, suffix = target.stem, target.suffix
@@ -147,7 +129,10 @@ class SaveAction(Action):
     def _delete_old(self, ctx: RunContext, folder: Path, days: float, keep: set[Path]) -> None:
         cutoff = time.time() - days * 86400
         pattern = name_glob(self.config.get("name", DEFAULT_NAME))
-        for path in sorted(folder.glob(pattern)):
+        # Only files really in the folder: a symlinked subfolder must not lead the deletion
+        # anywhere else.
+        inside = [path for path in folder.glob(pattern) if folder in path.resolve().parents]
+        for path in sorted(ctx.files.keep(inside)):
             if path.is_file() and path not in keep and path.stat().st_mtime < cutoff:
                 path.unlink()
                 ctx.log.info(

@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo
 from traitlets.config import Configurable
 
 from ..errors import InvalidConfig
+from ..paths import OwnerFiles, check_path_fields
 
 ENTRY_POINT_GROUP = "jupyter_taskplanner.components"
 Kind = Literal["trigger", "job", "action", "series"]
@@ -50,6 +51,10 @@ class Component:
     config_version: ClassVar[int] = 1
     permission: ClassVar[str | None] = None
     """An extra authorizer resource the owner must hold to use this component (or None)."""
+    runs_code: ClassVar[bool] = False
+    """True when the component executes code of the owner's choosing (a notebook, a function,
+    a program).  Where one server serves several users and runs jobs under its own OS
+    account, such components need the ``taskplanner:shell`` permission."""
     settings_class: ClassVar[type[Configurable] | None] = None
     """Server-wide settings (a traitlets ``Configurable``) the server creates once, configured
     as ``c.<ClassName>.<trait>``, and hands to each run as ``ctx.settings``."""
@@ -104,6 +109,17 @@ class Component:
         """Semantic checks beyond the JSON Schema; raise ``InvalidConfig`` naming the field."""
 
     @classmethod
+    def check_paths(cls, config: dict[str, Any], files: OwnerFiles, *, template: bool) -> None:
+        """Refuse files the owner may not use; raise ``InvalidConfig`` naming the field.
+
+        Called when a task is saved (``template``: placeholders not filled yet) and before
+        each step runs (filled).  The default checks the fields the schema marks with
+        ``x-path``; override (calling ``super()``) for paths hidden in other fields, such as
+        a database URL.
+        """
+        check_path_fields(cls.config_schema, config, files, template=template)
+
+    @classmethod
     def describe(cls) -> dict[str, Any]:
         """The type's description as listed by ``GET /components``."""
         return {
@@ -114,6 +130,7 @@ class Component:
             "schema": cls.config_schema,
             "version": cls.config_version,
             "permission": cls.permission,
+            "runs_code": cls.runs_code,
             **cls.describe_extra(),
         }
 
@@ -156,12 +173,20 @@ class Trigger(Component):
         times: list[datetime] = []
         when = after
         while len(times) < count:
-            nxt = self.next_fire(when, tz)
+            nxt = next_fire_or_none(self, when, tz)
             if nxt is None:
                 break
             times.append(nxt)
             when = nxt
         return times
+
+
+def next_fire_or_none(trigger: Trigger, after: datetime, tz: ZoneInfo) -> datetime | None:
+    """``trigger.next_fire``, with None past the last representable date (year 9999)."""
+    try:
+        return trigger.next_fire(after, tz)
+    except OverflowError:
+        return None
 
 
 class StopSignal:
@@ -209,20 +234,56 @@ class Result:
 
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][\w.\-]*)(?::([^{}]*))?\}")
+_NUMBER = re.compile(r"\d+")
+DEFAULT_MAX_FILLED = 1_000_000
+"""Characters a text may have once its placeholders are filled (``RunContext.max_filled``)."""
+BUILTIN_NAMES = frozenset({"owner"})
+BUILTIN_PREFIXES = ("task.", "run.", "job.", "trigger.")
 
 
-def fill_placeholders(text: str, values: dict[str, Any]) -> str:
-    """Replace ``{key}`` and ``{key:format}``; unknown placeholders stay verbatim."""
+def is_builtin_placeholder(name: str) -> bool:
+    """Whether ``name`` belongs to the planner (``owner``, ``task.*``, ``run.*``, ...).
+
+    Callers of a run (API parameters, HTTP trigger fields) may not set these.
+    """
+    return name in BUILTIN_NAMES or name.startswith(BUILTIN_PREFIXES)
+
+
+def fill_placeholders(
+    text: str, values: dict[str, Any], max_length: int = DEFAULT_MAX_FILLED
+) -> str:
+    """Replace ``{key}`` and ``{key:format}``; unknown placeholders stay verbatim.
+
+    The filled text may hold at most ``max_length`` characters: a format width or precision
+    above it is refused before formatting, so ``{owner:>200000000}`` cannot make the process
+    allocate gigabytes.  Raises ``InvalidConfig`` when the limit is reached.
+    """
+    length = len(text)
+
+    def too_long(what: str) -> InvalidConfig:
+        return InvalidConfig(
+            f"{what} would make the text longer than {max_length} characters "
+            "(the limit is TaskPlannerApp.max_filled_length)"
+        )
 
     def replace(match: re.Match[str]) -> str:
+        nonlocal length
         key, spec = match.group(1), match.group(2)
         if key not in values:
             return match.group(0)
+        # Compare lengths first: int() refuses numbers of more than 4300 digits.
+        numbers = _NUMBER.findall(spec or "")
+        if any(len(number) > 18 or int(number) > max_length for number in numbers):
+            raise too_long(f"the placeholder {match.group(0)[:60]!r}")
         value = values[key]
         try:
-            return format(value, spec) if spec else str(value)
+            filled = format(value, spec) if spec else str(value)
         except (ValueError, TypeError):
             return match.group(0)
+        length += len(filled) - len(match.group(0))
+        if length > max_length:
+            raise too_long(f"filling in {{{key}}}")
+        return filled
 
     return _PLACEHOLDER.sub(replace, text)
 
@@ -239,6 +300,10 @@ class RunContext:
     started: datetime
     output_dir: Path
     placeholders: dict[str, Any] = field(default_factory=dict)
+    private_folders: tuple[Path, ...] = ()
+    """The planner's own folders, which no component may reach (see ``files``)."""
+    max_filled: int = DEFAULT_MAX_FILLED
+    """The most characters a text may have once its placeholders are filled."""
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("jupyter_taskplanner"))
     cancelled: threading.Event = field(default_factory=threading.Event)
     settings: Configurable | None = None
@@ -249,26 +314,39 @@ class RunContext:
     """Set by the engine for actions (which run in the server): start another task of the
     owner in the same chain."""
 
-    def values(self) -> dict[str, Any]:
-        """Placeholder values: the built-ins plus the series set and parameters."""
+    def values(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Placeholder values: the series set and parameters, ``extra``, then the built-ins.
+
+        ``extra`` holds values of the component's own (``{filename}`` of a save action, say).
+        The built-ins come last, so no parameter, series column or extra can change them.
+        """
         return {
+            **self.placeholders,
+            **(extra or {}),
             "task.name": self.task_name,
             "task.id": self.task_id,
             "run.id": self.run_id,
             "run.started": self.started,
             "owner": self.owner,
-            **self.placeholders,
         }
 
-    def fill(self, value: Any) -> Any:
-        """Fill placeholders in a text, or recursively in lists and dicts."""
+    def fill(self, value: Any, extra: dict[str, Any] | None = None) -> Any:
+        """Fill placeholders in a text, or recursively in lists and dicts (see ``values``)."""
+        return self._fill(value, self.values(extra))
+
+    def _fill(self, value: Any, values: dict[str, Any]) -> Any:
         if isinstance(value, str):
-            return fill_placeholders(value, self.values())
+            return fill_placeholders(value, values, self.max_filled)
         if isinstance(value, list):
-            return [self.fill(item) for item in value]
+            return [self._fill(item, values) for item in value]
         if isinstance(value, dict):
-            return {key: self.fill(item) for key, item in value.items()}
+            return {key: self._fill(item, values) for key, item in value.items()}
         return value
+
+    @property
+    def files(self) -> OwnerFiles:
+        """The containment rule for every file this run opens (see ``paths.OwnerFiles``)."""
+        return OwnerFiles(self.owner_root, self.private_folders)
 
     def report_progress(self, done: int, total: int, message: str = "") -> None:
         """Tell the run record (and the UI) how far a long job has come."""
@@ -276,14 +354,10 @@ class RunContext:
             self.progress(done, total, message)
 
     def resolve_path(self, path: str, *, field_name: str = "path") -> Path:
-        """An absolute path for ``path`` (relative to the owner's root), refusing escapes."""
-        root = self.owner_root.resolve()
-        candidate = (root / self.fill(path)).resolve()
-        if candidate != root and root not in candidate.parents:
-            raise InvalidConfig(
-                f"{field_name} {path!r} is outside your root folder {root}", field=field_name
-            )
-        return candidate
+        """The resolved absolute path of ``path`` (relative to the owner's root, placeholders
+        filled); ``InvalidConfig`` when it leads outside the root or into the planner's own
+        folders, symlinks followed."""
+        return self.files.resolve(self.fill(path), field_name, shown=path)
 
 
 class Job(Component):

@@ -14,7 +14,7 @@ from typing import Any
 
 import jsonschema
 
-from ..errors import InvalidConfig
+from ..errors import InvalidConfig, schema_message
 from .base import ENTRY_POINT_GROUP, KINDS, Component
 
 log = logging.getLogger(__name__)
@@ -86,12 +86,11 @@ class Registry:
         if error is not None:
             path = ".".join(str(part) for part in error.absolute_path)
             field = f"{where}.config" + (f".{path}" if path else "")
-            raise InvalidConfig(f"{field}: {error.message}", field=field)
+            raise InvalidConfig(f"{field}: {schema_message(error)}", field=field)
         try:
             cls.check_config(config)
         except InvalidConfig as exc:
-            field = f"{where}.config.{exc.field}" if exc.field else f"{where}.config"
-            raise InvalidConfig(f"{field}: {exc.message}", field=field) from None
+            raise exc.within(f"{where}.config") from None
         return {**entry, "config": config, "version": cls.config_version}
 
     def instantiate(self, kind: str, entry: dict[str, Any]) -> Component:
@@ -100,9 +99,21 @@ class Registry:
 
     def secret_fields(self, kind: str, type_name: str) -> list[str]:
         """Top-level config fields marked ``writeOnly`` in the type's schema."""
+        return self._marked(kind, type_name, "writeOnly")
+
+    def credential_fields(self, kind: str, type_name: str) -> list[str]:
+        """Top-level config fields marked ``x-credential`` in the type's schema.
+
+        A credential (an HTTP trigger's token) is shown to the task's owner but belongs to
+        that one task: an export leaves it out, a copy or an import gets a new one, and a
+        task saved without it gets one generated.
+        """
+        return self._marked(kind, type_name, "x-credential")
+
+    def _marked(self, kind: str, type_name: str, keyword: str) -> list[str]:
         try:
             cls = self.get(kind, type_name)
         except InvalidConfig:
             return []
         properties = cls.config_schema.get("properties", {})
-        return [name for name, spec in properties.items() if spec.get("writeOnly")]
+        return [name for name, spec in properties.items() if spec.get(keyword)]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from traitlets.config import LoggingConfigurable
 
@@ -19,6 +19,11 @@ class Executor(LoggingConfigurable):
     task must stop the work (kill the process).
     The outcome is ``{"results": [...]}``, ``{"sets": [...]}`` or ``{"error": "..."}``.
     """
+
+    runs_as_owner: ClassVar[bool] = False
+    """True when every job runs under its owner's own system account, so the owner's code
+    cannot read other users' files; components that run code then need no extra permission
+    (see ``permissions.ComponentRules``)."""
 
     @property
     def max_log_bytes(self) -> int:

@@ -13,7 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, ClassVar
 
 from ..components.base import Job, Result, RunContext
@@ -36,6 +36,7 @@ _SHARED_PROPERTIES: dict[str, Any] = {
         "default": {},
     },
     "output_glob": {
+        "x-path": "glob",
         "type": "string",
         "title": "Result files",
         "description": "Files matching this pattern (relative to the working folder, e.g. "
@@ -55,15 +56,7 @@ class _ProgramJob(Job):
     """What ``command`` and ``script`` share: run a child, check its exit code, keep results."""
 
     flavors = frozenset({"file", "text", "none"})
-
-    @classmethod
-    def check_config(cls, config: dict[str, Any]) -> None:
-        pattern = PurePosixPath(config.get("output_glob", ""))
-        if pattern.is_absolute() or ".." in pattern.parts:
-            raise InvalidConfig(
-                f"{config['output_glob']!r} must be relative to the working folder, without '..'",
-                field="output_glob",
-            )
+    runs_code = True
 
     def command_line(self, ctx: RunContext, env: dict[str, str]) -> tuple[list[str], Path]:
         """The argv to run and its working directory."""
@@ -96,14 +89,13 @@ class _ProgramJob(Job):
         pattern = ctx.fill(setting(self, "output_glob"))
         if not pattern:
             return []
-        root = ctx.owner_root.resolve()
         results = []
         for match in sorted(cwd.glob(pattern)):
             relative = match.relative_to(cwd).as_posix()
             if not match.is_file():
                 continue
             # A symlink in the owner's folder must not smuggle other files into the results.
-            if root not in match.resolve().parents:
+            if not ctx.files.allows(match.resolve()):
                 print(f"{relative} not kept: it leads outside your root folder", file=sys.stderr)
                 continue
             results.append(file_result(ctx, match, relative, self.name, {"source": relative}))
@@ -155,6 +147,7 @@ class CommandJob(_ProgramJob):
             },
             **_SHARED_PROPERTIES,
             "cwd": {
+                "x-path": "folder",
                 "type": "string",
                 "title": "Working folder",
                 "description": "Under your root (default: the root); {placeholders} filled.",
@@ -192,6 +185,7 @@ class ScriptJob(_ProgramJob):
         "additionalProperties": False,
         "properties": {
             "path": {
+                "x-path": "file",
                 "type": "string",
                 "title": "Script",
                 "description": "A .py file under your root; {placeholders} filled.",
@@ -199,6 +193,7 @@ class ScriptJob(_ProgramJob):
             },
             **_SHARED_PROPERTIES,
             "cwd": {
+                "x-path": "folder",
                 "type": "string",
                 "title": "Working folder",
                 "description": "Under your root (default: the script's folder).",
@@ -210,7 +205,6 @@ class ScriptJob(_ProgramJob):
     def check_config(cls, config: dict[str, Any]) -> None:
         if not config["path"].endswith(".py"):
             raise InvalidConfig(f"{config['path']!r} is not a .py file", field="path")
-        super().check_config(config)
 
     def command_line(self, ctx: RunContext, env: dict[str, str]) -> tuple[list[str], Path]:
         script = ctx.resolve_path(self.config["path"], field_name="path")

@@ -35,7 +35,7 @@ from nbconvert.filters import strip_ansi
 from papermill.parameterize import parameterize_notebook
 from traitlets.config import Config
 
-from ..components.base import Job, Result, RunContext, fill_placeholders
+from ..components.base import Job, Result, RunContext
 from ..errors import InvalidConfig
 from . import JobFailed, setting
 
@@ -57,12 +57,14 @@ class NotebookJob(Job):
         "partial notebook is kept."
     )
     flavors = frozenset({"file"})
+    runs_code = True
     config_schema: ClassVar[dict[str, Any]] = {
         "type": "object",
         "required": ["path"],
         "additionalProperties": False,
         "properties": {
             "path": {
+                "x-path": "file",
                 "type": "string",
                 "minLength": 1,
                 "title": "Notebook",
@@ -176,12 +178,8 @@ class NotebookJob(Job):
         frozen = {key: value for key, value in config.items() if key != "snapshot"}
         if frozen.get("input", cls.config_schema["properties"]["input"]["default"]) != "snapshot":
             return frozen
-        root = owner_root.resolve()
-        source = (root / config["path"]).resolve()
-        if root not in source.parents:
-            raise InvalidConfig(
-                f"path {config['path']!r} is outside your root folder {root}", field="path"
-            )
+        # The server checked the path (``check_paths``) before freezing.
+        source = (owner_root / config["path"]).resolve()
         if not source.is_file():
             raise InvalidConfig(
                 f"cannot take a snapshot of {config['path']!r}: no such notebook", field="path"
@@ -212,9 +210,7 @@ class NotebookJob(Job):
             plain = {key: _plain(value) for key, value in parameters.items()}
             nb = parameterize_notebook(nb, plain, kernel_name=kernel, language=language)
         name = _file_name(
-            fill_placeholders(
-                setting(self, "output_name"), {**ctx.values(), "notebook_stem": notebook.stem}
-            ),
+            ctx.fill(setting(self, "output_name"), {"notebook_stem": notebook.stem}),
             notebook.stem,
         )
         condition = setting(self, "condition") or {}

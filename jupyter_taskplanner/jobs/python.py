@@ -30,6 +30,7 @@ class PythonJob(Job):
         "It may return None, text, JSON data, or a path or list of paths of files to keep."
     )
     flavors = frozenset({"file", "text", "none"})
+    runs_code = True
     config_schema: ClassVar[dict[str, Any]] = {
         "type": "object",
         "required": ["function"],
@@ -48,6 +49,7 @@ class PythonJob(Job):
                 "default": {},
             },
             "path": {
+                "x-path": "folder",
                 "type": "string",
                 "title": "Import folder",
                 "description": "Folder under your root put first on sys.path (default: the root).",
@@ -108,6 +110,11 @@ class PythonJob(Job):
         for path in paths:
             # Relative paths count from the owner's root, the worker's working directory.
             source = path if path.is_absolute() else ctx.owner_root / path
+            if not ctx.files.contains(source):
+                raise JobFailed(
+                    f"{self.config['function']} returned {path}, which is not among your files "
+                    "(outside your root folder or in the planner's own folders)"
+                )
             if not source.is_file():
                 raise JobFailed(f"{self.config['function']} returned {path}, which is not a file")
             name, number = source.name, 1

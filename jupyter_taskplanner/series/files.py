@@ -6,7 +6,7 @@ import codecs
 import csv
 import json
 from collections.abc import Iterator
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, ClassVar
 
 from ..components.base import RunContext, Series
@@ -36,8 +36,14 @@ def json_type(value: Any) -> str:
     return names.get(type(value), type(value).__name__)
 
 
-def _path_schema(title: str, description: str) -> dict[str, Any]:
-    return {"type": "string", "minLength": 1, "title": title, "description": description}
+def _path_schema(title: str, description: str, kind: str = "file") -> dict[str, Any]:
+    return {
+        "type": "string",
+        "minLength": 1,
+        "x-path": kind,
+        "title": title,
+        "description": description,
+    }
 
 
 class CsvSeries(Series):
@@ -191,8 +197,11 @@ class DirectorySeries(Series):
         "additionalProperties": False,
         "required": ["path"],
         "properties": {
-            "path": _path_schema("Folder", "Relative to your root folder; '.' is the root."),
+            "path": _path_schema(
+                "Folder", "Relative to your root folder; '.' is the root.", "folder"
+            ),
             "pattern": {
+                "x-path": "glob",
                 "type": "string",
                 "minLength": 1,
                 "title": "File pattern",
@@ -214,15 +223,6 @@ class DirectorySeries(Series):
         },
     }
 
-    @classmethod
-    def check_config(cls, config: dict[str, Any]) -> None:
-        pattern = PurePosixPath(config.get("pattern", "*"))
-        if pattern.is_absolute() or ".." in pattern.parts:
-            raise InvalidConfig(
-                f"pattern {str(pattern)!r} must stay inside the folder (no leading / and no ..)",
-                field="pattern",
-            )
-
     def sets(self, ctx: RunContext) -> Iterator[dict[str, Any]]:
         name = self.config["path"]
         folder = ctx.resolve_path(name, field_name="path")
@@ -237,7 +237,7 @@ class DirectorySeries(Series):
         root = ctx.owner_root.resolve()
         files = sorted(
             path
-            for path in found
+            for path in ctx.files.keep(found)
             if path.is_file()
             and (
                 hidden_ok

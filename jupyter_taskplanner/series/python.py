@@ -51,6 +51,7 @@ class PythonSeries(Series):
     """One set per dict of the iterable a Python callable returns (or yields)."""
 
     type_name: ClassVar[str] = "python"
+    runs_code: ClassVar[bool] = True
     title: ClassVar[str] = "Python function"
     description: ClassVar[str] = (
         "Call module:function(**kwargs); it returns or yields dicts, one per set. Modules in "

@@ -10,9 +10,12 @@ from typing import Any, ClassVar
 
 from ..components.base import RunContext, Series
 from ..errors import InvalidConfig
+from ..paths import OwnerFiles
 from .files import existing_file
 
 SQLITE_HEADER = b"SQLite format 3\x00"
+FILE_DIALECTS = ("sqlite", "duckdb")
+"""SQLAlchemy dialects whose "database" is a local file, held to the owner's files."""
 NO_SQLALCHEMY = (
     "url: SQLAlchemy is not installed where the task runs; install it (pip install sqlalchemy "
     "and the database's driver) or use database for an SQLite file"
@@ -30,6 +33,44 @@ def _rows(names: list[str], rows: Iterable[Any]) -> Iterator[dict[str, Any]]:
         yield dict(zip(names, row, strict=True))
 
 
+def _no_attach(action: int, *_: Any) -> int:
+    """An SQLite authorizer refusing ATTACH, the one way a query could open another file."""
+    return sqlite3.SQLITE_DENY if action == sqlite3.SQLITE_ATTACH else sqlite3.SQLITE_OK
+
+
+def local_url(text: str, files: OwnerFiles) -> Any:
+    """The SQLAlchemy URL of ``text``, any local file it names held to the owner's files.
+
+    A file database (SQLite, DuckDB) must lie under the owner's root and outside the
+    planner's folders; its path is returned resolved.  Query options that name files
+    (``read_default_file``, ``sslrootcert``, a socket ``host``) are refused for any dialect.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(text)
+    except ArgumentError:
+        raise InvalidConfig(
+            "url: not a database URL; write e.g. postgresql://user:password@host/db", field="url"
+        ) from None
+    for name, value in url.query.items():
+        values = value if isinstance(value, tuple) else (value,)
+        if any("/" in item or "\\" in item for item in values):
+            raise InvalidConfig(
+                f"url: the option {name!r} names a file or path, which a task may not use; "
+                "remove it",
+                field="url",
+            )
+    if url.get_backend_name() not in FILE_DIALECTS or url.database in (None, "", ":memory:"):
+        return url
+    if url.database.startswith("file:"):
+        raise InvalidConfig(
+            "url: SQLite URI file names are not supported; give the file's path", field="url"
+        )
+    return url.set(database=str(files.resolve(url.database, "url", shown=url.database)))
+
+
 class SqlSeries(Series):
     """One set per row of a query; the column names are the keys."""
 
@@ -45,6 +86,7 @@ class SqlSeries(Series):
         "required": ["query"],
         "properties": {
             "database": {
+                "x-path": "file",
                 "type": "string",
                 "minLength": 1,
                 "title": "SQLite file",
@@ -78,9 +120,15 @@ class SqlSeries(Series):
         if "url" in config and find_spec("sqlalchemy") is None:
             raise InvalidConfig(NO_SQLALCHEMY, field="url")
 
+    @classmethod
+    def check_paths(cls, config: dict[str, Any], files: OwnerFiles, *, template: bool) -> None:
+        super().check_paths(config, files, template=template)
+        if "url" in config and find_spec("sqlalchemy") is not None:
+            local_url(config["url"], files)
+
     def sets(self, ctx: RunContext) -> Iterator[dict[str, Any]]:
         if "url" in self.config:
-            yield from self._sqlalchemy_rows()
+            yield from self._sqlalchemy_rows(ctx)
         else:
             yield from self._sqlite_rows(ctx)
 
@@ -94,6 +142,7 @@ class SqlSeries(Series):
             raise InvalidConfig(f"database: {name!r} is not an SQLite database", field="database")
         # mode=ro: a series reads; a query that writes fails instead of changing user data.
         with closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as connection:
+            connection.set_authorizer(_no_attach)
             try:
                 cursor = connection.execute(self.config["query"])
                 if cursor.description is None:
@@ -102,15 +151,20 @@ class SqlSeries(Series):
             except sqlite3.DatabaseError as exc:
                 raise InvalidConfig(f"query: failed on {name!r}: {exc}", field="query") from None
 
-    def _sqlalchemy_rows(self) -> Iterator[dict[str, Any]]:
+    def _sqlalchemy_rows(self, ctx: RunContext) -> Iterator[dict[str, Any]]:
         try:
             import sqlalchemy
         except ImportError:
             raise InvalidConfig(NO_SQLALCHEMY, field="url") from None
+        url = local_url(self.config["url"], ctx.files)
         try:
-            engine = sqlalchemy.create_engine(self.config["url"])
+            engine = sqlalchemy.create_engine(url)
         except (sqlalchemy.exc.ArgumentError, ImportError) as exc:
             raise InvalidConfig(f"url: cannot use this database URL: {exc}", field="url") from None
+        if url.get_backend_name() == "sqlite":
+            sqlalchemy.event.listen(
+                engine, "connect", lambda connection, _: connection.set_authorizer(_no_attach)
+            )
         try:
             try:
                 connection = engine.connect()

@@ -95,11 +95,12 @@ class HttpTrigger(Trigger):
     config_schema: ClassVar[dict[str, Any]] = {
         "type": "object",
         "title": "HTTP call",
-        "required": ["token"],
         "additionalProperties": False,
         "properties": {
-            # Not writeOnly: the owner must be able to read back their URL.
+            # Not writeOnly: the owner must be able to read back their URL.  A credential:
+            # generated when left out, never exported, new in a copy or an import.
             "token": {
+                "x-credential": True,
                 "type": "string",
                 "minLength": 16,
                 "maxLength": 200,
@@ -107,7 +108,8 @@ class HttpTrigger(Trigger):
                 "title": "Secret token",
                 "description": "The secret part of the URL POST "
                 "/taskplanner/api/tasks/{id}/trigger/{token}: at least 16 letters, digits, "
-                "'-' or '_'. Anyone who knows the URL can start the task.",
+                "'-' or '_'; generated when left out. Anyone who knows the URL can start the "
+                "task. Exports leave it out; a copy or an import gets a new one.",
             },
         },
     }

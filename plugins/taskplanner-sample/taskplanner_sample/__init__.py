@@ -7,7 +7,6 @@ The helpers below are what the components share.
 
 from __future__ import annotations
 
-import posixpath
 from typing import Any
 
 __version__ = "0.1.0"
@@ -23,13 +22,3 @@ def with_defaults(schema: dict[str, Any], config: dict[str, Any]) -> dict[str, A
         key: spec["default"] for key, spec in schema["properties"].items() if "default" in spec
     }
     return {**defaults, **config}
-
-
-def leaves_root(path: str) -> bool:
-    """True for a path that cannot stay under the owner's root: absolute, or climbing ``..``.
-
-    A cheap check of the text, made when a task is saved; at run time ``ctx.resolve_path``
-    decides, after placeholders are filled and links are followed.
-    """
-    normal = posixpath.normpath(path.replace("\\", "/"))
-    return normal.startswith("/") or normal.split("/")[0] == ".."

@@ -9,10 +9,9 @@ from traitlets import Int, Unicode
 from traitlets.config import Configurable
 
 from jupyter_taskplanner.components import Action, Result, RunContext
-from jupyter_taskplanner.components.base import Flavor, fill_placeholders
-from jupyter_taskplanner.errors import InvalidConfig
+from jupyter_taskplanner.components.base import Flavor
 
-from . import leaves_root, with_defaults
+from . import with_defaults
 
 DEFAULT_TEMPLATE = "{run.started:%Y-%m-%d %H:%M} {task.name}: {results}"
 _LINE_BREAKS = re.compile(r"\r\n|\r|\n")
@@ -53,6 +52,7 @@ class AppendLineAction(Action):
         "required": ["path"],
         "properties": {
             "path": {
+                "x-path": "file",
                 "type": "string",
                 "minLength": 1,
                 "title": "File",
@@ -79,15 +79,6 @@ class AppendLineAction(Action):
         },
     }
 
-    @classmethod
-    def check_config(cls, config: dict[str, Any]) -> None:
-        if leaves_root(config["path"]):
-            raise InvalidConfig(
-                f"path {config['path']!r} leads outside your root folder; give a path "
-                "relative to it, without ..",
-                field="path",
-            )
-
     def run(self, ctx: RunContext, results: list[Result]) -> None:
         config = with_defaults(self.config_schema, self.config)
         # The server always hands over its configured instance; a bare test context has none.
@@ -99,8 +90,7 @@ class AppendLineAction(Action):
             raise IsADirectoryError(f"path {config['path']!r} is a folder, not a file")
         separator = config["separator"]
         texts = separator.join(result.value or "" for result in results)
-        values = {**ctx.values(), "results": texts}
-        line = _LINE_BREAKS.sub(separator, fill_placeholders(config["template"], values))
+        line = _LINE_BREAKS.sub(separator, ctx.fill(config["template"], {"results": texts}))
         if len(line) > settings.max_line_length:
             keep = max(settings.max_line_length - len(settings.cut_marker), 0)
             line = (line[:keep] + settings.cut_marker)[: settings.max_line_length]

@@ -18,8 +18,9 @@ from watchfiles import Change, DefaultFilter, awatch
 
 from jupyter_taskplanner.components import StopSignal, Trigger
 from jupyter_taskplanner.errors import InvalidConfig
+from jupyter_taskplanner.paths import OwnerFiles
 
-from . import leaves_root, with_defaults
+from . import with_defaults
 
 Signature = tuple[int, int]
 """(size, modification time in ns) of a file: a file that keeps it has settled."""
@@ -118,6 +119,7 @@ class InboxTrigger(Trigger):
         "required": ["folder"],
         "properties": {
             "folder": {
+                "x-path": "folder",
                 "type": "string",
                 "minLength": 1,
                 "title": "Folder",
@@ -135,6 +137,7 @@ class InboxTrigger(Trigger):
                 "examples": ["*.csv", "order-*.json"],
             },
             "done_folder": {
+                "x-path": "folder",
                 "type": "string",
                 "minLength": 1,
                 "title": "Move handled files to",
@@ -159,13 +162,6 @@ class InboxTrigger(Trigger):
 
     @classmethod
     def check_config(cls, config: dict[str, Any]) -> None:
-        for field in ("folder", "done_folder"):
-            if field in config and leaves_root(config[field]):
-                raise InvalidConfig(
-                    f"{field} {config[field]!r} leads outside your root folder; give a folder "
-                    "relative to it, without ..",
-                    field=field,
-                )
         if "/" in config.get("pattern", ""):
             raise InvalidConfig(
                 "the pattern matches file names only, without '/'; put the folder in folder",
@@ -182,15 +178,10 @@ class InboxTrigger(Trigger):
     def place(root: Path, path: str, field: str) -> Path:
         """The absolute folder ``path`` below ``root`` (resolved); refuses one outside it.
 
-        The save-time check reads only the text; here links are followed too.
+        The server checked the ``x-path`` fields when the task was saved; a link made since
+        may lead elsewhere, so the resolved path is checked again here.
         """
-        place = (root / path).resolve()
-        if place != root and root not in place.parents:
-            raise InvalidConfig(
-                f"{field} {path!r} is outside your root folder {root}; give a folder below it",
-                field=field,
-            )
-        return place
+        return OwnerFiles(root).resolve(path, field)
 
     async def watch(self, root: Path, stop: asyncio.Event) -> AsyncIterator[dict[str, Any]]:
         """Yield ``inbox.file`` and ``inbox.name`` once per settled new file, until ``stop``.

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 from jupyter_taskplanner.components import Job, Result, RunContext
 from jupyter_taskplanner.errors import InvalidConfig
 
-from . import leaves_root, with_defaults
+from . import with_defaults
 
 CSV_NAME = "wordcount.csv"
 CSV_HEADER = ("file", "lines", "words", "characters")
@@ -38,6 +38,7 @@ class WordCountJob(Job):
         "additionalProperties": False,
         "properties": {
             "folder": {
+                "x-path": "folder",
                 "type": "string",
                 "minLength": 1,
                 "title": "Folder",
@@ -46,6 +47,7 @@ class WordCountJob(Job):
                 "default": ".",
             },
             "pattern": {
+                "x-path": "glob",
                 "type": "string",
                 "minLength": 1,
                 "title": "File pattern",
@@ -90,18 +92,6 @@ class WordCountJob(Job):
 
     @classmethod
     def check_config(cls, config: dict[str, Any]) -> None:
-        if "folder" in config and leaves_root(config["folder"]):
-            raise InvalidConfig(
-                f"folder {config['folder']!r} leads outside your root folder; give a path "
-                "relative to it, without ..",
-                field="folder",
-            )
-        if "pattern" in config and leaves_root(config["pattern"]):
-            raise InvalidConfig(
-                f"pattern {config['pattern']!r} leads outside the folder; give a glob relative "
-                "to it, without ..",
-                field="pattern",
-            )
         if "encoding" in config:
             try:
                 codecs.lookup(config["encoding"])
@@ -113,8 +103,9 @@ class WordCountJob(Job):
 
     def run(self, ctx: RunContext) -> list[Result]:
         config = with_defaults(self.config_schema, self.config)
-        # Placeholders are filled by now, so a series value may have made the pattern escape.
-        self.check_config(config)
+        # Placeholders are filled by now, so a series value may have made the pattern escape;
+        # the server checks before each step too, this keeps the job safe wherever it runs.
+        self.check_paths(config, ctx.files, template=False)
         folder = ctx.resolve_path(config["folder"], field_name="folder")
         if not folder.is_dir():
             raise WordCountFailed(f"folder {config['folder']!r} is not a folder under your root")
@@ -162,7 +153,7 @@ class WordCountJob(Job):
                 continue
             # A link inside the root may point anywhere; follow it before trusting it.
             target = match.resolve()
-            if root not in target.parents:
+            if not ctx.files.allows(target):
                 raise WordCountFailed(
                     f"{name} leads outside your root folder {root}; remove the link or narrow "
                     "the pattern"

@@ -1,0 +1,148 @@
+"""Containment of the paths tasks name: inside the owner's root, outside the planner's folders.
+
+Every file or folder a component opens, whatever field or URL names it, goes through
+``OwnerFiles``: the path is resolved (symlinks followed) and must lie inside the owner's root
+folder and outside the planner's private folders (its database, run records and snapshots),
+which no task may read or write, even when they lie inside the root.
+
+Components declare their path fields in their config schema with ``"x-path"``:
+
+- ``"file"``, ``"folder"`` or ``"path"`` (either): resolved against the owner's root;
+- ``"glob"``: a pattern relative to another folder, which may not be absolute or climb ``..``.
+
+The server checks those fields when a task is saved (placeholders stand for any plain name
+then) and again at run time with the placeholders filled, so a path that can never work is
+refused with a 400 naming its field, and one that a placeholder turns bad fails the run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from .errors import InvalidConfig
+
+PATH_KINDS = ("file", "folder", "path", "glob")
+_PLACEHOLDER = re.compile(r"\{[^{}]*\}")
+
+
+@dataclass(frozen=True)
+class OwnerFiles:
+    """The owner's root folder and the folders no task of theirs may reach."""
+
+    root: Path
+    private: tuple[Path, ...] = ()
+    _resolved_root: Path = field(init=False, repr=False, compare=False)
+    _resolved_private: tuple[Path, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_resolved_root", Path(self.root).resolve())
+        object.__setattr__(
+            self, "_resolved_private", tuple(Path(folder).resolve() for folder in self.private)
+        )
+
+    def allows(self, resolved: Path) -> bool:
+        """Whether an already resolved absolute path is the owner's to use."""
+        root = self._resolved_root
+        if resolved != root and root not in resolved.parents:
+            return False
+        return not any(_within(resolved, folder) for folder in self._resolved_private)
+
+    def contains(self, path: str | os.PathLike[str]) -> bool:
+        """Whether ``path`` (relative to the root, or absolute) resolves to the owner's files."""
+        return self.allows((self._resolved_root / path).resolve())
+
+    def resolve(
+        self, path: str | os.PathLike[str], field: str = "path", shown: str | None = None
+    ) -> Path:
+        """The absolute, resolved ``path``; ``InvalidConfig`` at ``field`` if it escapes.
+
+        ``shown`` is the text the user wrote, for the message (default: ``path``).
+        """
+        root = self._resolved_root
+        resolved = (root / path).resolve()
+        what = _shown(path if shown is None else shown)
+        if resolved != root and root not in resolved.parents:
+            raise InvalidConfig(f"{field}: {what} is outside your root folder {root}", field=field)
+        if not self.allows(resolved):
+            raise InvalidConfig(
+                f"{field}: {what} leads into the task planner's own data folder, which tasks "
+                "may not use",
+                field=field,
+            )
+        return resolved
+
+    def keep(self, paths: Iterable[Path]) -> Iterator[Path]:
+        """The paths among ``paths`` (from a glob, say) that resolve to the owner's files.
+
+        A glob follows symlinks in the folders it walks, so each match is checked itself.
+        """
+        for path in paths:
+            if self.allows(path.resolve()):
+                yield path
+
+
+def _within(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def _shown(path: str | os.PathLike[str]) -> str:
+    text = str(path)
+    return repr(text if len(text) <= 120 else text[:117] + "...")
+
+
+def check_glob(pattern: str, field: str, shown: str | None = None) -> None:
+    """Refuse a pattern that could match outside the folder it is relative to."""
+    parts = PurePosixPath(pattern.replace("\\", "/"))
+    if parts.is_absolute() or ".." in parts.parts:
+        what = _shown(pattern if shown is None else shown)
+        raise InvalidConfig(
+            f"{field}: {what} must stay inside its folder (no leading / and no ..)", field=field
+        )
+
+
+def path_fields(schema: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, str]]:
+    """``(dotted field, kind)`` of every property marked ``x-path`` in a config schema."""
+    for name, spec in (schema.get("properties") or {}).items():
+        if not isinstance(spec, dict):
+            continue
+        dotted = f"{prefix}{name}"
+        kind = spec.get("x-path")
+        if kind is not None:
+            if kind not in PATH_KINDS:
+                raise TypeError(f"x-path of {dotted!r} must be one of {PATH_KINDS}, not {kind!r}")
+            yield dotted, kind
+        if spec.get("type") == "object":
+            yield from path_fields(spec, f"{dotted}.")
+
+
+def _value(config: dict[str, Any], dotted: str) -> Any:
+    value: Any = config
+    for part in dotted.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def check_path_fields(
+    schema: dict[str, Any], config: dict[str, Any], files: OwnerFiles, *, template: bool
+) -> None:
+    """Check every ``x-path`` field of ``config``; ``InvalidConfig`` names the first bad one.
+
+    With ``template`` (when a task is saved), each placeholder stands for a plain name, so
+    ``reports/{region}`` passes and ``{region}/../../etc`` does not.
+    """
+    for dotted, kind in path_fields(schema):
+        value = _value(config, dotted)
+        if not isinstance(value, str) or not value:
+            continue
+        text = _PLACEHOLDER.sub("x", value) if template else value
+        if kind == "glob":
+            check_glob(text, dotted, shown=value)
+        else:
+            files.resolve(text, dotted, shown=value)

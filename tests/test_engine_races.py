@@ -1,0 +1,139 @@
+"""Races of the run engine: retention while runs finish, deletion while runs wait, shutdown."""
+
+from __future__ import annotations
+
+import textwrap
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import wait_until
+
+from jupyter_taskplanner.testing import ServerProcess
+
+FUNCS = textwrap.dedent(
+    """
+    import time
+
+    def nap(seconds=0.2):
+        time.sleep(float(seconds))
+        return "rested"
+    """
+)
+
+
+@pytest.fixture
+def planner_settings() -> dict[str, Any]:
+    return {"keep_runs": 1, "max_concurrent_runs": 8, "max_runs_per_owner": 8}
+
+
+@pytest.fixture
+def funcs(jp_root_dir: Path) -> Path:
+    (jp_root_dir / "tp_race.py").write_text(FUNCS)
+    return jp_root_dir
+
+
+def nap(seconds: float = 0.2) -> dict[str, Any]:
+    return {"type": "python", "config": {"function": "tp_race:nap", "kwargs": {"seconds": seconds}}}
+
+
+async def test_retention_between_a_runs_end_and_its_read_back(api, funcs, jp_serverapp):
+    """Another run's retention may delete a run the moment it ended (keep_runs is reached).
+
+    The engine read the run back in a second database call, which then failed: its
+    after_task followers never started and the queue was not dispatched.  Here the
+    retention is made to come at exactly that moment.
+    """
+    alice = api("alice")
+    planner = jp_serverapp.web_app.settings["jupyter_taskplanner"]
+    first = (await alice("POST", "/tasks", {"name": "a", "jobs": [nap(0)]})).body
+    after = {"type": "after_task", "config": {"task_id": first["id"], "on": "always"}}
+    follower = (await alice("POST", "/tasks", {"name": "b", "triggers": [after]})).body
+    update_run = planner.store.update_run
+
+    def update_then_prune(run_id: int, **fields: Any) -> None:
+        update_run(run_id, **fields)
+        if fields.get("status") == "succeeded" and run_id == ended[0]:
+            # Queued on the database thread right behind this call, as another run's is.
+            planner._db_thread.submit(planner.store.prune_runs, first["id"], 0, None)
+
+    planner.store.update_run = update_then_prune
+    ended = [(await alice("POST", f"/tasks/{first['id']}/run")).body["id"]]
+
+    async def followed() -> bool:
+        runs = (await alice("GET", f"/tasks/{follower['id']}/runs")).body["runs"]
+        return bool(runs) and runs[0]["status"] == "succeeded"
+
+    await wait_until(followed, within=20)
+
+
+async def test_a_task_deleted_as_its_run_starts_frees_the_slot(api, funcs, jp_serverapp):
+    alice = api("alice")
+    planner = jp_serverapp.web_app.settings["jupyter_taskplanner"]
+    engine = planner.engine
+    doomed = (await alice("POST", "/tasks", {"name": "doomed", "jobs": [nap(0)]})).body
+    start = engine._start
+
+    def delete_then_start(run_id: int, owner: str) -> None:
+        # The task goes between the queue's last look at it and the run's start.
+        planner.store.delete_task(doomed["id"], None)
+        start(run_id, owner)
+
+    engine._start = delete_then_start
+    run = (await alice("POST", f"/tasks/{doomed['id']}/run")).body
+    await wait_until(lambda: _idle(engine), within=20)
+    engine._start = start
+    assert engine._running_owners.get("alice", 0) == 0
+    stored = planner.store.get_run(run["id"], None)
+    assert stored["status"] == "cancelled" and "deleted" in stored["error"]
+
+
+async def _idle(engine: Any) -> bool:
+    return not engine.busy
+
+
+def test_stopping_with_runs_and_requests_in_flight_logs_no_errors(tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "tp_race.py").write_text(FUNCS)
+    log = tmp_path / "server.log"
+    server = ServerProcess(root, tmp_path / "db" / "tasks.db", log)
+    try:
+        task = server.call(
+            "POST",
+            "/tasks",
+            {"name": "q", "jobs": [nap(0.3)], "settings": {"overlap": "parallel"}},
+        )
+        stop = threading.Event()
+
+        def hammer() -> None:
+            while not stop.is_set():
+                try:
+                    server.call("POST", f"/tasks/{task['id']}/run")
+                except Exception:
+                    time.sleep(0.01)
+
+        threads = [threading.Thread(target=hammer) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        time.sleep(2)
+    finally:
+        server.stop()
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert server.process.returncode == 0
+    text = log.read_text()
+    assert "Traceback" not in text, text[-3000:]
+    assert "cannot schedule new futures" not in text
+
+
+async def test_no_new_runs_once_the_engine_stops(api, funcs, jp_serverapp):
+    alice = api("alice")
+    task = (await alice("POST", "/tasks", {"name": "t", "jobs": [nap(0)]})).body
+    planner = jp_serverapp.web_app.settings["jupyter_taskplanner"]
+    await planner.engine.stop()
+    reply = await alice("POST", f"/tasks/{task['id']}/run")
+    assert reply.status == 503 and "shutting down" in reply.body["message"], reply
