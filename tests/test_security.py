@@ -407,3 +407,19 @@ async def test_http_tokens_are_not_exported_and_copies_get_new_ones(api):
 
     kept = await alice("PATCH", f"/tasks/{made['id']}", {"triggers": [{"type": "http"}]})
     assert kept.body["triggers"][0]["config"]["token"] == token
+
+
+class TestSingleUser:
+    """A personal server grants code to its one user: nothing changes there."""
+
+    @pytest.fixture
+    def planner_settings(self, homes: Path) -> dict[str, Any]:
+        return {"single_user": True, "single_user_name": "dan"}
+
+    async def test_code_needs_no_extra_permission(self, api):
+        dan = api("dan")
+        job = {"type": "python", "config": {"function": "tp_funcs:hello"}}
+        task = await create(dan, jobs=[job])
+        listed = (await dan("GET", "/components")).body["components"]
+        assert all(item["permissions"] == [] for item in listed if item["type"] == "python")
+        assert task["owner"] == "dan"
