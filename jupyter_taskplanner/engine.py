@@ -536,8 +536,17 @@ class RunEngine:
             outcome = await self._run_request(run, step_id, folder, request, ctx.owner_root)
         run_folder = self.app.run_folder(run["owner"], run["id"])
         for item in outcome.get("results", []):
-            if item["flavor"] == "file":
-                item["value"] = str((output / item["value"]).relative_to(run_folder))
+            if item["flavor"] != "file":
+                continue
+            # Actions attach and copy these files: each must really be in the step's output.
+            path = (output / str(item["value"])).resolve()
+            if output.resolve() not in path.parents:
+                outcome = {
+                    "error": f"the job named a result file outside its output folder: "
+                    f"{str(item['value'])[:200]!r}"
+                }
+                break
+            item["value"] = str(path.relative_to(run_folder.resolve()))
         if "error" in outcome:
             # Keep what a failed job left (a partial notebook, say) downloadable.
             outcome["results"] = [
