@@ -34,14 +34,15 @@ from .cli import (
     find_in_scope,
 )
 from .components.base import is_builtin_placeholder
-from .engine import ACTIVE, FINISHED
 from .errors import Conflict, TaskPlannerError
 from .logs import log_text
 from .permissions import ALL_OWNERS, Access
-from .run_handlers import RUN_STATUSES, parse_run_id
+from .run_handlers import parse_run_id
 from .runs import RunService
 from .scheduler import start_after_task
 from .tasks import TaskService
+from .vocabulary import ACTIVE, FINISHED
+from .vocabulary import STATUSES as RUN_STATUSES
 
 REFRESH = 0.5
 """Seconds between redraws of the progress display of ``run --wait``."""

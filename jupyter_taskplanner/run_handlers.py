@@ -16,17 +16,7 @@ from .handlers import API, TASK_ID, PlannerHandler
 from .logs import FileRange, log_text, send_chunks
 from .model import check_parameters
 from .tasks import MAX_ID, parse_task_id
-
-RUN_STATUSES = (
-    "queued",
-    "running",
-    "succeeded",
-    "failed",
-    "cancelled",
-    "timed_out",
-    "interrupted",
-    "skipped",
-)
+from .vocabulary import STATUSES
 
 
 def parse_run_id(raw: str) -> int:
@@ -42,9 +32,9 @@ class RunsPage(PlannerHandler):
 
     async def send_runs(self, task_id: int | None) -> None:
         status = self.get_query_argument("status", None)
-        if status is not None and status not in RUN_STATUSES:
+        if status is not None and status not in STATUSES:
             raise InvalidConfig(
-                f"status: expected one of {', '.join(RUN_STATUSES)}, got {status!r}",
+                f"status: expected one of {', '.join(STATUSES)}, got {status!r}",
                 field="status",
             )
         limit, offset = self.page()

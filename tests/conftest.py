@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from tornado.httpclient import HTTPClientError, HTTPResponse
 
+from jupyter_taskplanner.vocabulary import FINISHED
+
 pytest_plugins = ["pytest_jupyter.jupyter_server", "helpers_servers"]
 
 TOKENS = {
@@ -124,9 +126,6 @@ def api(jp_fetch, jp_serverapp) -> Callable[[str | None], Api]:
         return call
 
     return as_user
-
-
-FINISHED = ("succeeded", "failed", "cancelled", "timed_out", "interrupted", "skipped")
 
 
 async def wait_for_run(call: Api, run_id: int, within: float = 60) -> dict[str, Any]:

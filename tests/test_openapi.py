@@ -1,21 +1,26 @@
-"""The OpenAPI document: served, well formed, in step with the route table and the replies."""
+"""The OpenAPI document: generated, valid, served, in step with the vocabulary, routes, replies."""
 
 from __future__ import annotations
 
+import copy
+import difflib
 import itertools
 import json
 import re
-from importlib.resources import files
-from typing import Any
+from typing import Any, get_origin, get_type_hints
 
 import jsonschema
+import pytest
 from conftest import Reply
+from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 from tornado.routing import PathMatches
 
+from jupyter_taskplanner import openapi
 from jupyter_taskplanner.components.base import Action, Job
 from jupyter_taskplanner.handlers import PlannerHandler
 from jupyter_taskplanner.model import SETTINGS_DEFAULTS, SETTINGS_SCHEMA, TASK_SCHEMA
 from jupyter_taskplanner.timezones import known_timezones
+from jupyter_taskplanner.vocabulary import RunStatus, StepStatus, TaskRecord
 
 API = "/taskplanner/api"
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -24,7 +29,7 @@ _LITERALS = re.compile(r"[\w-]+(\|[\w-]+)*")
 
 
 def load_document() -> dict[str, Any]:
-    return json.loads(files("jupyter_taskplanner").joinpath("openapi.json").read_text())
+    return json.loads(openapi.DOCUMENT.read_text(encoding="utf-8"))
 
 
 def _expand(pattern: str) -> list[str]:
@@ -89,25 +94,12 @@ def _generic(template: str) -> str:
     return re.sub(r"\{[^}]+\}", "{}", template)
 
 
-def to_json_schema(node: Any) -> Any:
-    """An OpenAPI 3.0 schema as JSON Schema: ``nullable`` and boolean exclusive bounds."""
-    if isinstance(node, list):
-        return [to_json_schema(item) for item in node]
-    if not isinstance(node, dict):
-        return node
-    out = {key: to_json_schema(value) for key, value in node.items() if key != "nullable"}
-    for bound in ("Minimum", "Maximum"):
-        if out.get(f"exclusive{bound}") is True:
-            out[f"exclusive{bound}"] = out.pop(bound.lower())
-    if node.get("nullable") is True:
-        return {"anyOf": [out, {"type": "null"}]}
-    return out
-
-
 def validator_for(document: dict[str, Any], schema: dict[str, Any]) -> jsonschema.Validator:
-    """A validator of ``schema`` whose ``#/components/...`` references resolve in the document."""
-    root = {**to_json_schema(schema), "components": to_json_schema(document["components"])}
-    return jsonschema.Draft202012Validator(root)
+    """A validator of ``schema`` whose ``#/components/...`` references resolve in the document.
+
+    OpenAPI 3.1 schemas are JSON Schema 2020-12, so they are used as they are.
+    """
+    return jsonschema.Draft202012Validator({**schema, "components": document["components"]})
 
 
 def resolve(document: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
@@ -157,131 +149,79 @@ class HookAction(Action):
     }
 
 
-# A minimal structural check of an OpenAPI 3.0 document (openapi-spec-validator is not a
-# dependency); references and path parameters are checked in Python below.
-OPENAPI_SHAPE = {
-    "type": "object",
-    "required": ["openapi", "info", "paths"],
-    "properties": {
-        "openapi": {"type": "string", "pattern": r"^3\.0\.\d+$"},
-        "info": {
-            "type": "object",
-            "required": ["title", "version"],
-            "properties": {"title": {"type": "string"}, "version": {"type": "string"}},
-        },
-        "paths": {
-            "type": "object",
-            "propertyNames": {"pattern": "^/"},
-            "additionalProperties": {
-                "type": "object",
-                "propertyNames": {"enum": [*HTTP_METHODS, "parameters", "summary", "description"]},
-                "additionalProperties": {"$ref": "#/$defs/operation"},
-                "properties": {"parameters": {"type": "array"}},
-            },
-        },
-        "components": {
-            "type": "object",
-            "properties": {
-                "schemas": {"type": "object"},
-                "parameters": {
-                    "type": "object",
-                    "additionalProperties": {"$ref": "#/$defs/parameter"},
-                },
-                "responses": {
-                    "type": "object",
-                    "additionalProperties": {"$ref": "#/$defs/response"},
-                },
-            },
-        },
-    },
-    "$defs": {
-        "operation": {
-            "type": "object",
-            "required": ["responses", "operationId", "summary"],
-            "properties": {
-                "operationId": {"type": "string"},
-                "summary": {"type": "string"},
-                "parameters": {"type": "array"},
-                "requestBody": {
-                    "type": "object",
-                    "required": ["content"],
-                    "properties": {"content": {"$ref": "#/$defs/content"}},
-                },
-                "responses": {
-                    "type": "object",
-                    "minProperties": 1,
-                    "propertyNames": {"pattern": "^([1-5][0-9][0-9]|default)$"},
-                    "additionalProperties": {
-                        "anyOf": [{"$ref": "#/$defs/reference"}, {"$ref": "#/$defs/response"}]
-                    },
-                },
-            },
-        },
-        "reference": {"type": "object", "required": ["$ref"]},
-        "parameter": {
-            "type": "object",
-            "required": ["name", "in", "schema"],
-            "properties": {"in": {"enum": ["path", "query", "header", "cookie"]}},
-        },
-        "response": {
-            "type": "object",
-            "required": ["description"],
-            "properties": {"content": {"$ref": "#/$defs/content"}, "headers": {"type": "object"}},
-        },
-        "content": {
-            "type": "object",
-            "additionalProperties": {"type": "object", "required": ["schema"]},
-        },
-    },
-}
-
-
-async def test_document_is_served_and_well_formed(api):
+async def test_document_is_served_and_valid_openapi_3_1(api):
     reply = await api("alice")("GET", "/openapi.json")
     assert reply.status == 200
     assert reply.headers["Content-Type"].startswith("application/json")
-    document = load_document()
     # The server lists the timezone names it knows, which the file cannot.
-    served = reply.body["components"]["schemas"]["Settings"]["properties"]["timezone"]
-    assert "UTC" in served.pop("enum") and "Europe/Berlin" in known_timezones()
-    assert reply.body == document
+    served = copy.deepcopy(reply.body)
+    timezone = served["components"]["schemas"]["Settings"]["properties"]["timezone"]
+    assert "UTC" in timezone.pop("enum") and "Europe/Berlin" in known_timezones()
+    assert served == load_document()
 
-    jsonschema.Draft202012Validator(OPENAPI_SHAPE).validate(document)
-    operation_ids = [
-        operation["operationId"]
-        for item in document["paths"].values()
-        for method, operation in item.items()
-        if method in HTTP_METHODS
-    ]
-    assert len(operation_ids) == len(set(operation_ids)), "operationIds must be unique"
-
-    def refs(node: Any) -> list[str]:
-        if isinstance(node, dict):
-            own = [node["$ref"]] if "$ref" in node else []
-            return own + [ref for value in node.values() for ref in refs(value)]
-        return [ref for item in node for ref in refs(item)] if isinstance(node, list) else []
-
-    for ref in refs(document):
-        assert ref.startswith("#/"), ref
-        resolve(document, {"$ref": ref})  # raises KeyError when dangling
-
-    for name, schema in document["components"]["schemas"].items():
-        try:
-            jsonschema.Draft202012Validator.check_schema(to_json_schema(schema))
-        except jsonschema.SchemaError as exc:
-            raise AssertionError(f"components.schemas.{name}: {exc.message}") from None
-
+    document = reply.body
+    assert document["openapi"] == "3.1.0"
+    # Also resolves every $ref, checks path parameters, schemas and unique operationIds.
+    validate(document, cls=OpenAPIV31SpecValidator)
     for path, item in document["paths"].items():
-        named = set(re.findall(r"\{([^}]+)\}", path))
+        for method, operation in item.items():
+            if method in HTTP_METHODS:
+                assert {"operationId", "summary"} <= set(operation), f"{method} {path}"
+
+
+def test_the_committed_document_is_what_the_generator_writes():
+    committed, generated = openapi.DOCUMENT.read_text(encoding="utf-8"), openapi.render()
+    if committed != generated:
+        diff = difflib.unified_diff(
+            committed.splitlines(keepends=True),
+            generated.splitlines(keepends=True),
+            "openapi.json (committed)",
+            "openapi.json (generated)",
+            n=1,
+        )
+        pytest.fail(
+            f"jupyter_taskplanner/openapi.json is out of date; run: {openapi.REGENERATE}\n"
+            + "".join(itertools.islice(diff, 40)),
+            pytrace=False,
+        )
+
+
+def test_run_status_enums_are_the_vocabulary():
+    document = load_document()
+    enums: dict[str, Any] = {}
+    for name, schema in document["components"]["schemas"].items():
+        if "status" in schema.get("properties", {}):
+            enums[name] = resolve(document, schema["properties"]["status"]).get("enum")
+    for path, item in document["paths"].items():
         for method, operation in item.items():
             if method not in HTTP_METHODS:
                 continue
-            parameters = [
-                resolve(document, p)
-                for p in item.get("parameters", []) + operation.get("parameters", [])
-            ]
-            declared = {p["name"] for p in parameters if p["in"] == "path"}
-            assert declared == named, f"{method} {path}: path parameters {declared} != {named}"
+            for parameter in item.get("parameters", []) + operation.get("parameters", []):
+                parameter = resolve(document, parameter)
+                if parameter["name"] == "status":
+                    schema = resolve(document, parameter["schema"])
+                    enums[f"{method.upper()} {path}"] = schema.get("enum")
+    assert enums.pop("RunStep") == [status.value for status in StepStatus]
+    assert {
+        "Run",
+        "RunDetail",
+        "TriggerReply",
+        "GET /taskplanner/api/runs",
+        "GET /taskplanner/api/tasks/{task_id}/runs",
+    } <= set(enums)
+    expected = [status.value for status in RunStatus]
+    assert {where: enum for where, enum in enums.items() if enum != expected} == {}
+
+
+def test_the_template_may_not_restate_what_is_derived():
+    with pytest.raises(ValueError, match=r"x\.properties\.id\.type: derived"):
+        openapi.annotate(
+            {"properties": {"id": {"type": "integer"}}},
+            {"properties": {"id": {"type": "string"}}},
+            "x",
+        )
+    with pytest.raises(ValueError, match=r"x\.properties\.colour: .* does not have"):
+        openapi.annotate({"properties": {}}, {"properties": {"colour": {}}}, "x")
 
 
 async def test_every_route_is_documented_and_every_documented_route_exists(jp_serverapp):
@@ -301,6 +241,13 @@ async def test_every_route_is_documented_and_every_documented_route_exists(jp_se
 async def test_task_document_matches_the_model():
     schemas = load_document()["components"]["schemas"]
     model_fields = set(TASK_SCHEMA["properties"])
+    record = get_type_hints(TaskRecord)
+    assert set(record) == model_fields
+    json_types = {int: "integer", str: "string", bool: "boolean", list: "array", dict: "object"}
+    for name, hint in record.items():
+        if "type" in schemas["Task"]["properties"][name]:
+            expected = schemas["Task"]["properties"][name]["type"]
+            assert json_types[get_origin(hint) or hint] == expected, name
     assert set(schemas["Task"]["properties"]) == model_fields
     assert set(schemas["Task"]["required"]) == model_fields
     assert set(schemas["TaskInput"]["properties"]) == model_fields
