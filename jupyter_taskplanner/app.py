@@ -2,35 +2,26 @@
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import getpass
 import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from jupyter_core.paths import jupyter_data_dir
-from jupyter_server.auth.identity import IdentityProvider, PasswordIdentityProvider, User
+from jupyter_server.auth.identity import IdentityProvider, PasswordIdentityProvider
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Float, Int, Type, Unicode, default, validate
 from traitlets.config import TraitError
 
 from . import __version__
 from .components.base import DEFAULT_MAX_FILLED
-from .components.registry import Registry
-from .engine import EVENT_SCHEMA, RunEngine
-from .errors import Unavailable
 from .executors import Executor, LocalExecutor
 from .handlers import API, HANDLERS, UnknownRouteHandler
 from .logs import DEFAULT_MAX_LOG_BYTES
-from .paths import OwnerFiles
-from .permissions import ComponentRules
+from .planner import Planner, build_planner
 from .run_handlers import RUN_HANDLERS
-from .runs import RunService
 from .scheduler import Scheduler
 from .store import Store
-from .tasks import TaskService
 from .timezones import is_timezone, local_timezone
 
 
@@ -190,121 +181,40 @@ class TaskPlannerApp(ExtensionApp):
         with a message naming the placeholder.""",
     )
 
+    store_class = Type(
+        Store,
+        klass=Store,
+        config=True,
+        help="The store holding tasks and runs (a subclass of Store, for example with a "
+        "different database).",
+    )
+
+    scheduler_class = Type(
+        Scheduler,
+        klass=Scheduler,
+        config=True,
+        help="The scheduler that fires triggers (a subclass of Scheduler).",
+    )
+
+    planner: Planner
+    """The planner's services, built when the server loads the extension."""
+
     def initialize_settings(self) -> None:
-        """Build the services and register the run event schema with the server."""
-        self.init_services()
-        schema = Path(__file__).parent / "events" / "run.yaml"
-        if EVENT_SCHEMA not in self.serverapp.event_logger.schemas.schema_ids:
-            self.serverapp.event_logger.register_event_schema(schema)
+        """Build the planner; its services are in the tornado settings as ``taskplanner``."""
+        self.planner = build_planner(self, self.serverapp)
+        self.settings["taskplanner"] = self.planner
         self.log.info("jupyter-taskplanner: tasks stored in %s", self.db_path)
-
-    def init_services(self) -> None:
-        """Open the store, load the component registry and build the run services.
-
-        Works without a server too (the CLI runs tasks this way): then the owner's root is
-        the configured ServerApp.root_dir (else the current folder) and every permission is
-        granted to the local user.
-        """
-        self.store = Store(self.db_path)
-        self.registry = Registry.from_entry_points()
-        self.executor = self.executor_class(parent=self)
-        self.component_rules = ComponentRules(
-            self.owner_has,
-            code_needs_shell=not self.single_user and not self.executor.runs_as_owner,
-        )
-        self.tasks = TaskService(
-            self.store,
-            self.registry,
-            self.default_timezone,
-            folders=lambda owner: (self.owner_files(owner), self.snapshot_folder(owner)),
-            rules=self.component_rules,
-        )
-        self.runs = RunService(self.store)
-        self._db_thread = ThreadPoolExecutor(1, thread_name_prefix="taskplanner-db")
-        self._stopped = False
-        self.component_settings = {
-            cls: cls.settings_class(parent=self)
-            for kind in ("job", "action", "series", "trigger")
-            for cls in self.registry.of_kind(kind)
-            if cls.settings_class is not None
-        }
-        self.engine = RunEngine(self)
-        self.scheduler = Scheduler(self)
-        self.store.on_change = self.scheduler.notify
 
     def initialize_handlers(self) -> None:
         self.handlers.extend([*RUN_HANDLERS, *HANDLERS, (rf"{API}/.*", UnknownRouteHandler)])
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
         """Recover runs a dead server left behind, then start the scheduler loop."""
-        await self.engine.recover()
-        if self.scheduler_enabled:
-            await self.scheduler.start()
-
-    def owner_root(self, owner: str) -> Path:
-        """The folder of ``owner``'s files."""
-        if self.owner_root_template:
-            return Path(self.owner_root_template.format(owner=owner)).expanduser()
-        if self.serverapp is None:  # the CLI: the root_dir the server is configured with
-            configured = self.config.get("ServerApp", {}).get("root_dir")
-            return Path(configured).expanduser() if configured else Path.cwd()
-        return Path(self.serverapp.root_dir).expanduser()
-
-    def owner_files(self, owner: str) -> OwnerFiles:
-        """What ``owner``'s tasks may open: their root, without the planner's own folders."""
-        return OwnerFiles(self.owner_root(owner), self.private_folders(owner))
-
-    def private_folders(self, owner: str) -> tuple[Path, ...]:
-        """The planner's own folders (database, run records, snapshots): no task may use them.
-
-        The database's folder is private unless it holds ``owner``'s root (a database kept
-        in the root itself), then only the database's own files are.
-        """
-        database = Path(self.db_path).expanduser()
-        runs = Path(self.runs_dir).expanduser()
-        folders = [runs, runs.parent / "snapshots"]
-        root = self.owner_root(owner).resolve()
-        if database.parent.resolve() in (root, *root.parents):
-            sidecars = ("", "-wal", "-shm", "-journal", ".watch-lock")
-            folders.extend(database.with_name(database.name + end) for end in sidecars)
-        else:
-            folders.append(database.parent)
-        return tuple(folders)
-
-    def snapshot_folder(self, owner: str) -> Path:
-        """Where input snapshots of ``owner``'s tasks (frozen notebooks) are kept."""
-        return Path(self.runs_dir).parent / "snapshots" / owner
-
-    def run_folder(self, owner: str, run_id: int) -> Path:
-        """Where the logs and result files of one run live."""
-        return Path(self.runs_dir) / owner / str(run_id)
-
-    def owner_has(self, owner: str, resource: str) -> bool:
-        """Whether ``owner`` holds an authorizer resource, asked without a request."""
-        if self.serverapp is None:
-            return True
-        authorizer = self.serverapp.authorizer
-        return bool(authorizer.is_authorized(None, User(username=owner), "execute", resource))
-
-    async def in_db(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        """Run ``fn`` on the single database thread, off the event loop.
-
-        Once the extension stopped (requests still arrive while the server shuts down), this
-        is an ``Unavailable`` (503) rather than an error of the closed thread.
-        """
-        if self._stopped:
-            raise Unavailable("the task planner is shutting down; try again when it is back")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._db_thread, functools.partial(fn, *args, **kwargs))
+        await self.planner.start(server=True)
 
     def owner_name(self, user: Any) -> str:
         """The owner name of an authenticated identity-provider user."""
         return self.single_user_name if self.single_user else user.username
 
     async def stop_extension(self) -> None:
-        await self.scheduler.stop()
-        await self.engine.stop()
-        await self.executor.close()
-        self._stopped = True
-        self._db_thread.shutdown(wait=True)
-        self.store.close()
+        await self.planner.stop()

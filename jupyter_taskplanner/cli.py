@@ -24,10 +24,9 @@ from traitlets.config import Application, KVArgParseConfigLoader
 
 from . import __version__
 from .app import TaskPlannerApp
-from .components.registry import Registry
 from .errors import TaskNotFound, TaskPlannerError
 from .permissions import ALL_OWNERS, Access
-from .store import Store
+from .planner import Planner, build_planner
 from .tasks import TaskService, parse_task_id
 
 PAGE_SIZE = 500
@@ -132,6 +131,8 @@ class TaskPlannerCommand(_StrictApp):
     """Positional arguments in usage notation: "", "ID", "ID..." or "FILE"."""
     settings: TaskPlannerApp
     """The server's settings (database, timezone, runs folder, ...), set when the command starts."""
+    planner: Planner
+    """The planner's services on those settings (``build_planner``, without a server)."""
     classes = [TaskPlannerApp]
     aliases = _common_aliases
     flags = _common_flags
@@ -210,19 +211,18 @@ class TaskPlannerCommand(_StrictApp):
         try:
             # No server: serverapp None, else the extension would make an unconfigured one.
             self.settings = TaskPlannerApp(config=self.config, serverapp=None)
-            db_path, timezone = self.settings.db_path, self.settings.default_timezone
+            db_path = self.settings.db_path
             owner = self.owner or self.settings.single_user_name
         except TraitError as exc:
             raise CommandFailed(f"bad configuration: {exc}") from None
         try:
-            store = Store(db_path)
+            self.planner = build_planner(self.settings)
         except (OSError, sqlite3.Error) as exc:
             raise CommandFailed(f"cannot open the task database {db_path}: {exc}") from None
         try:
-            service = TaskService(store, Registry.from_entry_points(), timezone)
-            self.act(service, Access(owner, admin=self.all_owners), args)
+            self.act(self.planner.tasks, Access(owner, admin=self.all_owners), args)
         finally:
-            store.close()
+            self.planner.db.close()
 
     def act(self, service: TaskService, access: Access, args: list[str]) -> None:
         """Do the subcommand's work."""

@@ -2,7 +2,7 @@
 
 ``run`` executes the task in this process, with its own run engine on the local database, as
 the task's owner.  It always waits until the run ends, and until the runs that follow it (started
-by its next-task actions or by after_task triggers) end too: a command that has exited cannot
+by its next-task actions or by triggers on its end) end too: a command that has exited cannot
 finish a run, so it leaves none behind.
 """
 
@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 from traitlets import Bool, Int, List, Unicode
 
-from .app import TaskPlannerApp
+from .bus import RunFinished
 from .cli import (
     CommandFailed,
     TaskPlannerCommand,
@@ -34,12 +34,11 @@ from .cli import (
     find_in_scope,
 )
 from .components.base import is_builtin_placeholder
-from .errors import Conflict, TaskPlannerError
+from .errors import Conflict
 from .logs import log_text
 from .permissions import ALL_OWNERS, Access
 from .run_handlers import parse_run_id
 from .runs import RunService
-from .scheduler import start_after_task
 from .tasks import TaskService
 from .vocabulary import ACTIVE, FINISHED
 from .vocabulary import STATUSES as RUN_STATUSES
@@ -135,35 +134,13 @@ class RunCommand(TaskPlannerCommand):
         reason = _reason(run)
         raise CommandFailed(f"{message}: {reason}" if reason else message)
 
-    @staticmethod
-    async def _follow(app: TaskPlannerApp, run: dict[str, Any]) -> None:
-        """Start the owner's tasks with an after_task trigger on ``run``'s task, here too.
-
-        A server sharing the database does not see the runs of this process end.
-        """
-        tasks = await app.in_db(app.store.tasks_with_trigger_types, ["after_task"])
-        candidates = []
-        for task in tasks:
-            if task["owner"] != run["owner"]:
-                continue
-            try:
-                triggers = [
-                    app.registry.instantiate("trigger", entry)
-                    for entry in task["triggers"]
-                    if entry["type"] == "after_task"
-                ]
-            except TaskPlannerError as exc:
-                app.log.warning("task %s: %s", task["id"], exc)
-                continue
-            candidates.append((task, triggers))
-        await start_after_task(app.engine, run, candidates)
-
     async def _run(
         self, task: dict[str, Any], display: Display
     ) -> tuple[dict[str, Any], signal.Signals | None, str]:
         """Run ``task`` to its end, cancelling it on a signal: the run, the signal, a log tail."""
-        app = self.settings
-        app.init_services()
+        planner = self.planner
+        # Triggers on the end of this process's runs start their tasks here too.
+        await planner.start(server=False)
         wake = asyncio.Event()
         received: list[signal.Signals] = []
 
@@ -174,19 +151,21 @@ class RunCommand(TaskPlannerCommand):
         loop = asyncio.get_running_loop()
         for signum in EXIT_CODES:
             loop.add_signal_handler(signum, on_signal, signum)
-        app.engine.on_finished.append(lambda _: wake.set())
-        app.engine.on_finished.append(lambda finished: self._follow(app, finished))
+        planner.bus.subscribe(RunFinished, lambda _: wake.set())
         owner = Access(task["owner"])
         try:
-            run = await app.engine.submit(
-                task, trigger="cli", started_by=app.single_user_name, parameters=self.parameters
+            run = await planner.engine.submit(
+                task,
+                trigger="cli",
+                started_by=self.settings.single_user_name,
+                parameters=self.parameters,
             )
             display.started(run, task)
             while True:
                 wake.clear()
-                run = await app.in_db(app.runs.detail, owner, run["id"])
-                display.update(run, busy=app.engine.busy)
-                if received or (run["status"] in FINISHED and not app.engine.busy):
+                run = await planner.db.call(planner.runs.detail, owner, run["id"])
+                display.update(run, busy=planner.engine.busy)
+                if received or (run["status"] in FINISHED and not planner.engine.busy):
                     break
                 # The display shows the elapsed time, so it redraws on a clock anyway; reading
                 # the run's record on each redraw is how it sees steps start and end.
@@ -194,19 +173,19 @@ class RunCommand(TaskPlannerCommand):
                     await asyncio.wait_for(wake.wait(), REFRESH if display.follow else None)
             if received and run["status"] in ACTIVE:
                 with contextlib.suppress(Conflict):  # it ended meanwhile: nothing to cancel
-                    await app.engine.cancel(run["id"])
-                run = await app.in_db(app.runs.detail, owner, run["id"])
+                    await planner.engine.cancel(run["id"])
+                run = await planner.db.call(planner.runs.detail, owner, run["id"])
                 display.update(run, busy=False)
             display.done()
             log_tail = ""
             if display.follow and not received and run["status"] != "succeeded":
-                pieces = await app.in_db(app.runs.log, owner, run["id"])
+                pieces = await planner.db.call(planner.runs.log, owner, run["id"])
                 log_tail = _tail("".join(log_text(pieces)), LOG_TAIL)
             return run, (received[0] if received else None), log_tail
         finally:
             # Runs still going (ones a next-task action started, after a signal) end as
             # interrupted; the job processes are killed.
-            await app.stop_extension()
+            await planner.stop()
 
 
 class Display:
@@ -255,7 +234,7 @@ class Display:
             self.chain_noted = True
             self.say(
                 f"run {run['id']} {_words(run['status'])}; waiting for the runs that follow it "
-                "(next tasks, after_task)"
+                "(next tasks, tasks started after it)"
             )
 
     def _changes(self, step: dict[str, Any]) -> list[str]:
@@ -411,7 +390,7 @@ class RunsCommand(TaskPlannerCommand):
         return args
 
     def act(self, service: TaskService, access: Access, args: list[str]) -> None:
-        runs = RunService(service.store)
+        runs = self.planner.runs
         if self.log_run:
             self._print_log(runs, access, parse_run_id(self.log_run))
             return

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from importlib.resources import files
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlencode
 
 from jupyter_server.auth.decorator import authorized
@@ -17,6 +18,10 @@ from .permissions import USE, Access, access_for
 from .tasks import parse_task_id
 from .timezones import known_timezones
 
+if TYPE_CHECKING:
+    from .planner import Planner
+
+T = TypeVar("T")
 API = "/taskplanner/api"
 MAX_DEPTH = 64
 """How deeply a request body's JSON may nest (a task needs far less)."""
@@ -54,42 +59,45 @@ class PlannerHandler(ExtensionHandlerMixin, APIHandler):
         self._received = 0
         await super().prepare(*args, **kwargs)
         declared = self.request.headers.get("Content-Length")
-        if declared and declared.isdigit() and int(declared) > self.planner.max_body_bytes:
+        if declared and declared.isdigit() and int(declared) > self.planner.settings.max_body_bytes:
             raise self._too_large(int(declared))
 
     def data_received(self, chunk: bytes) -> None:
         self._received += len(chunk)
-        if self._received <= self.planner.max_body_bytes:
+        if self._received <= self.planner.settings.max_body_bytes:
             self._chunks.append(chunk)
         else:
             self._chunks.clear()  # drop what came: the body is refused when it ends
 
     def _too_large(self, size: int) -> TooLarge:
         return TooLarge(
-            f"the request body has {size} bytes, more than the {self.planner.max_body_bytes} "
-            "this server accepts (TaskPlannerApp.max_body_bytes); split an import into parts"
+            f"the request body has {size} bytes, more than the "
+            f"{self.planner.settings.max_body_bytes} this server accepts "
+            "(TaskPlannerApp.max_body_bytes); split an import into parts"
         )
 
     @property
     def body(self) -> bytes:
         """The request body (413 if it was larger than the limit)."""
-        if self._received > self.planner.max_body_bytes:
+        if self._received > self.planner.settings.max_body_bytes:
             raise self._too_large(self._received)
         return b"".join(self._chunks)
 
     @property
-    def planner(self) -> Any:
-        return self.extensionapp
+    def planner(self) -> Planner:
+        """The planner's services (``planner.build_planner``), from the tornado settings."""
+        return self.settings["taskplanner"]  # type: ignore[no-any-return]
 
     @property
     def access(self) -> Access:
         if not hasattr(self, "_access"):
-            self._access = access_for(self, self.planner.owner_name(self.current_user))
+            owner = self.extensionapp.owner_name(self.current_user)
+            self._access = access_for(self, owner)
         return self._access
 
-    async def db(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    async def db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a store-touching call on the planner's database thread."""
-        return await self.planner.in_db(fn, *args, **kwargs)
+        return await self.planner.db.call(fn, *args, **kwargs)
 
     def json_body(self, *, required: bool = True) -> Any:
         raw = self.body
@@ -136,7 +144,7 @@ class PlannerHandler(ExtensionHandlerMixin, APIHandler):
 
     def page(self) -> tuple[int, int]:
         """The ``limit`` and ``offset`` query arguments of a listing, checked."""
-        limit = self.query_int("limit", 50, 1, self.planner.max_page_size)
+        limit = self.query_int("limit", 50, 1, self.planner.settings.max_page_size)
         return limit, self.query_int("offset", 0, 0, 2**31)
 
     def send_page(
@@ -200,6 +208,8 @@ class PlannerHandler(ExtensionHandlerMixin, APIHandler):
             reply = {"message": exc.message[:MAX_MESSAGE], "reason": exc.reason}
             if exc.field:
                 reply["field"] = exc.field
+            if exc.others:
+                reply["errors"] = exc.errors
             self.set_header("Content-Type", "application/json")
             self.finish(json.dumps(reply))
             return
@@ -321,7 +331,7 @@ class ComponentsHandler(PlannerHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        registry, rules = self.planner.registry, self.planner.component_rules
+        registry, rules = self.planner.registry, self.planner.rules
         components = [
             {**item, "permissions": rules.needed(registry.get(item["kind"], item["type"]))}
             for item in registry.describe()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import mimetypes
 from datetime import UTC, datetime
 from typing import Any
@@ -11,7 +12,9 @@ from zoneinfo import ZoneInfo
 from jupyter_server.auth.decorator import authorized
 from tornado import httputil, web
 
-from .errors import InvalidConfig, TaskNotFound
+from .bus import HttpCall
+from .components.base import TimedTrigger
+from .errors import InvalidConfig, TaskNotFound, Unavailable
 from .handlers import API, TASK_ID, PlannerHandler
 from .logs import FileRange, log_text, send_chunks
 from .model import check_parameters
@@ -153,7 +156,7 @@ class RunFileHandler(PlannerHandler):
     async def get(self, raw_run_id: str, relative: str) -> None:
         run_id = parse_run_id(raw_run_id)
         run = await self.db(self.planner.runs.get, self.access, run_id)
-        folder = self.planner.run_folder(run["owner"], run_id)
+        folder = self.planner.owners.run_folder(run["owner"], run_id)
         path = await self.db(self.planner.runs.file, self.access, run_id, folder, relative)
         whole = await asyncio.to_thread(FileRange.of, path)
         content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
@@ -188,17 +191,18 @@ class TaskNextHandler(PlannerHandler):
         fires: list[dict[str, Any]] = []
         for index, entry in enumerate(task["triggers"]):
             trigger = self.planner.registry.instantiate("trigger", entry)
+            if not isinstance(trigger, TimedTrigger):
+                continue
             for when in trigger.fire_times(now, tz, count):
-                fires.append({"trigger": index, "type": entry["type"], "time": when})
-        fires.sort(key=lambda fire: fire["time"])
+                with contextlib.suppress(OverflowError):  # the last instants of year 9999
+                    local = when.astimezone(tz).isoformat()
+                    fires.append({"trigger": index, "type": entry["type"], "time": local})
+        fires.sort(key=lambda fire: datetime.fromisoformat(fire["time"]))
         self.send(
             {
                 "timezone": task["settings"]["timezone"],
                 "enabled": task["enabled"],
-                "next": [
-                    {**fire, "time": fire["time"].astimezone(tz).isoformat()}
-                    for fire in fires[:count]
-                ],
+                "next": fires[:count],
             }
         )
 
@@ -214,16 +218,18 @@ class SeriesPreviewHandler(PlannerHandler):
             raise InvalidConfig("series: this task has no series to preview", field="series")
         count = self.query_int("count", 5, 1, 100)
         outcome = await self.planner.engine.preview_series(task, count)
-        if "error" in outcome:
-            raise InvalidConfig(f"series: {outcome['error']}", field="series")
-        self.send({"sets": outcome["sets"], "count": len(outcome["sets"])})
+        if outcome.error is not None:
+            raise InvalidConfig(f"series: {outcome.error}", field="series")
+        sets = outcome.sets or []
+        self.send({"sets": sets, "count": len(sets)})
 
 
 class TaskTriggerHandler(PlannerHandler):
-    """``POST /tasks/{id}/trigger/{token}``: the secret URL of an ``http`` trigger.
+    """``POST /tasks/{id}/trigger/{token}``: a task's secret URL (the ``http`` trigger).
 
-    The token is the credential (no login); query and form fields become placeholders.
-    Any mismatch answers 404 so the URL reveals nothing.
+    The token is the credential (no login); query and form fields become placeholders.  The
+    call is an ``HttpCall`` on the planner's bus; the triggers listening to it decide.  Any
+    mismatch answers 404 so the URL reveals nothing.
     """
 
     def check_xsrf_cookie(self) -> None:
@@ -235,12 +241,9 @@ class TaskTriggerHandler(PlannerHandler):
             task = await self.db(self.planner.store.get_task, parse_task_id(raw_id), None)
         except TaskNotFound:
             raise not_found from None
-        triggers = [
-            self.planner.registry.instantiate("trigger", entry)
-            for entry in task["triggers"]
-            if entry["type"] == "http"
-        ]
-        if not any(trigger.accepts(token) for trigger in triggers):
+        listeners = self.planner.scheduler.listeners
+        call = HttpCall(task["id"], token)
+        if not listeners.fires(call, task):
             raise not_found
         if not task["enabled"]:
             raise InvalidConfig("the task is disabled; enable it to accept HTTP triggers")
@@ -255,8 +258,13 @@ class TaskTriggerHandler(PlannerHandler):
             },
             "query",
         )
-        run = await self.planner.scheduler.fire_http(task, parameters)
-        self.send({"run_id": run["id"], "status": run["status"]}, 202)
+        # Addressed to this one task, read just now: its triggers decide, not the set of
+        # listening tasks (which may not have seen a task saved a moment ago).
+        call = HttpCall(task["id"], token, parameters)
+        started = await listeners.start(task, listeners.fires(call, task))
+        if not started:
+            raise Unavailable("the task planner is shutting down; try again when it is back")
+        self.send({"run_id": started[0]["id"], "status": started[0]["status"]}, 202)
 
 
 RUN_ID = r"(?P<raw_run_id>\d+)"

@@ -20,8 +20,7 @@ import json
 import logging
 import random
 from collections import deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,11 +28,15 @@ from zoneinfo import ZoneInfo
 
 import watchfiles
 
-from .components.base import Trigger
-from .errors import TaskNotFound
-from .process_lock import ProcessLock
+from .bus import EventBus
+from .components.base import TimedTrigger, next_fire_or_none
+from .components.registry import Registry
+from .database import Database
+from .engine import RunEngine
+from .errors import TaskNotFound, Unavailable
+from .listeners import EventListeners
+from .owners import OwnerFolders
 from .store import stamp
-from .triggers.events import AfterTaskTrigger
 
 BATCH = 1000
 MAX_NEXT_FIRE_CALLS = 10_000
@@ -49,18 +52,8 @@ def trigger_key(index: int, entry: dict[str, Any]) -> str:
     return f"{index}:{digest}"
 
 
-def is_timed(trigger: Trigger) -> bool:
-    """Whether a trigger has fire times (otherwise the scheduler fires it on events)."""
-    return type(trigger).next_fire is not Trigger.next_fire
-
-
-def watches(trigger: Trigger) -> bool:
-    """Whether a trigger is an event source the scheduler iterates (``Trigger.watch``)."""
-    return type(trigger).watch is not Trigger.watch
-
-
 def missed_fires(
-    trigger: Trigger,
+    trigger: TimedTrigger,
     tz: ZoneInfo,
     first: datetime,
     now: datetime,
@@ -91,7 +84,7 @@ def missed_fires(
                 # The window's unsearched end holds newer fires than those kept: drop it.
                 return fires
             calls += 1
-            nxt = trigger.next_fire(when, tz)
+            nxt = next_fire_or_none(trigger, when, tz)
             if nxt is None or nxt.astimezone(UTC) > end or nxt <= when:
                 break
             when = nxt.astimezone(UTC)
@@ -103,118 +96,66 @@ def missed_fires(
     return fires
 
 
-@dataclass
-class Listening:
-    """An enabled task with event triggers, and the watchers started for it."""
-
-    task: dict[str, Any]
-    events: list[Trigger] = field(default_factory=list)
-    watchers: list[asyncio.Task[None]] = field(default_factory=list)
-    stop: asyncio.Event = field(default_factory=asyncio.Event)
-
-
-async def start_after_task(
-    engine: Any, run: dict[str, Any], candidates: Iterable[tuple[dict[str, Any], list[Trigger]]]
-) -> None:
-    """Start each candidate task (with its triggers) that an after_task trigger ties to ``run``.
-
-    Only tasks of the run's owner follow it, and none that already ran in its chain.
-    """
-    for task, triggers in candidates:
-        if task["owner"] != run["owner"]:
-            continue
-        if not any(isinstance(t, AfterTaskTrigger) and t.fires_after(run) for t in triggers):
-            continue
-        if task["id"] in run["chain"]:
-            engine.log.info("task %s already ran in this chain; not again", task["id"])
-            continue
-        await engine.submit(
-            task, trigger=f"after_task:{run['task_id']}", started_by="scheduler", chain=run["chain"]
-        )
-
-
 class Scheduler:
-    """Starts runs through the engine when triggers fire."""
+    """Starts runs through the engine when triggers fire.
 
-    def __init__(self, app: Any, now: Callable[[], datetime] | None = None) -> None:
-        self.app = app
-        self.log: logging.Logger = app.log
-        self.engine = app.engine
-        self.store = app.store
-        self.registry = app.registry
+    Timed triggers are kept here (the heap); tasks with event triggers are registered with
+    ``listeners``, which this scheduler keeps in step with the stored tasks.
+    """
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        registry: Registry,
+        engine: RunEngine,
+        bus: EventBus,
+        owners: OwnerFolders,
+        misfire_tolerance: float = 30.0,
+        now: Callable[[], datetime] | None = None,
+        log: logging.Logger | None = None,
+    ) -> None:
+        self.db = db
+        self.store = db.store
+        self.registry = registry
+        self.engine = engine
+        self.bus = bus
+        self.misfire_tolerance = misfire_tolerance
         self.now = now or (lambda: datetime.now(UTC))
+        self.log = log or logging.getLogger(__name__)
+        self.listeners = EventListeners(db, registry, bus, owners.root, self._submit, self.log)
         self._heap: list[tuple[datetime, int, int, str, str]] = []
         self._horizon: str | None = None
         self._counter = 0
-        self._listening: dict[int, Listening] = {}
         self._wake = asyncio.Event()
         self._seq = 0
         self._loop_task: asyncio.Task[None] | None = None
         self._db_watch: asyncio.Task[None] | None = None
         self._catching_up: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
-        self._watching = False
-        """Whether this process watches event sources (one process per database does)."""
-        self._watch_lock: ProcessLock | None = None
-        self._event_types = [
-            cls.type_name
-            for cls in self.registry.of_kind("trigger")
-            if cls.next_fire is Trigger.next_fire
-        ]
-
-    async def db(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        return await self.app.in_db(fn, *args, **kwargs)
 
     # -- life cycle --------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Schedule new or changed tasks, load the earliest fires and event triggers, loop."""
-        self._seq = await self.db(self.store.last_change)
-        await self.db(self.store.drop_unscheduled)
-        self._watching = self._take_watch_lock()
-        for task in await self.db(self.store.tasks_with_trigger_types, self._event_types):
-            self._listen(task, starting=True)
+        self._seq = await self.db.call(self.store.last_change)
+        await self.db.call(self.store.drop_unscheduled)
+        await self.listeners.load(watch=True)
         await self._load_batch()
-        self.engine.on_finished.append(self.on_run_finished)
         self._loop_task = asyncio.ensure_future(self._loop())
         if str(self.store.path) != ":memory:":
             self._db_watch = asyncio.ensure_future(self._watch_database())
         self.log.info(
             "scheduler started: %d fires loaded, %d tasks listening to events",
             len(self._heap),
-            len(self._listening),
+            self.listeners.count,
         )
         self._catching_up = asyncio.ensure_future(self._catch_up())
 
-    def _take_watch_lock(self) -> bool:
-        """Whether this process may watch event sources now; if not, it takes over later.
-
-        Two servers sharing a database would both see a changed file and start two runs, so
-        only the holder of a lock next to the database watches (the lease of timed fires does
-        not cover events).
-        """
-        if str(self.store.path) == ":memory:":
-            return True
-        path = Path(self.store.path)
-        self._watch_lock = ProcessLock(path.with_name(f"{path.name}.watch-lock"))
-        taken = self._watch_lock.acquire_then(asyncio.get_running_loop(), self._take_over_watching)
-        if not taken:
-            self.log.info("another server on this database watches event triggers; waiting")
-        return taken
-
-    def _take_over_watching(self) -> None:
-        """The server that watched event sources ended: watch them here from now on."""
-        if self._stopping.is_set():
-            return
-        self._watching = True
-        self.log.info("this server now watches event triggers")
-        for listening in self._listening.values():
-            self._start_watches(listening)
-
-    def _start_watches(self, listening: Listening) -> None:
-        for trigger in listening.events:
-            if watches(trigger):
-                listening.watchers.append(asyncio.ensure_future(self._watch(listening, trigger)))
+    async def listen(self) -> None:
+        """Only follow the planner's events (the command line: a run that ends here starts
+        the tasks triggered by its end), without timed fires or watched sources."""
+        await self.listeners.load(watch=False)
 
     async def _catch_up(self) -> None:
         """Schedule tasks written while no scheduler ran (imports, other versions), in batches.
@@ -222,7 +163,7 @@ class Scheduler:
         Runs beside the loop, so a large backlog does not delay the server's start.
         """
         scheduled = 0
-        while stale := await self.db(self.store.tasks_to_schedule, BATCH):
+        while stale := await self.db.call(self.store.tasks_to_schedule, BATCH):
             await self._schedule(stale)
             scheduled += len(stale)
         if scheduled:
@@ -230,12 +171,7 @@ class Scheduler:
 
     async def stop(self) -> None:
         self._stopping.set()
-        watchers = [w for task_id in list(self._listening) for w in self._unlisten(task_id)]
-        # Let them finish: watchfiles waits in anyio worker threads, which end only with the
-        # task that started them, and a thread left waiting keeps the process from exiting.
-        await asyncio.gather(*watchers, return_exceptions=True)
-        if self._watch_lock is not None:
-            self._watch_lock.release()
+        await self.listeners.stop()
         for task in (self._catching_up, self._loop_task, self._db_watch):
             if task is not None:
                 task.cancel()
@@ -250,7 +186,7 @@ class Scheduler:
 
     # -- schedules ---------------------------------------------------------------------------
 
-    def _timed(self, task: dict[str, Any]) -> dict[str, Trigger]:
+    def _timed(self, task: dict[str, Any]) -> dict[str, TimedTrigger]:
         """The task's timed triggers by key."""
         found = {}
         for index, entry in enumerate(task["triggers"]):
@@ -259,13 +195,13 @@ class Scheduler:
             except Exception:
                 self.log.exception("task %s: cannot load trigger %s", task["id"], entry["type"])
                 continue
-            if is_timed(trigger):
+            if isinstance(trigger, TimedTrigger):
                 found[trigger_key(index, entry)] = trigger
         return found
 
     async def _schedule(self, tasks: list[dict[str, Any]]) -> None:
         """Compute and store the next fire of each timed trigger of new or changed tasks."""
-        planned = await self.db(self._plan, tasks, self.now())
+        planned = await self.db.call(self._plan, tasks, self.now())
         for task, rows in zip(tasks, planned, strict=True):
             for key, (_, nxt) in rows.items():
                 if nxt is not None and (self._horizon is None or nxt <= self._horizon):
@@ -284,7 +220,7 @@ class Scheduler:
                 for key, trigger in self._timed(task).items():
                     last = previous.get(task["id"], {}).get(key, {}).get("last_fire")
                     since = max(now, datetime.fromisoformat(last)) if last else now
-                    nxt = trigger.next_fire(since, tz)
+                    nxt = next_fire_or_none(trigger, since, tz)
                     rows[key] = (last, stamp(nxt) if nxt else None)
             except Exception:
                 # One broken stored task must not stop the others from being scheduled.
@@ -301,7 +237,7 @@ class Scheduler:
         return planned
 
     async def _load_batch(self) -> None:
-        rows, self._horizon = await self.db(self.store.upcoming_fires, BATCH)
+        rows, self._horizon = await self.db.call(self.store.upcoming_fires, BATCH)
         self._heap = []
         for task_id, key, due in rows:
             self._push_entry(task_id, key, due, 0)
@@ -353,7 +289,7 @@ class Scheduler:
     async def _fire(self, task_id: int, key: str, due: str) -> None:
         """Fire one due trigger, or catch up per the misfire policy when it is late."""
         try:
-            task = await self.db(self.store.get_task, task_id, None)
+            task = await self.db.call(self.store.get_task, task_id, None)
         except TaskNotFound:
             return
         trigger = self._timed(task).get(key)
@@ -363,16 +299,16 @@ class Scheduler:
         tz = ZoneInfo(settings["timezone"])
         now = self.now()
         due_at = datetime.fromisoformat(due)
-        late = (now - due_at).total_seconds() > self.app.misfire_tolerance
+        late = (now - due_at).total_seconds() > self.misfire_tolerance
         policy = settings["misfire"]
         missed = [due_at]
         if late:
             # Only ``all`` runs more than the latest; the latest is the stored last fire.
             limit = settings.get("misfire_limit", 10) if policy == "all" else 1
             missed = missed_fires(trigger, tz, due_at, now, settings.get("misfire_grace"), limit)
-        nxt = trigger.next_fire(now if late else due_at, tz)
+        nxt = next_fire_or_none(trigger, now if late else due_at, tz)
         next_stamp = stamp(nxt) if nxt else None
-        if not await self.db(
+        if not await self.db.call(
             self.store.advance_fire,
             task_id,
             key,
@@ -409,31 +345,39 @@ class Scheduler:
         trigger: str,
         parameters: dict[str, Any],
         overlap: str | None = None,
-    ) -> None:
+        *,
+        chain: tuple[int, ...] = (),
+        started_by: str = "scheduler",
+    ) -> dict[str, Any] | None:
+        """Start a run of ``task``; the run, or None (logged) when it could not start."""
         try:
-            await self.engine.submit(
+            return await self.engine.submit(
                 task,
                 trigger=trigger,
-                started_by="scheduler",
+                started_by=started_by,
                 parameters=parameters,
                 overlap=overlap,
+                chain=chain,
             )
+        except Unavailable:
+            return None
         except Exception:
             self.log.exception("cannot start task %s from trigger %s", task["id"], trigger)
+            return None
 
     async def _reload_changes(self) -> None:
-        changed, self._seq = await self.db(self.store.changes_since, self._seq)
+        changed, self._seq = await self.db.call(self.store.changes_since, self._seq)
         for task_id in changed:
-            self._unlisten(task_id)
+            self.listeners.unlisten(task_id)
             try:
-                task = await self.db(self.store.get_task, task_id, None)
+                task = await self.db.call(self.store.get_task, task_id, None)
             except TaskNotFound:
-                await self.db(self.store.clear_schedule, task_id)
+                await self.db.call(self.store.clear_schedule, task_id)
                 continue
             if not task["enabled"] or not task["triggers"]:
-                await self.db(self.store.clear_schedule, task_id)
+                await self.db.call(self.store.clear_schedule, task_id)
                 continue
-            rows = await self.db(self.store.schedule_rows, task_id)
+            rows = await self.db.call(self.store.schedule_rows, task_id)
             if any(row["revision"] == task["revision"] for row in rows.values()):
                 for key, row in rows.items():  # scheduled by another process
                     nxt = row["next_fire"]
@@ -441,7 +385,7 @@ class Scheduler:
                         self._push(task, key, nxt)
             else:
                 await self._schedule([task])
-            self._listen(task, starting=False)
+            self.listeners.listen(task)
 
     async def _watch_database(self) -> None:
         """Wake on writes by other processes sharing the database (e.g. the CLI)."""
@@ -456,60 +400,3 @@ class Scheduler:
             watch_filter=lambda _, path: Path(path).name in names,
         ):
             self._wake.set()
-
-    # -- event triggers ----------------------------------------------------------------------
-
-    def _listen(self, task: dict[str, Any], *, starting: bool) -> None:
-        """Register a task's event triggers (file watches, after_task, server_start)."""
-        events = []
-        for entry in task["triggers"]:
-            if entry["type"] in self._event_types:
-                with contextlib.suppress(Exception):
-                    events.append(self.registry.instantiate("trigger", entry))
-        if not events:
-            return
-        listening = Listening(task=task, events=events)
-        self._listening[task["id"]] = listening
-        if self._watching:
-            self._start_watches(listening)
-        for trigger in events:
-            if trigger.type_name == "server_start" and starting:
-                listening.watchers.append(
-                    asyncio.ensure_future(self._fire_later(task, trigger.config.get("delay", 0)))
-                )
-
-    def _unlisten(self, task_id: int) -> list[asyncio.Task[None]]:
-        """Stop a task's event triggers; returns their watchers, which end soon after."""
-        listening = self._listening.pop(task_id, None)
-        if listening is None:
-            return []
-        listening.stop.set()
-        for watcher in listening.watchers:
-            watcher.cancel()
-        return listening.watchers
-
-    async def _fire_later(self, task: dict[str, Any], delay: float) -> None:
-        await asyncio.sleep(delay)
-        await self._submit(task, "server_start", {})
-
-    async def _watch(self, listening: Listening, trigger: Trigger) -> None:
-        """Start a run of the task per event of one event trigger, until it is unlistened."""
-        root = self.app.owner_root(listening.task["owner"])
-        label = f"{trigger.type_name}:{trigger.name}"
-        try:
-            async for placeholders in trigger.watch(root, listening.stop):
-                await self._submit(listening.task, label, dict(placeholders or {}))
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            self.log.exception("task %s: trigger %s stopped", listening.task["id"], label)
-
-    async def on_run_finished(self, run: dict[str, Any]) -> None:
-        """Start tasks whose after_task trigger listens to the finished run's task."""
-        listening = [(item.task, item.events) for item in self._listening.values()]
-        await start_after_task(self.engine, run, listening)
-
-    async def fire_http(self, task: dict[str, Any], parameters: dict[str, Any]) -> dict[str, Any]:
-        return await self.engine.submit(
-            task, trigger="http", started_by="http", parameters=parameters
-        )

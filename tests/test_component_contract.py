@@ -254,7 +254,7 @@ async def test_example_config_saves_through_the_api(cls, api, jp_serverapp):
     assert replaced.status == 200, replaced
     again = replaced.body[slot][0] if slot else replaced.body["series"]
     assert (again["config"], again.get("secrets", [])) == (public, secrets)
-    planner = jp_serverapp.web_app.settings["jupyter_taskplanner"]
+    planner = jp_serverapp.web_app.settings["taskplanner"]
     stored = planner.store.get_task(read.body["id"], None)
     stored_entry = stored[slot][0] if slot else stored["series"]
     assert stored_entry["config"] == example

@@ -47,7 +47,7 @@ async def test_retention_between_a_runs_end_and_its_read_back(api, funcs, jp_ser
     retention is made to come at exactly that moment.
     """
     alice = api("alice")
-    planner = jp_serverapp.web_app.settings["jupyter_taskplanner"]
+    planner = jp_serverapp.web_app.settings["taskplanner"]
     first = (await alice("POST", "/tasks", {"name": "a", "jobs": [nap(0)]})).body
     after = {"type": "after_task", "config": {"task_id": first["id"], "on": "always"}}
     follower = (await alice("POST", "/tasks", {"name": "b", "triggers": [after]})).body
@@ -57,7 +57,7 @@ async def test_retention_between_a_runs_end_and_its_read_back(api, funcs, jp_ser
         update_run(run_id, **fields)
         if fields.get("status") == "succeeded" and run_id == ended[0]:
             # Queued on the database thread right behind this call, as another run's is.
-            planner._db_thread.submit(planner.store.prune_runs, first["id"], 0, None)
+            planner.db.submit(planner.store.prune_runs, first["id"], 0, None)
 
     planner.store.update_run = update_then_prune
     ended = [(await alice("POST", f"/tasks/{first['id']}/run")).body["id"]]
@@ -71,21 +71,21 @@ async def test_retention_between_a_runs_end_and_its_read_back(api, funcs, jp_ser
 
 async def test_a_task_deleted_as_its_run_starts_frees_the_slot(api, funcs, jp_serverapp):
     alice = api("alice")
-    planner = jp_serverapp.web_app.settings["jupyter_taskplanner"]
+    planner = jp_serverapp.web_app.settings["taskplanner"]
     engine = planner.engine
     doomed = (await alice("POST", "/tasks", {"name": "doomed", "jobs": [nap(0)]})).body
-    start = engine._start
+    start = engine.queue.start
 
     def delete_then_start(run_id: int, owner: str) -> None:
         # The task goes between the queue's last look at it and the run's start.
         planner.store.delete_task(doomed["id"], None)
         start(run_id, owner)
 
-    engine._start = delete_then_start
+    engine.queue.start = delete_then_start
     run = (await alice("POST", f"/tasks/{doomed['id']}/run")).body
     await wait_until(lambda: _idle(engine), within=20)
-    engine._start = start
-    assert engine._running_owners.get("alice", 0) == 0
+    engine.queue.start = start
+    assert engine.queue.running_owners.get("alice", 0) == 0
     stored = planner.store.get_run(run["id"], None)
     assert stored["status"] == "cancelled" and "deleted" in stored["error"]
 
@@ -133,7 +133,7 @@ def test_stopping_with_runs_and_requests_in_flight_logs_no_errors(tmp_path):
 async def test_no_new_runs_once_the_engine_stops(api, funcs, jp_serverapp):
     alice = api("alice")
     task = (await alice("POST", "/tasks", {"name": "t", "jobs": [nap(0)]})).body
-    planner = jp_serverapp.web_app.settings["jupyter_taskplanner"]
+    planner = jp_serverapp.web_app.settings["taskplanner"]
     await planner.engine.stop()
     reply = await alice("POST", f"/tasks/{task['id']}/run")
     assert reply.status == 503 and "shutting down" in reply.body["message"], reply

@@ -156,7 +156,7 @@ async def test_a_job_log_is_capped_keeping_head_and_tail(api, funcs, db_path):
 
 
 async def test_an_action_log_is_capped(api, funcs, db_path, jp_serverapp):
-    jp_serverapp.web_app.settings["jupyter_taskplanner"].registry.add(ChattyAction)
+    jp_serverapp.web_app.settings["taskplanner"].registry.add(ChattyAction)
     carol = api("carol")
     action = {"type": "log_limits_chatty", "name": "chatty", "config": {"lines": 5_000}}
     run = await finished_run(carol, jobs=[job("chatter", lines=1)], actions=[action])

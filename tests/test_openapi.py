@@ -260,8 +260,8 @@ async def test_task_document_matches_the_model():
 
 
 async def test_replies_match_the_documented_schemas(jp_serverapp, api):
-    jp_serverapp.web_app.settings["jupyter_taskplanner"].registry.add(ReportJob)
-    jp_serverapp.web_app.settings["jupyter_taskplanner"].registry.add(HookAction)
+    jp_serverapp.web_app.settings["taskplanner"].registry.add(ReportJob)
+    jp_serverapp.web_app.settings["taskplanner"].registry.add(HookAction)
     document = load_document()
     alice = api("alice")
 

@@ -34,7 +34,7 @@ def _fill(template: str, samples: dict[str, str]) -> str:
 
 
 async def test_every_route_refuses_strangers_and_hides_other_users_tasks(jp_serverapp, api):
-    planner = jp_serverapp.web_app.settings["jupyter_taskplanner"]
+    planner = jp_serverapp.web_app.settings["taskplanner"]
     routes = planner_routes(jp_serverapp)
     assert len({(t, m) for t, m, _ in routes}) >= 13, "the route walk missed routes"
     samples = await _alices_world(api, routes)

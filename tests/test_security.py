@@ -248,8 +248,8 @@ async def test_a_huge_format_width_fails_the_step_not_the_server(api):
 
 async def test_bodies_over_the_limit_are_refused_and_never_echoed(api, jp_serverapp):
     alice = api("alice")
-    planner = jp_serverapp.web_app.settings["jupyter_taskplanner"]
-    huge = {"name": "t", "description": "d" * (planner.max_body_bytes + 10)}
+    planner = jp_serverapp.web_app.settings["taskplanner"]
+    huge = {"name": "t", "description": "d" * (planner.settings.max_body_bytes + 10)}
     reply = await alice("POST", "/tasks", huge)
     assert reply.status == 413, reply
     assert "max_body_bytes" in reply.body["message"]

@@ -53,8 +53,8 @@ class HookAction(Action):
 
 @pytest.fixture
 def planner(jp_serverapp):
-    """The planner extension app of the test server, with the test component types."""
-    app = jp_serverapp.web_app.settings["jupyter_taskplanner"]
+    """The planner of the test server, with the test component types."""
+    app = jp_serverapp.web_app.settings["taskplanner"]
     app.registry.add(ReportJob)
     app.registry.add(HookAction)
     return app
@@ -83,7 +83,7 @@ async def test_create_fills_defaults_and_answers_location_and_etag(planner, api)
     assert task["enabled"] is True
     assert task["description"] == ""
     assert (task["triggers"], task["jobs"], task["actions"], task["series"]) == ([], [], [], None)
-    assert task["settings"] == {**SETTINGS_DEFAULTS, "timezone": planner.default_timezone}
+    assert task["settings"] == {**SETTINGS_DEFAULTS, "timezone": planner.settings.default_timezone}
     assert task["revision"] == 1
     assert task["created"] == task["updated"]
 
@@ -130,7 +130,7 @@ async def test_replace_patch_and_delete(planner, api):
     assert replaced.body["description"] == ""
     assert replaced.body["settings"] == {
         **SETTINGS_DEFAULTS,
-        "timezone": planner.default_timezone,
+        "timezone": planner.settings.default_timezone,
         "timeout": 60,
     }
     assert replaced.body["revision"] == 3
@@ -332,7 +332,7 @@ async def test_pagination_follows_next_links(planner, api):
 
     for params, field in (
         ({"limit": 0}, "limit"),
-        ({"limit": planner.max_page_size + 1}, "limit"),
+        ({"limit": planner.settings.max_page_size + 1}, "limit"),
         ({"limit": "ten"}, "limit"),
         ({"offset": -1}, "offset"),
         ({"enabled": "maybe"}, "enabled"),
@@ -341,7 +341,9 @@ async def test_pagination_follows_next_links(planner, api):
         assert reply.status == 400, (params, reply)
         assert reply.body["field"] == field
         assert field in reply.body["message"]
-    assert (await alice("GET", "/tasks", params={"limit": planner.max_page_size})).status == 200
+    assert (
+        await alice("GET", "/tasks", params={"limit": planner.settings.max_page_size})
+    ).status == 200
 
 
 async def test_filters_by_enabled_and_name(planner, api):

@@ -9,7 +9,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from jupyter_taskplanner.components.base import Trigger
+from jupyter_taskplanner.components.base import (
+    EventTrigger,
+    PlannerEventTrigger,
+    TimedTrigger,
+    Trigger,
+)
 from jupyter_taskplanner.components.registry import Registry
 from jupyter_taskplanner.errors import InvalidConfig
 from jupyter_taskplanner.testing import validate_as_saved
@@ -288,7 +293,7 @@ def test_cron_every_20_minutes_keeps_real_time_slots_across_dst():
         ("0 9 * smarch *", "the month field 'smarch' is not valid"),
         ("R 9 * * *", "uses R or H"),
         ("0 0 30 2 *", "never matches a real date"),
-        ("@reboot", "server_start trigger"),
+        ("@reboot", "trigger on the server's start"),
     ],
 )
 def test_cron_refuses_bad_expressions_with_a_reason(expression, message):
@@ -404,16 +409,13 @@ def test_time_refuses_bad_configs(config, field, message):
 # -- event triggers ----------------------------------------------------------------------------
 
 
-def test_event_triggers_have_no_fire_times():
-    after = datetime(2026, 1, 1, tzinfo=UTC)
-    for trigger in (
-        make("after_task", task_id=3),
-        make("server_start"),
-        make("http", token="A" * 16),
-        make("file", path="data"),
-    ):
-        assert trigger.next_fire(after, ZONE_UTC) is None
-        assert trigger.fire_times(after, ZONE_UTC, 5) == []
+def test_each_trigger_type_is_of_exactly_one_kind():
+    kinds = (TimedTrigger, EventTrigger, PlannerEventTrigger)
+    for cls in REGISTRY.of_kind("trigger"):
+        assert sum(issubclass(cls, kind) for kind in kinds) == 1, cls
+    assert issubclass(REGISTRY.get("trigger", "file"), EventTrigger)
+    for name in ("after_task", "server_start", "http"):
+        assert issubclass(REGISTRY.get("trigger", name), PlannerEventTrigger)
 
 
 def test_event_trigger_defaults():
@@ -510,7 +512,9 @@ def test_config_json_round_trip(type_name, config):
     first = REGISTRY.instantiate("trigger", entry)
     second = REGISTRY.instantiate("trigger", again)
     assert isinstance(first, Trigger) and isinstance(second, Trigger)
-    assert first.fire_times(after, BERLIN, 5) == second.fire_times(after, BERLIN, 5)
+    if isinstance(first, TimedTrigger):
+        assert isinstance(second, TimedTrigger)
+        assert first.fire_times(after, BERLIN, 5) == second.fire_times(after, BERLIN, 5)
 
 
 @pytest.mark.parametrize("type_name", ["time", "cron", "interval"])

@@ -12,11 +12,15 @@ from .base import (
     ENTRY_POINT_GROUP,
     Action,
     Component,
+    EventTrigger,
+    Fire,
     Job,
+    PlannerEventTrigger,
     Result,
     RunContext,
     Series,
     StopSignal,
+    TimedTrigger,
     Trigger,
 )
 
@@ -24,12 +28,16 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "Action",
     "Component",
+    "EventTrigger",
+    "Fire",
     "Job",
+    "PlannerEventTrigger",
     "Registry",
     "Result",
     "RunContext",
     "Series",
     "StopSignal",
+    "TimedTrigger",
     "Trigger",
 ]
 

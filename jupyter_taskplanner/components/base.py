@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo
 
 from traitlets.config import Configurable
 
+from ..bus import PlannerEvent
 from ..errors import InvalidConfig
 from ..paths import OwnerFiles, check_path_fields
 
@@ -141,32 +142,29 @@ class Component:
 
 
 class Trigger(Component):
-    """Starts a task by itself.
+    """Starts a task by itself: the common base of the three kinds of trigger below.
 
-    Timed triggers implement ``next_fire``.  Event triggers implement ``watch`` instead: the
-    scheduler iterates it for every enabled task that has the trigger and starts a run per
-    item.  (``after_task``, ``server_start`` and ``http`` are events of the planner itself,
-    which the scheduler and the API fire.)
+    A trigger type derives from exactly one of ``TimedTrigger`` (fire times),
+    ``EventTrigger`` (an outside event source it watches) or ``PlannerEventTrigger``
+    (events of the planner itself); the scheduler treats each kind by its base class.
     """
 
     kind: ClassVar[Kind] = "trigger"
 
-    async def watch(self, root: Path, stop: asyncio.Event) -> AsyncIterator[dict[str, Any]]:
-        """Yield once per event, the run's placeholders; return when ``stop`` is set.
 
-        Runs in the server's event loop, so never block it (use async I/O or a thread).
-        ``root`` is the task owner's root folder.  An exception stops this watch (logged)
-        until the task is saved again or the server restarts.
-        """
-        return
-        yield  # an async generator that yields nothing
+class TimedTrigger(Trigger):
+    """A trigger with fire times (``time``, ``cron``, ``interval``).
+
+    The scheduler keeps each trigger's next fire time in the store and sleeps until the
+    earliest; a fire found late (the server was down) follows the task's misfire setting.
+    """
 
     def next_fire(self, after: datetime, tz: ZoneInfo) -> datetime | None:
         """The first fire time strictly after ``after`` (aware), or None if none is due.
 
         ``tz`` is the task's timezone; a trigger with its own ``timezone`` config uses that.
         """
-        return None
+        raise NotImplementedError
 
     def fire_times(self, after: datetime, tz: ZoneInfo, count: int) -> list[datetime]:
         """The next ``count`` fire times after ``after`` (for previews)."""
@@ -181,7 +179,7 @@ class Trigger(Component):
         return times
 
 
-def next_fire_or_none(trigger: Trigger, after: datetime, tz: ZoneInfo) -> datetime | None:
+def next_fire_or_none(trigger: TimedTrigger, after: datetime, tz: ZoneInfo) -> datetime | None:
     """``trigger.next_fire``, with None past the last representable date (year 9999)."""
     try:
         return trigger.next_fire(after, tz)
@@ -189,8 +187,60 @@ def next_fire_or_none(trigger: Trigger, after: datetime, tz: ZoneInfo) -> dateti
         return None
 
 
+class EventTrigger(Trigger):
+    """A trigger fed by an outside event source (files that change, a queue, a socket).
+
+    The scheduler iterates ``watch`` for every enabled task with the trigger and starts a run
+    per item.  Only one server per database watches (a lock next to the database), so one
+    outside event starts one run.
+    """
+
+    async def watch(self, root: Path, stop: asyncio.Event) -> AsyncIterator[dict[str, Any]]:
+        """Yield once per event, the run's placeholders; return when ``stop`` is set.
+
+        Runs in the server's event loop, so never block it (use async I/O or a thread).
+        ``root`` is the task owner's root folder.  An exception stops this watch (logged)
+        until the task is saved again or the server restarts.
+        """
+        raise NotImplementedError
+        yield  # an async generator
+
+
+@dataclass(frozen=True)
+class Fire:
+    """A start of its task that a ``PlannerEventTrigger`` asks for."""
+
+    placeholders: dict[str, Any] = field(default_factory=dict)
+    chain: tuple[int, ...] = ()
+    """The chain of tasks the new run continues: a task already in it is not started again."""
+    trigger: str = ""
+    """What the run records as its ``trigger`` (default: the trigger's type and name)."""
+    started_by: str = "scheduler"
+    delay: float = 0
+    """Seconds to wait before the run starts."""
+
+
+class PlannerEventTrigger(Trigger):
+    """A trigger on events of the planner itself (``bus``): a run finished, the server
+    started, a task's secret URL was called.
+
+    ``events`` lists the event types it listens to; for each such event the scheduler asks
+    ``fire_on`` of every enabled task that has the trigger.  Every server process handles
+    its own events (a run that ends here, this server's start).
+    """
+
+    events: ClassVar[tuple[type[PlannerEvent], ...]] = ()
+
+    def fire_on(self, event: PlannerEvent, task: dict[str, Any]) -> Fire | None:
+        """Whether ``event`` starts ``task`` (which has this trigger): a ``Fire``, or None.
+
+        Called in the server's event loop: decide quickly, without I/O.
+        """
+        raise NotImplementedError
+
+
 class StopSignal:
-    """A stop event for ``watchfiles.awatch`` inside ``Trigger.watch``: set by the caller's
+    """A stop event for ``watchfiles.awatch`` inside ``EventTrigger.watch``: set by the caller's
     ``stop`` or by the watch itself.
 
     awatch sets its stop event when it is cancelled; giving it the caller's ``stop`` would

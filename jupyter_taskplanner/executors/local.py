@@ -11,17 +11,24 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import watchfiles
 from traitlets import Float
 
+from ..components.base import Result
 from ..logs import CHUNK_SIZE, CappedLog
-from .base import Executor
+from .base import Executor, Progress, StepOutcome, StepRequest
 
 DRAIN_SECONDS = 1.0
 """How long output is still copied once the worker ended (children it left may hold the pipe)."""
 
 
 class LocalExecutor(Executor):
-    """Runs each job in a fresh ``python -m jupyter_taskplanner.worker`` subprocess."""
+    """Runs each step in a fresh ``python -m jupyter_taskplanner.worker`` subprocess.
+
+    The worker runs in its own process group (a cancel kills everything it started), in the
+    owner's root folder, and writes its outcome, progress and result files into the step's
+    folders on this machine.
+    """
 
     kill_grace = Float(
         3.0,
@@ -29,13 +36,16 @@ class LocalExecutor(Executor):
         help="Seconds a cancelled job gets after SIGTERM before its process group is killed.",
     )
 
-    async def run(self, request: dict[str, Any], folder: Path, cwd: Path) -> dict[str, Any]:
-        folder.mkdir(parents=True, exist_ok=True)
+    async def run_step(self, request: StepRequest, progress: Progress) -> StepOutcome:
+        folder = request.folder
+        request.output.mkdir(parents=True, exist_ok=True)
         request_path = folder / "request.json"
-        request_path.write_text(json.dumps({**request, "folder": str(folder)}))
+        request_path.write_text(json.dumps(request.document(folder, request.output)))
+        relaying = asyncio.Event()
+        relay = asyncio.ensure_future(_relay_progress(folder, progress, relaying))
         log = CappedLog(folder / "log.txt", self.max_log_bytes)
         try:
-            process, reader, transport = await self._start(request_path, cwd)
+            process, reader, transport = await self._start(request_path, request.cwd)
             copying = asyncio.ensure_future(self._copy(reader, log))
             try:
                 code = await process.wait()
@@ -48,10 +58,20 @@ class LocalExecutor(Executor):
                 transport.close()
         finally:
             self._close(log)
+            relaying.set()
+            with contextlib.suppress(Exception):
+                await relay
         outcome_path = folder / "outcome.json"
         if not outcome_path.exists():
-            return {"error": f"the worker process ended with exit code {code} and no outcome"}
-        return json.loads(outcome_path.read_text())
+            outcome = StepOutcome(
+                error=f"the worker process {process.pid} died ({_describe(code)}) before it "
+                "reported an outcome"
+            )
+        else:
+            outcome = StepOutcome.from_document(json.loads(outcome_path.read_text()))
+        if outcome.error is not None:
+            outcome.results = _leftovers(request)
+        return outcome
 
     async def _start(
         self, request_path: Path, cwd: Path
@@ -120,6 +140,36 @@ class LocalExecutor(Executor):
                 return
             except TimeoutError:
                 continue
+
+
+def _describe(code: int) -> str:
+    if code < 0:
+        return f"killed by signal {signal.Signals(-code).name}"
+    return f"exit code {code}"
+
+
+def _leftovers(request: StepRequest) -> list[dict[str, Any]]:
+    """The files a failed step left in its output folder, as invalid file results."""
+    job = request.entry.get("name") or request.entry["type"]
+    return [
+        Result("file", path.relative_to(request.output).as_posix(), False, job).to_json()
+        for path in sorted(request.output.rglob("*"))
+        if path.is_file()
+    ]
+
+
+async def _relay_progress(folder: Path, progress: Progress, stop: asyncio.Event) -> None:
+    """Pass the worker's progress reports (its ``progress.json``) on until ``stop``."""
+    async for _ in watchfiles.awatch(
+        folder,
+        stop_event=stop,
+        recursive=False,
+        debounce=100,
+        watch_filter=lambda _, path: Path(path).name == "progress.json",
+    ):
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            report = json.loads((folder / "progress.json").read_text())
+            progress(report["done"], report["total"], report["message"])
 
 
 async def _pipe_reader(fd: int) -> tuple[asyncio.StreamReader, asyncio.BaseTransport]:

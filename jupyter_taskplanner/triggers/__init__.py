@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ..components.base import Trigger
+from ..components.base import TimedTrigger
 from ..errors import InvalidConfig
 from ..timezones import is_timezone
 
@@ -40,7 +40,7 @@ def config_zone(config: dict[str, Any], tz: ZoneInfo) -> ZoneInfo:
     return ZoneInfo(name) if name else tz
 
 
-class WallClockTrigger(Trigger):
+class WallClockTrigger(TimedTrigger):
     """A trigger firing at local wall-clock times (``time``, ``cron``).
 
     Subclasses implement ``wall_times``; this class turns those naive local times into

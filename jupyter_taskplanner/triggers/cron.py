@@ -39,7 +39,7 @@ def expression_problem(expression: str) -> str | None:
     if text.startswith("@"):
         return (
             f"unknown alias {text!r}; use one of {', '.join(ALIASES)} (to start with the "
-            "server, use the server_start trigger)"
+            "server, use the trigger on the server's start)"
         )
     fields = text.split()
     if len(fields) in (6, 7):

@@ -1,7 +1,9 @@
-"""Event triggers the scheduler fires itself: another task finished, server start, HTTP call.
+"""Triggers on the planner's own events: another task finished, the server started, an
+HTTP call of the task's secret URL.
 
-They have no fire times (``next_fire`` stays None); these classes only describe and check
-their configuration.
+Each is an ordinary ``PlannerEventTrigger``: it names the bus events it listens to and says
+in ``fire_on`` whether one starts its task; a plugin's trigger on planner events is written
+the same way.
 """
 
 from __future__ import annotations
@@ -9,14 +11,16 @@ from __future__ import annotations
 import hmac
 from typing import Any, ClassVar
 
-from ..components.base import Trigger
+from ..bus import HttpCall, PlannerEvent, RunFinished, ServerStarted
+from ..components.base import Fire, PlannerEventTrigger
 
 OUTCOMES = ("always", "success", "failure")
 
 
-class AfterTaskTrigger(Trigger):
+class AfterTaskTrigger(PlannerEventTrigger):
     """Fires when another task of the same owner finishes, on success, failure or always."""
 
+    events = (RunFinished,)
     type_name: ClassVar[str] = "after_task"
     title: ClassVar[str] = "After another task"
     description: ClassVar[str] = (
@@ -50,16 +54,26 @@ class AfterTaskTrigger(Trigger):
         self.task_id: int = config["task_id"]
         self.on: str = config.get("on", "success")
 
-    def fires_after(self, run: dict[str, Any]) -> bool:
-        """Whether the end of ``run`` (a run of the same owner) starts this trigger's task."""
-        if run["task_id"] != self.task_id or run["status"] == "skipped":
-            return False
-        return self.on == "always" or (self.on == "success") == (run["status"] == "succeeded")
+    def fire_on(self, event: PlannerEvent, task: dict[str, Any]) -> Fire | None:
+        """The end of a run of the watched task, of the same owner, with the chosen outcome.
+
+        The new run continues the finished run's chain, so a loop of tasks stops.
+        """
+        assert isinstance(event, RunFinished)
+        run = event.run
+        if run["task_id"] != self.task_id or run["owner"] != task["owner"]:
+            return None
+        if run["status"] == "skipped":
+            return None
+        if self.on != "always" and (self.on == "success") != (run["status"] == "succeeded"):
+            return None
+        return Fire(chain=tuple(run["chain"]), trigger=f"after_task:{run['task_id']}")
 
 
-class ServerStartTrigger(Trigger):
+class ServerStartTrigger(PlannerEventTrigger):
     """Fires once each time the server starts, after an optional delay."""
 
+    events = (ServerStarted,)
     type_name: ClassVar[str] = "server_start"
     title: ClassVar[str] = "Server start"
     description: ClassVar[str] = "Starts the task once each time the Jupyter server starts."
@@ -82,10 +96,14 @@ class ServerStartTrigger(Trigger):
         super().__init__(config, name)
         self.delay: float = config.get("delay", 0)
 
+    def fire_on(self, event: PlannerEvent, task: dict[str, Any]) -> Fire | None:
+        return Fire(delay=self.delay, trigger="server_start")
 
-class HttpTrigger(Trigger):
+
+class HttpTrigger(PlannerEventTrigger):
     """Fires on a POST to the task's secret URL; query and form fields become placeholders."""
 
+    events = (HttpCall,)
     type_name: ClassVar[str] = "http"
     title: ClassVar[str] = "HTTP call"
     description: ClassVar[str] = (
@@ -121,3 +139,9 @@ class HttpTrigger(Trigger):
     def accepts(self, token: str) -> bool:
         """Whether a called URL's token is this trigger's (compared in constant time)."""
         return hmac.compare_digest(token.encode(), self.token.encode())
+
+    def fire_on(self, event: PlannerEvent, task: dict[str, Any]) -> Fire | None:
+        assert isinstance(event, HttpCall)
+        if event.task_id != task["id"] or not self.accepts(event.token):
+            return None
+        return Fire(placeholders=dict(event.parameters), trigger="http", started_by="http")

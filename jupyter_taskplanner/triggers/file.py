@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from watchfiles import Change, DefaultFilter, awatch
 
-from ..components.base import StopSignal, Trigger
+from ..components.base import EventTrigger, StopSignal
 from ..errors import InvalidConfig
 
 
@@ -58,7 +58,7 @@ def changed_at(path: str) -> tuple[float, str]:
         return math.inf, path
 
 
-class FileTrigger(Trigger):
+class FileTrigger(EventTrigger):
     """Fires after changes of a file or folder below the owner's root, once things go quiet."""
 
     type_name: ClassVar[str] = "file"

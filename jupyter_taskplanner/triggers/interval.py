@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
-from ..components.base import Trigger
+from ..components.base import TimedTrigger
 from ..errors import InvalidConfig
 from . import TIMEZONE_PROPERTY, check_timezone, config_zone
 
@@ -33,7 +33,7 @@ def seconds_of(config: dict[str, Any]) -> float:
     return config["every"] * UNIT_SECONDS[config.get("unit", "minutes")]
 
 
-class IntervalTrigger(Trigger):
+class IntervalTrigger(TimedTrigger):
     """Fires at start + k * every (k = 0, 1, ...), in elapsed time (DST does not shift it)."""
 
     type_name: ClassVar[str] = "interval"

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from watchfiles import Change, DefaultFilter, awatch
 
-from jupyter_taskplanner.components import StopSignal, Trigger
+from jupyter_taskplanner.components import EventTrigger, StopSignal
 from jupyter_taskplanner.errors import InvalidConfig
 from jupyter_taskplanner.paths import OwnerFiles
 
@@ -97,7 +97,7 @@ def move_into(source: Path, folder: Path) -> Path:
     return target
 
 
-class InboxTrigger(Trigger):
+class InboxTrigger(EventTrigger):
     """Starts the task once per file that appears in a folder, when the file is complete."""
 
     type_name: ClassVar[str] = "inbox"

@@ -1,0 +1,345 @@
+"""The run engine: records runs, queues them fairly, executes them, keeps their history."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import shutil
+import socket
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ..bus import EventBus, RunFinished, RunStarted
+from ..components.registry import Registry
+from ..database import Database
+from ..errors import Conflict, InvalidConfig, PermissionDenied, Unavailable
+from ..executors import Executor, StepOutcome
+from ..owners import OwnerFolders
+from ..permissions import ComponentRules
+from ..store import utcnow
+from ..vocabulary import ACTIVE, RunStatus
+from .execution import RunExecution, run_context
+from .queue import RunQueue
+from .settings import EngineSettings
+from .steps import StepRunner, step_request
+
+HOLDER = f"{socket.gethostname()}:{os.getpid()}"
+"""Who executes a run: this host and process (recorded on each run it holds)."""
+
+
+def holder_is_gone(holder: str | None) -> bool:
+    """True when the process that held a run on this host no longer exists."""
+    if not holder or holder == HOLDER:
+        return holder != HOLDER
+    host, _, pid = holder.rpartition(":")
+    if host != socket.gethostname():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, ValueError):
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+class RunEngine:
+    """Owns the runs of this process: starting, queueing, execution, cancel, retention.
+
+    A run is recorded when it starts; its jobs run concurrently through the executor, then
+    every action in the task's order with all job results, once per parameter set of a
+    series.  The life of each run is published on the bus (started, progress, finished).
+    """
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        registry: Registry,
+        executor: Executor,
+        owners: OwnerFolders,
+        rules: ComponentRules,
+        bus: EventBus,
+        settings: EngineSettings,
+        component_settings: dict[type, Any] | None = None,
+        log: logging.Logger | None = None,
+    ) -> None:
+        self.db = db
+        self.store = db.store
+        self.registry = registry
+        self.executor = executor
+        self.owners = owners
+        self.rules = rules
+        self.bus = bus
+        self.settings = settings
+        self.log = log or logging.getLogger(__name__)
+        self.queue = RunQueue(db, settings, self._execute, self._cancel_orphan)
+        self.steps = StepRunner(
+            db,
+            registry,
+            executor,
+            bus,
+            component_settings or {},
+            lambda: self.settings.max_log_bytes,
+        )
+        self._finishing = 0
+        """Runs that ended and whose finish (retention, listeners, which may start runs) goes on."""
+        self._cancelled: set[int] = set()
+
+    @property
+    def busy(self) -> bool:
+        """Whether runs of this process are executing, finishing or waiting to start.
+
+        A process that ends when its runs are done (the CLI) waits until this is false, so
+        runs started along the way (next tasks, tasks triggered by a run's end) are not left
+        behind.
+        """
+        return self.queue.busy or self._finishing > 0
+
+    # -- starting ------------------------------------------------------------------------------
+
+    async def submit(
+        self,
+        task: dict[str, Any],
+        *,
+        trigger: str,
+        started_by: str,
+        parameters: dict[str, Any] | None = None,
+        chain: list[int] | tuple[int, ...] | None = None,
+        idempotency_key: str | None = None,
+        overlap: str | None = None,
+    ) -> dict[str, Any]:
+        """Record a run of ``task`` and queue it; an overlapping ``skip`` run is only recorded."""
+        if self.queue.stopping:
+            raise Unavailable("the task planner is shutting down; this run was not started")
+        overlap = overlap or task["settings"]["overlap"]
+        fields = {
+            "task_id": task["id"],
+            "owner": task["owner"],
+            "task_name": task["name"],
+            "trigger": trigger,
+            "started_by": started_by,
+            "parameters": parameters or {},
+            "chain": [*(chain or []), task["id"]],
+            "idempotency_key": idempotency_key,
+            "status": RunStatus.QUEUED,
+            "holder": HOLDER,
+        }
+        if overlap == "skip" and await self.db.call(self.store.active_runs, task["id"]):
+            fields.update(status=RunStatus.SKIPPED, finished=utcnow())
+            fields["error"] = "the task was still running; this start was skipped (overlap: skip)"
+            run = await self.db.call(self.store.create_run, fields)
+            self.log.info("run %s of task %s skipped: still running", run["id"], task["id"])
+            return run
+        run = await self.db.call(self.store.create_run, fields)
+        if run["status"] == RunStatus.QUEUED and run["holder"] == HOLDER:
+            self.queue.add(task["owner"], run["id"])
+        return run
+
+    async def start_in_chain(self, run: dict[str, Any], task_id: int) -> dict[str, Any] | None:
+        """Start ``task_id`` (same owner) as the next link of ``run``'s chain, at most once."""
+        if self.queue.stopping:
+            self.log.info("the server is stopping; run %s starts no next task", run["id"])
+            return None
+        if task_id in run["chain"]:
+            self.log.info(
+                "chain of run %s already ran task %s; not starting it again", run["id"], task_id
+            )
+            return None
+        task = await self.db.call(self.store.get_task, task_id, run["owner"])
+        if await self.db.call(self.store.active_runs, task_id):
+            self.log.info("task %s is already running; the chain does not start it again", task_id)
+            return None
+        return await self.submit(
+            task,
+            trigger=f"chain:{run['task_id']}",
+            started_by=run["started_by"],
+            chain=run["chain"],
+            overlap="skip",
+        )
+
+    def _chain_starter(self, run: dict[str, Any]) -> Callable[[int], None]:
+        """A thread-safe ``start_task`` for next-task actions of ``run`` (loop protection)."""
+        loop = asyncio.get_running_loop()
+
+        def start(task_id: int) -> None:
+            future = asyncio.run_coroutine_threadsafe(self.start_in_chain(run, task_id), loop)
+            future.result(timeout=60)
+
+        return start
+
+    async def preview_series(self, task: dict[str, Any], count: int) -> StepOutcome:
+        """The first ``count`` parameter sets of the task's series, computed by the executor."""
+        folder = self.owners.previews(task["owner"]) / uuid.uuid4().hex
+        run = {"id": 0, "started": None, "created": utcnow(), "parameters": {}}
+        ctx = run_context(run, task, folder, self.owners, self.settings)
+        try:
+            request = step_request(self.registry, "series", task["series"], ctx, folder, count)
+        except InvalidConfig as exc:
+            return StepOutcome(error=exc.message)
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            return await self.executor.run_step(request, lambda *_: None)
+        finally:
+            await asyncio.get_running_loop().run_in_executor(
+                None, functools.partial(shutil.rmtree, folder, ignore_errors=True)
+            )
+
+    # -- cancelling and stopping -----------------------------------------------------------------
+
+    async def cancel(self, run_id: int) -> dict[str, Any]:
+        """Cancel a queued or running run of this server; returns the run as it ended."""
+        # Read here, not by the caller: the run may have ended since the caller looked.
+        run = await self.db.call(self.store.get_run, run_id, None)
+        if run["status"] not in ACTIVE:
+            raise Conflict(f"run {run['id']} already ended ({run['status']}); nothing to cancel")
+        self._cancelled.add(run_id)
+        running = self.queue.running.get(run_id)
+        if running is not None:
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(running)
+        elif run["holder"] == HOLDER or holder_is_gone(run["holder"]):
+            self.queue.remove(run_id)
+            await self._record_end(run_id, RunStatus.CANCELLED, "cancelled before it started")
+        else:
+            raise Conflict(f"run {run_id} is executed by another server ({run['holder']})")
+        return await self.db.call(self.store.get_run, run_id, None)
+
+    async def stop(self) -> None:
+        """End every run of this process (server shutdown): they are marked interrupted."""
+        self.queue.stopping = True
+        for future in list(self.queue.running.values()):
+            future.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await future
+        for run_id in self.queue.waiting_ids():
+            await self._record_end(
+                run_id, RunStatus.INTERRUPTED, "the server stopped before the run started"
+            )
+
+    async def recover(self) -> None:
+        """Mark runs left running or queued by a dead server process as interrupted."""
+        for run in await self.db.call(self.store.runs_with_status, tuple(ACTIVE)):
+            if holder_is_gone(run["holder"]):
+                await self._record_end(
+                    run["id"],
+                    RunStatus.INTERRUPTED,
+                    "the server running this run stopped before it finished",
+                )
+
+    async def _record_end(self, run_id: int, status: RunStatus, error: str | None) -> None:
+        await self.db.call(
+            self.store.update_run, run_id, status=status, finished=utcnow(), error=error
+        )
+
+    async def _cancel_orphan(self, run_id: int) -> None:
+        await self._record_end(
+            run_id, RunStatus.CANCELLED, "the task was deleted before the run started"
+        )
+
+    # -- executing -------------------------------------------------------------------------------
+
+    async def _execute(self, run_id: int) -> None:
+        run = await self.db.call(self.store.get_run, run_id, None)
+        task = await self.db.call(self.store.find_task, run["task_id"])
+        if task is None:  # deleted since the run was picked from the queue
+            self.queue.ended(run_id, run["owner"], None)
+            await self._cancel_orphan(run_id)
+            await self.queue.dispatch()
+            return
+        self.queue.begin_task(task["id"])
+        status, error = RunStatus.FAILED, None
+        try:
+            await self.db.call(
+                self.store.update_run, run_id, status=RunStatus.RUNNING, started=utcnow()
+            )
+            run = await self.db.call(self.store.get_run, run_id, None)
+            await self.bus.publish(RunStarted(run))
+            execution = RunExecution(
+                run,
+                task,
+                registry=self.registry,
+                owners=self.owners,
+                rules=self.rules,
+                settings=self.settings,
+                steps=self.steps,
+                start_task=self._chain_starter(run),
+            )
+            async with asyncio.timeout(task["settings"].get("timeout")):
+                status = await execution.execute()
+            if status == RunStatus.FAILED:
+                error = await self.db.call(failure_summary, self.store, run_id)
+        except TimeoutError:
+            status = RunStatus.TIMED_OUT
+            error = f"the run exceeded its timeout of {task['settings']['timeout']} s"
+        except asyncio.CancelledError:
+            status, error = RunStatus.CANCELLED, "cancelled by a user"
+            if run_id not in self._cancelled:
+                status = RunStatus.INTERRUPTED
+                error = "the server stopped while the run was running"
+        except PermissionDenied as exc:
+            error = exc.message
+        except Exception as exc:
+            self.log.exception("run %s failed", run_id)
+            error = f"{type(exc).__name__}: {exc}"
+        finally:
+            self.queue.ended(run_id, task["owner"], task["id"])
+            self._cancelled.discard(run_id)
+        self._finishing += 1
+        try:
+            run = await self.db.call(self._finish, run_id, status, error)
+            await self._prune(task)
+            # Listeners (triggers on a run's end, the UI's events) may start runs: before the
+            # dispatch below, so a process waiting for its runs sees them.
+            await self.bus.publish(RunFinished(run))
+        finally:
+            self._finishing -= 1
+        await self.queue.dispatch()
+
+    def _finish(self, run_id: int, status: RunStatus, error: str | None) -> dict[str, Any]:
+        """On the database thread: record how a run ended and read it back in one go.
+
+        In one call, so the retention of another run finishing meanwhile cannot delete this
+        one between the two.
+        """
+        self.store.update_run(run_id, status=status, finished=utcnow(), error=error)
+        return self.store.get_run(run_id, None)
+
+    async def _prune(self, task: dict[str, Any]) -> None:
+        """Delete the task's runs beyond the history settings, with their folders."""
+        before = None
+        if self.settings.keep_run_days:
+            cutoff = datetime.now(UTC) - timedelta(days=self.settings.keep_run_days)
+            before = cutoff.isoformat()
+        removed = await self.db.call(
+            self.store.prune_runs, task["id"], self.settings.keep_runs, before
+        )
+        loop = asyncio.get_running_loop()
+        for run_id in removed:
+            folder = self.owners.run_folder(task["owner"], run_id)
+            await loop.run_in_executor(
+                None, functools.partial(shutil.rmtree, folder, ignore_errors=True)
+            )
+
+
+def failure_summary(store: Any, run_id: int) -> str:
+    """A failed run's error: which steps failed (the last attempt of each), and the first why."""
+    last_attempts = {
+        (step["kind"], step["name"], step["set_index"]): step for step in store.steps(run_id)
+    }
+    failed = [step for step in last_attempts.values() if step["status"] == "failed"]
+    if not failed:
+        return "a step failed"
+    first = failed[0]
+    where = "" if first["set_index"] is None else f" (set {first['set_index'] + 1})"
+    why = (first["error"] or "").strip().splitlines()
+    summary = f"{first['kind']} {first['name']!r}{where} failed" + (f": {why[-1]}" if why else "")
+    if len(failed) > 1:
+        summary += f"; {len(failed) - 1} more step(s) failed"
+    return summary

@@ -1,0 +1,160 @@
+"""One run's execution: its series, then per parameter set its jobs (with retries) and
+its actions, under the task's timeout."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from ..components.base import Result, RunContext
+from ..components.registry import Registry
+from ..model import component_classes
+from ..owners import OwnerFolders
+from ..permissions import ComponentRules
+from ..vocabulary import RunStatus
+from .settings import EngineSettings
+from .steps import StepRunner, slug
+
+
+class RunExecution:
+    """Executes the body of one run of a task, step by step, and says how it went."""
+
+    def __init__(
+        self,
+        run: dict[str, Any],
+        task: dict[str, Any],
+        *,
+        registry: Registry,
+        owners: OwnerFolders,
+        rules: ComponentRules,
+        settings: EngineSettings,
+        steps: StepRunner,
+        start_task: Callable[[int], None],
+    ) -> None:
+        self.run = run
+        self.task = task
+        self.registry = registry
+        self.owners = owners
+        self.rules = rules
+        self.settings = settings
+        self.steps = steps
+        self.start_task = start_task
+        self.folder = owners.run_folder(task["owner"], run["id"])
+
+    def context(self, output: Path) -> RunContext:
+        """The run's context for a step writing into ``output``."""
+        return run_context(self.run, self.task, output, self.owners, self.settings)
+
+    async def execute(self) -> RunStatus:
+        """Run the series (if any), then every set; ``succeeded`` or ``failed``."""
+        # Checked at save time too; the owner may have lost a permission since.
+        self.rules.check(self.task["owner"], component_classes(self.task, self.registry))
+        sets: list[dict[str, Any] | None] = [None]
+        if self.task["series"]:
+            outcome = await self.steps.work(
+                self.run,
+                "series",
+                self.task["series"],
+                self.context(self.folder),
+                self.folder / "series",
+                self.folder,
+                set_index=None,
+                values=None,
+                attempt=1,
+            )
+            if outcome.error is not None:
+                return RunStatus.FAILED
+            sets = list(outcome.sets or [])
+        ok = True
+        for index, values in enumerate(sets):
+            set_folder = self.folder if values is None else self.folder / f"set-{index + 1}"
+            ok = await self._run_set(index, values, set_folder) and ok
+        return RunStatus.SUCCEEDED if ok else RunStatus.FAILED
+
+    async def _run_set(self, index: int, values: dict[str, Any] | None, folder: Path) -> bool:
+        """Jobs (with retries), then actions, for one parameter set."""
+        ctx = self.context(folder)
+        ctx.placeholders.update(values or {})
+        set_index = None if values is None else index
+        settings = self.task["settings"]
+        jobs = self.task["jobs"]
+        attempts = settings["retries"] + 1
+        for attempt in range(1, attempts + 1):
+            outcomes = await asyncio.gather(
+                *(
+                    self.steps.work(
+                        self.run,
+                        "job",
+                        job,
+                        ctx,
+                        folder / f"{position + 1}-{slug(job.get('name') or job['type'])}",
+                        self.folder,
+                        set_index=set_index,
+                        values=values,
+                        attempt=attempt,
+                    )
+                    for position, job in enumerate(jobs)
+                )
+            )
+            jobs_ok = all(outcome.error is None for outcome in outcomes)
+            if jobs_ok or attempt == attempts:
+                break
+            await asyncio.sleep(settings["retry_backoff"] * 2 ** (attempt - 1))
+        results: list[Result] = []
+        for job, outcome in zip(jobs, outcomes, strict=True):
+            if outcome.error is not None:
+                name = job.get("name") or job["type"]
+                results.append(Result("none", None, False, name, {"error": outcome.error}))
+            else:
+                results.extend(Result.from_json(item) for item in outcome.results)
+        if not jobs:
+            results.append(Result("none"))
+        ctx.placeholders["run.status"] = RunStatus.SUCCEEDED if jobs_ok else RunStatus.FAILED
+        for result in results:
+            for key, value in result.metadata.items():
+                ctx.placeholders[f"job.{result.job}.{key}"] = value
+        # Actions see the run's folder as their output: that is where results live.
+        action_ctx = RunContext(**{**ctx.__dict__, "output_dir": self.folder})
+        actions_ok = True
+        for position, action in enumerate(self.task["actions"]):
+            name = slug(action.get("name") or action["type"])
+            done = await self.steps.act(
+                self.run,
+                action,
+                action_ctx,
+                results,
+                folder / f"action-{position + 1}-{name}",
+                self.start_task,
+                set_index=set_index,
+                values=values,
+            )
+            actions_ok = done and actions_ok
+        return jobs_ok and actions_ok
+
+
+def run_context(
+    run: dict[str, Any],
+    task: dict[str, Any],
+    output: Path,
+    owners: OwnerFolders,
+    settings: EngineSettings,
+) -> RunContext:
+    """The context of ``run`` of ``task`` for a step writing into ``output``."""
+    return RunContext(
+        owner=task["owner"],
+        owner_root=owners.root(task["owner"]),
+        task_id=task["id"],
+        task_name=task["name"],
+        run_id=run["id"],
+        started=datetime.fromisoformat(run["started"] or run["created"]).astimezone(
+            ZoneInfo(task["settings"]["timezone"])
+        ),
+        output_dir=output,
+        placeholders=dict(run["parameters"]),
+        private_folders=owners.private(task["owner"]),
+        max_filled=settings.max_filled_length,
+    )

@@ -1,0 +1,229 @@
+"""Tasks that start on events: outside sources they watch, and the planner's own events."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .bus import EventBus, PlannerEvent
+from .components.base import EventTrigger, Fire, PlannerEventTrigger, Trigger
+from .components.registry import Registry
+from .database import Database
+from .errors import InvalidConfig
+from .process_lock import ProcessLock
+
+Submit = Callable[..., Any]
+
+
+@dataclass
+class Listening:
+    """An enabled task with event triggers, and the watches started for it."""
+
+    task: dict[str, Any]
+    sources: list[EventTrigger] = field(default_factory=list)
+    planner: list[PlannerEventTrigger] = field(default_factory=list)
+    watchers: list[asyncio.Task[None]] = field(default_factory=list)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class EventListeners:
+    """Starts tasks on events: each enabled task with ``EventTrigger``s or
+    ``PlannerEventTrigger``s is registered here.
+
+    Outside sources (``EventTrigger.watch``) are watched by one process per database (a lock
+    next to it; a waiting process takes over when the holder ends), so a changed file starts
+    one run.  Planner events come from this process's bus and are handled here.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        registry: Registry,
+        bus: EventBus,
+        root: Callable[[str], Path],
+        submit: Submit,
+        log: logging.Logger,
+    ) -> None:
+        self.db = db
+        self.registry = registry
+        self.bus = bus
+        self.root = root
+        self.submit = submit
+        self.log = log
+        self.types = [
+            cls.type_name
+            for cls in registry.of_kind("trigger")
+            if issubclass(cls, (EventTrigger, PlannerEventTrigger))
+        ]
+        """The trigger types that make a task listen."""
+        self._listening: dict[int, Listening] = {}
+        self._watching = False
+        self._watch_lock: ProcessLock | None = None
+        self._stopping = False
+        self._later: set[asyncio.Task[None]] = set()
+        for event in {event for cls in self._planner_classes() for event in cls.events}:
+            bus.subscribe(event, self.on_event)
+
+    def _planner_classes(self) -> list[type[PlannerEventTrigger]]:
+        return [
+            cls for cls in self.registry.of_kind("trigger") if issubclass(cls, PlannerEventTrigger)
+        ]
+
+    @property
+    def count(self) -> int:
+        return len(self._listening)
+
+    async def load(self, *, watch: bool) -> None:
+        """Register every enabled task with event triggers; ``watch``: outside sources too."""
+        if watch:
+            self._watching = self._take_watch_lock()
+        for task in await self.db.call(self.db.store.tasks_with_trigger_types, self.types):
+            self.listen(task)
+
+    def _take_watch_lock(self) -> bool:
+        """Whether this process may watch outside sources now; if not, it takes over later."""
+        path = self.db.store.path
+        if str(path) == ":memory:":
+            return True
+        self._watch_lock = ProcessLock(path.with_name(f"{path.name}.watch-lock"))
+        taken = self._watch_lock.acquire_then(asyncio.get_running_loop(), self._take_over)
+        if not taken:
+            self.log.info("another server on this database watches event triggers; waiting")
+        return taken
+
+    def _take_over(self) -> None:
+        """The server that watched outside sources ended: watch them here from now on."""
+        if self._stopping:
+            return
+        self._watching = True
+        self.log.info("this server now watches event triggers")
+        for listening in self._listening.values():
+            self._start_watches(listening)
+
+    def listen(self, task: dict[str, Any]) -> None:
+        """Register (or re-register) an enabled task's event triggers."""
+        self.unlisten(task["id"])
+        if not task["enabled"]:
+            return
+        listening = Listening(task=task)
+        for entry in task["triggers"]:
+            if entry["type"] not in self.types:
+                continue
+            try:
+                trigger: Trigger = self.registry.instantiate("trigger", entry)
+            except InvalidConfig:
+                self.log.exception("task %s: cannot load trigger %s", task["id"], entry["type"])
+                continue
+            if isinstance(trigger, EventTrigger):
+                listening.sources.append(trigger)
+            elif isinstance(trigger, PlannerEventTrigger):
+                listening.planner.append(trigger)
+        if listening.sources or listening.planner:
+            self._listening[task["id"]] = listening
+            if self._watching:
+                self._start_watches(listening)
+
+    def unlisten(self, task_id: int) -> list[asyncio.Task[None]]:
+        """Stop a task's event triggers; returns their watchers, which end soon after."""
+        listening = self._listening.pop(task_id, None)
+        if listening is None:
+            return []
+        listening.stop.set()
+        for watcher in listening.watchers:
+            watcher.cancel()
+        return listening.watchers
+
+    async def stop(self) -> None:
+        self._stopping = True
+        watchers = [w for task_id in list(self._listening) for w in self.unlisten(task_id)]
+        watchers.extend(self._later)
+        for waiting in self._later:
+            waiting.cancel()
+        # Let them finish: watchfiles waits in anyio worker threads, which end only with the
+        # task that started them, and a thread left waiting keeps the process from exiting.
+        await asyncio.gather(*watchers, return_exceptions=True)
+        if self._watch_lock is not None:
+            self._watch_lock.release()
+
+    # -- outside sources -------------------------------------------------------------------------
+
+    def _start_watches(self, listening: Listening) -> None:
+        for trigger in listening.sources:
+            listening.watchers.append(asyncio.ensure_future(self._watch(listening, trigger)))
+
+    async def _watch(self, listening: Listening, trigger: EventTrigger) -> None:
+        """Start a run of the task per event of one source, until it is unlistened."""
+        root = self.root(listening.task["owner"])
+        label = f"{trigger.type_name}:{trigger.name}"
+        try:
+            async for placeholders in trigger.watch(root, listening.stop):
+                await self.submit(listening.task, label, dict(placeholders or {}))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self.log.exception("task %s: trigger %s stopped", listening.task["id"], label)
+
+    # -- planner events --------------------------------------------------------------------------
+
+    def fires(self, event: PlannerEvent, task: dict[str, Any]) -> list[tuple[Trigger, Fire]]:
+        """What ``event`` asks of ``task``'s planner-event triggers (enabled or not)."""
+        found = []
+        for entry in task["triggers"]:
+            cls = self.registry.get("trigger", entry["type"])
+            if issubclass(cls, PlannerEventTrigger) and type(event) in cls.events:
+                trigger = self.registry.instantiate("trigger", entry)
+                assert isinstance(trigger, PlannerEventTrigger)
+                fire = trigger.fire_on(event, task)
+                if fire is not None:
+                    found.append((trigger, fire))
+        return found
+
+    async def on_event(self, event: PlannerEvent) -> list[dict[str, Any]]:
+        """Start every listening task one of whose triggers fires on ``event``; the runs."""
+        runs = []
+        for listening in list(self._listening.values()):
+            fires = [
+                (trigger, fire)
+                for trigger in listening.planner
+                if type(event) in trigger.events
+                and (fire := trigger.fire_on(event, listening.task)) is not None
+            ]
+            runs.extend(await self.start(listening.task, fires))
+        return runs
+
+    async def start(
+        self, task: dict[str, Any], fires: list[tuple[Trigger, Fire]]
+    ) -> list[dict[str, Any]]:
+        """Start ``task`` once per fire (none already in its chain); the runs started now."""
+        runs = []
+        for trigger, fire in fires:
+            run = await self._start(task, trigger, fire)
+            if run is not None:
+                runs.append(run)
+        return runs
+
+    async def _start(
+        self, task: dict[str, Any], trigger: Trigger, fire: Fire
+    ) -> dict[str, Any] | None:
+        if task["id"] in fire.chain:
+            self.log.info("task %s already ran in this chain; not again", task["id"])
+            return None
+        label = fire.trigger or f"{trigger.type_name}:{trigger.name}"
+        if fire.delay:
+            waiting = asyncio.ensure_future(self._start_later(task, label, fire))
+            self._later.add(waiting)
+            waiting.add_done_callback(self._later.discard)
+            return None
+        return await self.submit(
+            task, label, fire.placeholders, chain=fire.chain, started_by=fire.started_by
+        )
+
+    async def _start_later(self, task: dict[str, Any], label: str, fire: Fire) -> None:
+        await asyncio.sleep(fire.delay)
+        await self.submit(
+            task, label, fire.placeholders, chain=fire.chain, started_by=fire.started_by
+        )

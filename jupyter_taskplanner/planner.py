@@ -1,0 +1,208 @@
+"""The planner's services, built in one place for every front end.
+
+``build_planner(settings, serverapp)`` wires the store, the component registry, the task and
+run services, the engine, the scheduler, the executor and the owner folders from the
+``TaskPlannerApp`` settings.  The server extension, every command-line command and the tests
+use it; nothing else builds these services.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from jupyter_server.auth.identity import User
+
+from .bus import EventBus, RunFinished, RunProgress, RunStarted, ServerStarted
+from .components.registry import Registry
+from .database import Database
+from .engine import EngineSettings, RunEngine
+from .executors import Executor
+from .owners import OwnerFolders
+from .permissions import ComponentRules
+from .runs import RunService
+from .scheduler import Scheduler
+from .store import Store
+from .tasks import TaskService
+
+if TYPE_CHECKING:
+    from jupyter_server.serverapp import ServerApp
+
+    from .app import TaskPlannerApp
+
+EVENT_SCHEMA = "https://events.jupyter.org/jupyter_taskplanner/run/v1"
+"""The Jupyter event schema of run events (``events/run.yaml``), for the UI."""
+EVENT_SCHEMA_FILE = Path(__file__).parent / "events" / "run.yaml"
+
+
+@dataclass
+class Planner:
+    """Every service of the planner, typed; ``start`` and ``stop`` run it."""
+
+    settings: TaskPlannerApp
+    db: Database
+    registry: Registry
+    owners: OwnerFolders
+    rules: ComponentRules
+    bus: EventBus
+    executor: Executor
+    engine: RunEngine
+    scheduler: Scheduler
+    tasks: TaskService
+    runs: RunService
+    log: logging.Logger
+
+    @property
+    def store(self) -> Store:
+        return self.db.store
+
+    async def start(self, *, server: bool) -> None:
+        """Recover what a dead process left, then schedule (a server) or only follow the
+        planner's events (the command line)."""
+        await self.engine.recover()
+        if not server:
+            await self.scheduler.listen()
+        elif self.settings.scheduler_enabled:
+            await self.scheduler.start()
+            await self.bus.publish(ServerStarted())
+
+    async def stop(self) -> None:
+        """Stop scheduling, end this process's runs, release the executor and the database."""
+        await self.scheduler.stop()
+        await self.engine.stop()
+        await self.executor.close()
+        self.db.close()
+
+
+def build_planner(settings: TaskPlannerApp, serverapp: ServerApp | None = None) -> Planner:
+    """The planner of ``settings``: in a server (``serverapp``) or without one (the CLI).
+
+    Without a server the owner's root is the configured ``ServerApp.root_dir`` (else the
+    current folder) and the local user holds every permission.
+    """
+    log = settings.log
+    store = settings.store_class(settings.db_path)
+    db = Database(store)
+    registry = Registry.from_entry_points()
+    owners = OwnerFolders(
+        database=Path(settings.db_path),
+        runs_dir=Path(settings.runs_dir),
+        default_root=_server_root(settings, serverapp),
+        root_template=settings.owner_root_template,
+    )
+    executor = settings.executor_class(parent=settings)
+    rules = ComponentRules(
+        _owner_has(serverapp),
+        code_needs_shell=not settings.single_user and not executor.runs_as_owner,
+    )
+    bus = EventBus()
+    component_settings = {
+        cls: cls.settings_class(parent=settings)
+        for kind in ("job", "action", "series", "trigger")
+        for cls in registry.of_kind(kind)
+        if cls.settings_class is not None
+    }
+    engine = RunEngine(
+        db=db,
+        registry=registry,
+        executor=executor,
+        owners=owners,
+        rules=rules,
+        bus=bus,
+        settings=EngineSettings(
+            max_concurrent_runs=settings.max_concurrent_runs,
+            max_runs_per_owner=settings.max_runs_per_owner,
+            keep_runs=settings.keep_runs,
+            keep_run_days=settings.keep_run_days,
+            max_filled_length=settings.max_filled_length,
+            max_log_bytes=settings.max_log_bytes,
+        ),
+        component_settings=component_settings,
+        log=log,
+    )
+    scheduler = settings.scheduler_class(
+        db=db,
+        registry=registry,
+        engine=engine,
+        bus=bus,
+        owners=owners,
+        misfire_tolerance=settings.misfire_tolerance,
+        log=log,
+    )
+    store.on_change = scheduler.notify
+    tasks = TaskService(
+        store,
+        registry,
+        settings.default_timezone,
+        folders=lambda owner: (owners.files(owner), owners.snapshots(owner)),
+        rules=rules,
+    )
+    if serverapp is not None:
+        forward_run_events(bus, serverapp.event_logger)
+    return Planner(
+        settings=settings,
+        db=db,
+        registry=registry,
+        owners=owners,
+        rules=rules,
+        bus=bus,
+        executor=executor,
+        engine=engine,
+        scheduler=scheduler,
+        tasks=tasks,
+        runs=RunService(store),
+        log=log,
+    )
+
+
+def _server_root(settings: TaskPlannerApp, serverapp: ServerApp | None) -> Path:
+    if serverapp is not None:
+        return Path(serverapp.root_dir)
+    configured = settings.config.get("ServerApp", {}).get("root_dir")
+    return Path(configured) if configured else Path.cwd()
+
+
+def _owner_has(serverapp: ServerApp | None) -> Any:
+    """Whether an owner holds an authorizer resource, asked without a request."""
+
+    def owner_has(owner: str, resource: str) -> bool:
+        if serverapp is None:
+            return True
+        user = User(username=owner)
+        return bool(serverapp.authorizer.is_authorized(None, user, "execute", resource))
+
+    return owner_has
+
+
+def forward_run_events(bus: EventBus, event_logger: Any) -> None:
+    """Emit the life of every run on Jupyter Server's event bus, where the UI listens."""
+    if EVENT_SCHEMA not in event_logger.schemas.schema_ids:
+        event_logger.register_event_schema(EVENT_SCHEMA_FILE)
+
+    def emit(run: dict[str, Any], action: str, **extra: Any) -> None:
+        data = {
+            "action": action,
+            "run_id": run["id"],
+            "task_id": run["task_id"],
+            "owner": run["owner"],
+            "status": run["status"],
+            "trigger": run["trigger"],
+            **extra,
+        }
+        event_logger.emit(schema_id=EVENT_SCHEMA, data=data)
+
+    bus.subscribe(RunStarted, lambda event: emit(event.run, "started"))
+    bus.subscribe(RunFinished, lambda event: emit(event.run, "finished"))
+    bus.subscribe(
+        RunProgress,
+        lambda event: emit(
+            event.run,
+            "progress",
+            step_id=event.step_id,
+            done=event.done,
+            total=event.total,
+            message=event.message,
+        ),
+    )
