@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+
+from jsonschema.exceptions import ValidationError, best_match, relevance
+from jsonschema.protocols import Validator
+
 
 class TaskPlannerError(Exception):
     """Base of every error the planner reports to a user."""
@@ -9,13 +14,34 @@ class TaskPlannerError(Exception):
     status = 400
     reason = "Bad Request"
 
-    def __init__(self, message: str, *, field: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        others: Sequence[TaskPlannerError] = (),
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
+        self.others = tuple(others)
+        """Further problems found together with this one (see ``combine``)."""
+
+    @property
+    def errors(self) -> list[dict[str, str | None]]:
+        """Every problem, this one first, as the API lists them: ``{"field", "message"}``."""
+        return [
+            {"field": error.field, "message": error.message[:MAX_MESSAGE]}
+            for error in (self, *self.others)
+        ]
 
     def within(self, where: str) -> TaskPlannerError:
         """This error restated for a field inside ``where`` (such as ``jobs[0].config``)."""
+        restated = self._single_within(where)
+        restated.others = tuple(other._single_within(where) for other in self.others)
+        return restated
+
+    def _single_within(self, where: str) -> TaskPlannerError:
         field = f"{where}.{self.field}" if self.field else where
         message = self.message
         if self.field and message.startswith(f"{self.field}:"):
@@ -89,3 +115,34 @@ def schema_message(error: object) -> str:
     if len(quoted) > 80 and quoted in message:
         message = message.replace(quoted, excerpt(getattr(error, "instance", None)))
     return message[:MAX_MESSAGE]
+
+
+MAX_ERRORS = 100
+"""The most problems one error lists (a body of many broken components could have thousands)."""
+
+
+def combine(problems: Iterable[TaskPlannerError]) -> TaskPlannerError:
+    """One error to raise for several problems (each may hold ``others`` of its own).
+
+    Bad input wins over a missing permission: every other problem comes before the
+    ``PermissionDenied`` ones, so the error is a 403 only when nothing else is wrong.  Its
+    message and field are those of the first problem; ``others`` holds the rest, up to
+    ``MAX_ERRORS`` in all, in the order they were found.
+    """
+    found = [error for problem in problems for error in (problem, *problem.others)]
+    found.sort(key=lambda error: isinstance(error, PermissionDenied))
+    first, *rest = found[:MAX_ERRORS]
+    singles = [type(error)(error.message, field=error.field) for error in rest]
+    return type(first)(first.message, field=first.field, others=singles)
+
+
+def schema_errors(validator: Validator, instance: object) -> list[ValidationError]:
+    """Every way ``instance`` fails ``validator``'s schema, each by its most specific cause.
+
+    The one ``jsonschema.exceptions.best_match`` picks comes first, the others follow in the
+    schema's order.
+    """
+    errors = list(validator.iter_errors(instance))
+    best = max(errors, key=relevance, default=None)
+    errors.sort(key=lambda error: error is not best)
+    return [best_match([error]) or error for error in errors]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import re
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,15 @@ import jsonschema
 
 from .components.base import is_builtin_placeholder
 from .components.registry import Registry
-from .errors import InvalidConfig, excerpt, schema_message
+from .errors import (
+    InvalidConfig,
+    PermissionDenied,
+    TaskPlannerError,
+    combine,
+    excerpt,
+    schema_errors,
+    schema_message,
+)
 from .paths import OwnerFiles
 from .permissions import ComponentRules
 from .timezones import is_timezone
@@ -19,6 +29,7 @@ from .timezones import is_timezone
 NAME_MAX = 200
 COMPONENT_LISTS = {"triggers": "trigger", "jobs": "job", "actions": "action"}
 READ_ONLY_FIELDS = ("id", "owner", "created", "updated", "revision")
+WRITABLE_FIELDS = ("name", "description", "enabled", "triggers", "jobs", "actions", "series")
 QUALIFICATIONS = ("always", "any_valid", "all_valid", "none_valid")
 
 SETTINGS_DEFAULTS: dict[str, Any] = {
@@ -89,81 +100,208 @@ TASK_SCHEMA: dict[str, Any] = {
     },
 }
 _VALIDATOR = jsonschema.Draft202012Validator(TASK_SCHEMA)
+_COMPONENT_KEY = re.compile(r"[^.\[]*(?:\[\d+\])?")
+"""The start of a field that names its component: ``jobs[0]`` of ``jobs[0].config.path``."""
 
 
-def new_task_document(body: dict[str, Any], default_timezone: str) -> dict[str, Any]:
-    """A complete writable task document from a create body, defaults filled in."""
-    check_shape(body, require_name=True)
-    document = {
-        "name": body["name"],
-        "description": body.get("description", ""),
-        "enabled": body.get("enabled", True),
-        "triggers": body.get("triggers", []),
-        "jobs": body.get("jobs", []),
-        "actions": body.get("actions", []),
-        "series": body.get("series"),
-        "settings": {**SETTINGS_DEFAULTS, "timezone": default_timezone},
-    }
-    document["settings"].update(body.get("settings") or {})
-    return document
+@dataclass(frozen=True)
+class SaveContext:
+    """What saving a task checks its body against, besides the body: the owner's world."""
+
+    registry: Registry
+    owner: str
+    rules: ComponentRules
+    files: OwnerFiles
+    snapshots: Path
+    """The folder for input snapshots (``Component.freeze``)."""
+    default_timezone: str = "UTC"
 
 
-def check_shape(body: Any, *, require_name: bool) -> None:
-    """Validate a request body against the task schema; the message names the field."""
+def prepare(
+    body: Any,
+    context: SaveContext,
+    *,
+    stored: dict[str, Any] | None = None,
+    partial: bool = False,
+    new_credentials: bool = False,
+) -> dict[str, Any]:
+    """The validated, frozen document to store for a request body, every problem found at once.
+
+    ``stored`` is the task an update replaces (``partial``: merges into, a PATCH);
+    ``new_credentials`` is for a copy or an import, which must not reuse another task's
+    tokens.  One pass, each check once: the task schema, read-only fields, then per
+    component its type, config (migration, schema, ``check_config``), the owner's
+    permission and paths, then the timezone.  A component with a malformed entry or an
+    unknown type is not checked further.  Only a body without problems is frozen (which may
+    write snapshots).  Raises ``combine`` of all problems: a ``PermissionDenied`` (403) when
+    permissions are all that is wrong, else an ``InvalidConfig`` (400) listing both kinds.
+    """
     if not isinstance(body, dict):
         raise InvalidConfig("the request body must be a JSON object describing a task")
-    if require_name and "name" not in body:
-        raise InvalidConfig("name: a task needs a name", field="name")
-    error = jsonschema.exceptions.best_match(_VALIDATOR.iter_errors(body))
-    if error is None:
-        return
-    # jobs[0].colour, like the component paths the registry reports.
-    path = "".join(
-        f"[{part}]" if isinstance(part, int) else f".{part}" for part in error.absolute_path
-    )
-    path = path.removeprefix(".")
-    if error.validator == "additionalProperties":
-        unknown = sorted(set(error.instance) - set(error.schema["properties"]))
-        where = f"{path}." if path else ""
-        field = f"{where}{unknown[0]}" if unknown else path
-        allowed = ", ".join(sorted(error.schema["properties"]))
-        raise InvalidConfig(f"{field}: unknown field (allowed: {allowed})", field=field)
-    raise InvalidConfig(f"{path or 'body'}: {schema_message(error)}", field=path or None)
-
-
-def validate_components(document: dict[str, Any], registry: Registry) -> dict[str, Any]:
-    """Check every component against its type's schema and the settings; return it migrated."""
-    document = copy.deepcopy(document)
-    for list_name, kind in COMPONENT_LISTS.items():
-        document[list_name] = [
-            _validate_entry(registry, kind, entry, f"{list_name}[{index}]")
-            for index, entry in enumerate(document[list_name])
-        ]
-    for index, action in enumerate(document["actions"]):
-        action.setdefault("when", "always")
-        document["actions"][index] = action
-    if document["series"] is not None:
-        document["series"] = _validate_entry(registry, "series", document["series"], "series")
-    timezone = document["settings"]["timezone"]
-    if not is_timezone(timezone):
-        raise InvalidConfig(
-            f"settings.timezone: unknown timezone {timezone!r}; use an IANA name such as "
-            "'Europe/Berlin' or 'UTC'",
-            field="settings.timezone",
+    problems: list[TaskPlannerError] = shape_problems(body, require_name=not partial)
+    for field in READ_ONLY_FIELDS if stored else ():
+        if field in body and body[field] != stored[field] and field != "revision":
+            problems.append(InvalidConfig(f"{field}: cannot be changed", field=field))
+    # A component whose entry (or list) breaks the schema is not checked further.
+    malformed = {_COMPONENT_KEY.match(problem.field)[0] for problem in problems if problem.field}
+    document = _document(body, stored, partial, context.default_timezone)
+    previous = {key: entry for _, key, entry in _components(stored or {})}
+    for kind, key, entry in _components(document):
+        if malformed.isdisjoint((key, key.partition("[")[0])):
+            checked = _checked_entry(
+                kind, key, entry, context, previous.get(key), new_credentials, problems
+            )
+            # In place: the entry is the document's own copy.
+            entry.clear()
+            entry.update(checked)
+    timezone = document["settings"].get("timezone")
+    if isinstance(timezone, str) and timezone and not is_timezone(timezone):
+        problems.append(
+            InvalidConfig(
+                f"settings.timezone: unknown timezone {timezone!r}; use an IANA name such as "
+                "'Europe/Berlin' or 'UTC'",
+                field="settings.timezone",
+            )
         )
+    if not problems:
+        problems = _freeze(document, context)
+    if problems:
+        raise combine(problems)
     return document
 
 
-def _validate_entry(
-    registry: Registry, kind: str, entry: dict[str, Any], where: str
+def shape_problems(body: dict[str, Any], *, require_name: bool) -> list[TaskPlannerError]:
+    """Every way a request body breaks the task schema, the most relevant first, by field."""
+    problems: list[TaskPlannerError] = []
+    if require_name and "name" not in body:
+        problems.append(InvalidConfig("name: a task needs a name", field="name"))
+    for error in schema_errors(_VALIDATOR, body):
+        # jobs[0].colour, like the component paths the registry reports.
+        path = "".join(
+            f"[{part}]" if isinstance(part, int) else f".{part}" for part in error.absolute_path
+        ).removeprefix(".")
+        known = error.schema.get("properties", {})
+        unknown = error.validator == "additionalProperties" and set(error.instance) - set(known)
+        if not unknown:
+            problems.append(
+                InvalidConfig(f"{path or 'body'}: {schema_message(error)}", field=path or None)
+            )
+            continue
+        allowed = ", ".join(sorted(known))
+        for name in sorted(unknown):
+            field = f"{path}.{name}" if path else name
+            problems.append(
+                InvalidConfig(f"{field}: unknown field (allowed: {allowed})", field=field)
+            )
+    return problems
+
+
+def _document(
+    body: dict[str, Any], stored: dict[str, Any] | None, partial: bool, default_timezone: str
 ) -> dict[str, Any]:
-    """One component entry checked by its type; an unknown type is reported at ``<where>.type``."""
-    entry = {key: value for key, value in entry.items() if key != "secrets"}
+    """The complete writable document a body asks for: defaults (or, merged, ``stored``).
+
+    Parts of the body of the wrong type are left out; their problems are reported already.
+    """
+    if partial and stored is not None:
+        document = {field: stored[field] for field in WRITABLE_FIELDS}
+        document["settings"] = dict(stored["settings"])
+    else:
+        timezone = stored["settings"]["timezone"] if stored else default_timezone
+        document = {
+            "name": None,
+            "description": "",
+            "enabled": True,
+            "triggers": [],
+            "jobs": [],
+            "actions": [],
+            "series": None,
+            "settings": {**SETTINGS_DEFAULTS, "timezone": timezone},
+        }
+    document.update({field: body[field] for field in WRITABLE_FIELDS if field in body})
+    document = copy.deepcopy(document)
+    for list_name in COMPONENT_LISTS:
+        if not isinstance(document[list_name], list):
+            document[list_name] = []
+    if not isinstance(document["series"], dict):
+        document["series"] = None
+    if isinstance(body.get("settings"), dict):
+        document["settings"].update(copy.deepcopy(body["settings"]))
+    return document
+
+
+def _checked_entry(
+    kind: str,
+    key: str,
+    entry: dict[str, Any],
+    context: SaveContext,
+    previous: dict[str, Any] | None,
+    new_credentials: bool,
+    problems: list[TaskPlannerError],
+) -> dict[str, Any]:
+    """One well-formed component entry, validated and migrated; its problems go to ``problems``.
+
+    An unknown type ends its checks; a missing permission does not.
+    """
+    registry = context.registry
+    entry = _with_credentials(registry, kind, entry, previous, new_credentials)
     try:
-        registry.get(kind, entry["type"])
+        cls = registry.entry_class(kind, entry, key)
     except InvalidConfig as exc:
-        raise InvalidConfig(f"{where}.type: {exc.message}", field=f"{where}.type") from None
-    return registry.validate(kind, entry, where)
+        problems.append(exc)
+        return entry
+    try:
+        context.rules.check(context.owner, [(key, cls)])
+    except PermissionDenied as exc:
+        problems.append(exc)
+    try:
+        entry = registry.validate(kind, entry, key)
+        if kind == "action":
+            entry.setdefault("when", "always")
+        check_entry_paths(registry, kind, entry, key, context.files)
+    except InvalidConfig as exc:
+        problems.append(exc)
+    return entry
+
+
+def _with_credentials(
+    registry: Registry,
+    kind: str,
+    entry: dict[str, Any],
+    previous: dict[str, Any] | None,
+    new_credentials: bool,
+) -> dict[str, Any]:
+    """An entry as given, its secrets and credentials settled (``secrets`` is output only).
+
+    An update that leaves out a secret or credential keeps the stored one (same position,
+    same type); a copy or import drops the credentials it was given; each credential still
+    missing gets a new random value.
+    """
+    config = dict(entry.get("config") or {})
+    credentials = registry.credential_fields(kind, entry["type"])
+    if new_credentials:
+        for name in credentials:
+            config.pop(name, None)
+    if previous is not None and previous.get("type") == entry["type"]:
+        old = previous.get("config") or {}
+        for name in [*registry.secret_fields(kind, entry["type"]), *credentials]:
+            if name not in config and name in old:
+                config[name] = old[name]
+    for name in credentials:
+        config.setdefault(name, secrets.token_urlsafe(24))
+    return {**{k: v for k, v in entry.items() if k != "secrets"}, "config": config}
+
+
+def _freeze(document: dict[str, Any], context: SaveContext) -> list[TaskPlannerError]:
+    """The problems of letting each component fix what it needs at save time (snapshots)."""
+    problems: list[TaskPlannerError] = []
+    for kind, key, entry in _components(document):
+        cls = context.registry.get(kind, entry["type"])
+        try:
+            entry["config"] = cls.freeze(entry["config"], context.files.root, context.snapshots)
+        except InvalidConfig as exc:
+            problems.append(exc.within(f"{key}.config"))
+    return problems
 
 
 def _components(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
@@ -191,63 +329,16 @@ def redact_secrets(document: dict[str, Any], registry: Registry) -> dict[str, An
     return document
 
 
-def keep_secrets(new: dict[str, Any], stored: dict[str, Any], registry: Registry) -> None:
-    """Carry stored secrets and credentials into an update that left them out."""
-    old = {(kind, key): entry for kind, key, entry in _components(stored)}
-    for kind, key, entry in _components(new):
-        entry.pop("secrets", None)
-        previous = old.get((kind, key))
-        if previous is None or previous.get("type") != entry.get("type"):
-            continue
-        config = entry.setdefault("config", {})
-        kept = [
-            *registry.secret_fields(kind, entry["type"]),
-            *registry.credential_fields(kind, entry["type"]),
-        ]
-        for name in kept:
-            if name not in config and name in (previous.get("config") or {}):
-                config[name] = previous["config"][name]
-
-
 def drop_credentials(document: dict[str, Any], registry: Registry) -> None:
-    """Remove every ``x-credential`` field (an export; a copy or import that gets new ones)."""
+    """Remove every ``x-credential`` field from a document to export."""
     for kind, _, entry in _components(document):
-        config = entry.get("config")
-        if isinstance(config, dict) and isinstance(entry.get("type"), str):
-            for name in registry.credential_fields(kind, entry["type"]):
-                config.pop(name, None)
-
-
-def add_credentials(document: dict[str, Any], registry: Registry) -> None:
-    """Give every ``x-credential`` field left out a new random value (before validation)."""
-    for kind, _, entry in _components(document):
-        if not isinstance(entry, dict) or not isinstance(entry.get("type"), str):
-            continue
-        config = entry.setdefault("config", {})
-        if isinstance(config, dict):
-            for name in registry.credential_fields(kind, entry["type"]):
-                config.setdefault(name, secrets.token_urlsafe(24))
+        for name in registry.credential_fields(kind, entry["type"]):
+            (entry.get("config") or {}).pop(name, None)
 
 
 def component_classes(document: dict[str, Any], registry: Registry) -> list[tuple[str, type]]:
     """``(where, class)`` of every component of a validated document."""
     return [(key, registry.get(kind, entry["type"])) for kind, key, entry in _components(document)]
-
-
-def check_access(
-    document: dict[str, Any],
-    registry: Registry,
-    owner: str,
-    rules: ComponentRules,
-    files: OwnerFiles,
-) -> None:
-    """Refuse components the owner may not use and paths outside the owner's files.
-
-    ``PermissionDenied`` (403) or ``InvalidConfig`` (400) names the component's field.
-    """
-    rules.check(owner, component_classes(document, registry))
-    for kind, key, entry in _components(document):
-        check_entry_paths(registry, kind, entry, key, files)
 
 
 def check_entry_paths(
@@ -259,18 +350,6 @@ def check_entry_paths(
         cls.check_paths(entry.get("config") or {}, files, template=True)
     except InvalidConfig as exc:
         raise exc.within(f"{where}.config") from None
-
-
-def freeze_components(
-    document: dict[str, Any], registry: Registry, owner_root: Path, snapshot_dir: Path
-) -> None:
-    """Let every component fix what it needs at save time (e.g. snapshots of notebooks)."""
-    for kind, key, entry in _components(document):
-        cls = registry.get(kind, entry["type"])
-        try:
-            entry["config"] = cls.freeze(entry.get("config") or {}, owner_root, snapshot_dir)
-        except InvalidConfig as exc:
-            raise exc.within(f"{key}.config") from None
 
 
 def check_parameters(parameters: Any, field: str = "parameters") -> dict[str, Any]:

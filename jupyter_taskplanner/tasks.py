@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from .components.registry import Registry
-from .errors import InvalidConfig, PermissionDenied, TaskNotFound
+from .errors import InvalidConfig, TaskNotFound, TaskPlannerError, combine
 from .model import (
     READ_ONLY_FIELDS,
-    add_credentials,
-    check_access,
-    check_shape,
+    WRITABLE_FIELDS,
+    SaveContext,
     drop_credentials,
-    freeze_components,
-    keep_secrets,
-    new_task_document,
+    prepare,
     redact_secrets,
-    validate_components,
 )
 from .paths import OwnerFiles
 from .permissions import Access, ComponentRules
@@ -28,7 +23,6 @@ from .store import Store
 EXPORT_FORMAT = "jupyter-taskplanner"
 EXPORT_VERSION = 1
 MAX_ID = 2**63 - 1
-WRITABLE_FIELDS = ("name", "description", "enabled", "triggers", "jobs", "actions", "series")
 
 
 class TaskService:
@@ -51,21 +45,12 @@ class TaskService:
         """owner -> (the owner's files, the folder for input snapshots)."""
         self.rules = rules or ComponentRules(lambda owner, resource: True, False)
 
-    def _prepare(
-        self, document: dict[str, Any], owner: str, *, new_credentials: bool = False
-    ) -> dict[str, Any]:
-        """Validate a document for ``owner``; let its components freeze what they need.
-
-        ``new_credentials``: a copy or an import, which must not reuse another task's tokens.
-        """
-        if new_credentials:
-            drop_credentials(document, self.registry)
-        add_credentials(document, self.registry)
-        document = validate_components(document, self.registry)
+    def _context(self, owner: str) -> SaveContext:
+        """What a task of ``owner`` is checked against when saved."""
         files, snapshots = self.folders(owner)
-        check_access(document, self.registry, owner, self.rules, files)
-        freeze_components(document, self.registry, files.root, snapshots)
-        return document
+        return SaveContext(
+            self.registry, owner, self.rules, files, snapshots, self.default_timezone
+        )
 
     def public(self, task: dict[str, Any]) -> dict[str, Any]:
         """A task as returned to clients: secrets removed."""
@@ -91,11 +76,8 @@ class TaskService:
 
     def create(self, access: Access, body: Any, *, owner: str | None = None) -> dict[str, Any]:
         """Create a task owned by the caller (or, for admin imports, by ``owner``)."""
-        check_shape(body, require_name=True)
-        document = self._prepare(
-            new_task_document(body, self.default_timezone), owner or access.user
-        )
-        return self.store.create_task(owner or access.user, document)
+        owner = owner or access.user
+        return self.store.create_task(owner, prepare(body, self._context(owner)))
 
     def update(
         self,
@@ -107,21 +89,10 @@ class TaskService:
         expected_revision: int | None = None,
     ) -> dict[str, Any]:
         """Replace (PUT) or merge (PATCH) the writable fields of a task."""
-        check_shape(body, require_name=not partial)
         stored = self.get(access, task_id)
-        for field in READ_ONLY_FIELDS:
-            if field in body and body[field] != stored[field] and field != "revision":
-                raise InvalidConfig(f"{field}: cannot be changed", field=field)
-        if "revision" in body and expected_revision is None:
-            expected_revision = body["revision"]
-        if partial:
-            document = {field: copy.deepcopy(stored[field]) for field in WRITABLE_FIELDS}
-            document["settings"] = {**stored["settings"], **(body.get("settings") or {})}
-            document.update({k: v for k, v in body.items() if k in WRITABLE_FIELDS})
-        else:
-            document = new_task_document(body, stored["settings"]["timezone"])
-        keep_secrets(document, stored, self.registry)
-        document = self._prepare(document, stored["owner"])
+        document = prepare(body, self._context(stored["owner"]), stored=stored, partial=partial)
+        if expected_revision is None:
+            expected_revision = body.get("revision")
         return self.store.update_task(
             task_id, access.task_scope(), document, expected_revision=expected_revision
         )
@@ -138,13 +109,11 @@ class TaskService:
         overrides = body or {}
         if not isinstance(overrides, dict) or set(overrides) - {"name", "enabled"}:
             raise InvalidConfig("the copy body may only hold 'name' and 'enabled'")
-        document = {field: stored[field] for field in WRITABLE_FIELDS}
-        document["settings"] = stored["settings"]
+        document = {field: stored[field] for field in (*WRITABLE_FIELDS, "settings")}
         document["name"] = f"Copy of {stored['name']}"[:200]
         document.update(overrides)
-        check_shape(document, require_name=True)
-        document = self._prepare(copy.deepcopy(document), access.user, new_credentials=True)
-        return self.store.create_task(access.user, document)
+        context = self._context(access.user)
+        return self.store.create_task(access.user, prepare(document, context, new_credentials=True))
 
     def export(self, access: Access, task_ids: list[int]) -> dict[str, Any]:
         """The export document of some tasks (secrets left out)."""
@@ -159,21 +128,24 @@ class TaskService:
 
     def import_(self, access: Access, body: Any) -> list[dict[str, Any]]:
         """Create tasks from an export document, a list of tasks or one task; all or none."""
-        items = _import_items(body)
+        problems: list[TaskPlannerError] = []
         prepared = []
-        for index, item in enumerate(items):
+        for index, item in enumerate(_import_items(body)):
             if not isinstance(item, dict):
-                raise InvalidConfig(f"tasks[{index}]: each task must be a JSON object")
-            owner = access.check_import_owner(item.get("owner"))
-            item = {key: value for key, value in item.items() if key not in READ_ONLY_FIELDS}
+                problems.append(InvalidConfig(f"tasks[{index}]: each task must be a JSON object"))
+                continue
             try:
-                check_shape(item, require_name=True)
-                document = self._prepare(
-                    new_task_document(item, self.default_timezone), owner, new_credentials=True
-                )
-            except (InvalidConfig, PermissionDenied) as exc:
-                raise exc.within(f"tasks[{index}]") from None
+                owner = access.check_import_owner(item.get("owner"))
+                writable = {
+                    key: value for key, value in item.items() if key not in READ_ONLY_FIELDS
+                }
+                document = prepare(writable, self._context(owner), new_credentials=True)
+            except TaskPlannerError as exc:
+                problems.append(exc.within(f"tasks[{index}]"))
+                continue
             prepared.append((owner, document))
+        if problems:
+            raise combine(problems)
         return self.store.create_tasks(prepared)
 
 

@@ -17,17 +17,25 @@ from conftest import wait_until
 from test_runs import FUNCS, create, job, runs_of
 
 from jupyter_taskplanner.components.registry import Registry
-from jupyter_taskplanner.model import new_task_document, validate_components
+from jupyter_taskplanner.model import SaveContext, prepare
+from jupyter_taskplanner.paths import OwnerFiles
+from jupyter_taskplanner.permissions import ComponentRules
 from jupyter_taskplanner.scheduler import trigger_key
 from jupyter_taskplanner.store import Store, stamp
 from jupyter_taskplanner.testing import ServerProcess
 
 
+def _validated(body: dict[str, Any], registry: Registry, owner: str = "alice") -> dict[str, Any]:
+    """A task document as saving makes it, for tasks stored without a server."""
+    rules = ComponentRules(lambda owner, resource: True, False)
+    context = SaveContext(registry, owner, rules, OwnerFiles(Path.cwd()), Path.cwd() / ".snapshots")
+    return prepare(body, context)
+
+
 def _stored_task(db_path: Path, body: dict[str, Any], owner: str = "alice") -> dict[str, Any]:
     store = Store(db_path)
     try:
-        document = validate_components(new_task_document(body, "UTC"), Registry.from_entry_points())
-        return store.create_task(owner, document)
+        return store.create_task(owner, _validated(body, Registry.from_entry_points(), owner))
     finally:
         store.close()
 
@@ -111,7 +119,7 @@ async def test_tasks_stored_while_no_server_ran_are_scheduled_in_batches(db_path
 
     def document(name: str, trigger: dict[str, Any], timezone: str = "UTC") -> dict[str, Any]:
         body = {"name": name, "triggers": [trigger], "settings": {"overlap": "parallel"}}
-        found = validate_components(new_task_document(body, "UTC"), registry)
+        found = _validated(body, registry)
         return {**found, "settings": {**found["settings"], "timezone": timezone}}
 
     yearly = document("yearly", {"type": "cron", "config": {"expression": "0 3 1 1 *"}})

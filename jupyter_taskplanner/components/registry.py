@@ -14,7 +14,7 @@ from typing import Any
 
 import jsonschema
 
-from ..errors import InvalidConfig, schema_message
+from ..errors import InvalidConfig, combine, schema_errors, schema_message
 from .base import ENTRY_POINT_GROUP, KINDS, Component
 
 log = logging.getLogger(__name__)
@@ -72,21 +72,32 @@ class Registry:
     def describe(self) -> list[dict[str, Any]]:
         return [cls.describe() for _, cls in sorted(self._classes.items())]
 
+    def entry_class(self, kind: str, entry: dict[str, Any], where: str) -> type[Component]:
+        """The class of an entry's ``type``; ``InvalidConfig`` at ``<where>.type`` if unknown."""
+        try:
+            return self.get(kind, entry["type"])
+        except InvalidConfig as exc:
+            raise InvalidConfig(f"{where}.type: {exc.message}", field=f"{where}.type") from None
+
     def validate(self, kind: str, entry: dict[str, Any], where: str) -> dict[str, Any]:
         """Check one ``{type, name?, version?, config}`` entry; return it migrated and filled.
 
-        ``where`` names the entry in messages, e.g. ``jobs[0]``.
+        ``where`` names the entry in messages, e.g. ``jobs[0]``.  The ``InvalidConfig``
+        names the most relevant problem and holds every schema problem of the config in
+        ``others``; ``check_config`` runs on a config that passed its schema.
         """
-        cls = self.get(kind, entry["type"])
+        cls = self.entry_class(kind, entry, where)
         config = cls.current_config(entry, where)
         validator = jsonschema.Draft202012Validator(
             cls.config_schema, format_checker=jsonschema.FormatChecker()
         )
-        error = jsonschema.exceptions.best_match(validator.iter_errors(config))
-        if error is not None:
+        problems = []
+        for error in schema_errors(validator, config):
             path = ".".join(str(part) for part in error.absolute_path)
             field = f"{where}.config" + (f".{path}" if path else "")
-            raise InvalidConfig(f"{field}: {schema_message(error)}", field=field)
+            problems.append(InvalidConfig(f"{field}: {schema_message(error)}", field=field))
+        if problems:
+            raise combine(problems)
         try:
             cls.check_config(config)
         except InvalidConfig as exc:
