@@ -40,7 +40,7 @@ from .permissions import ALL_OWNERS, Access
 from .run_handlers import parse_run_id
 from .runs import RunService
 from .tasks import TaskService
-from .vocabulary import ACTIVE, FINISHED
+from .vocabulary import ACTIVE, FINISHED, RunStatus, StepStatus
 from .vocabulary import STATUSES as RUN_STATUSES
 
 REFRESH = 0.5
@@ -224,7 +224,7 @@ class Display:
         if self.tty:
             self._draw(run, waiting)
             return
-        if run["status"] != self.status and run["status"] == "running":
+        if run["status"] != self.status and run["status"] == RunStatus.RUNNING:
             self.say(f"run {run['id']} running")
         self.status = run["status"]
         for step in run["steps"]:
@@ -241,12 +241,12 @@ class Display:
         label, progress = _step_label(step), _progress(step)
         before = self.steps.get(step["id"])
         self.steps[step["id"]] = (step["status"], progress)
-        if step["status"] == "running":
+        if step["status"] == StepStatus.RUNNING:
             lines = [] if before else [f"{label} started"]
             if progress and (before is None or before[1] != progress):
                 lines.append(f"{label}: {progress}")
             return lines
-        if before is None or before[0] == "running":
+        if before is None or before[0] == StepStatus.RUNNING:
             return [_step_end(step)]
         return []
 
@@ -254,7 +254,7 @@ class Display:
         elapsed = _clock(time.monotonic() - self.clock)
         parts = [f"run {run['id']} {_words(run['status'])} {elapsed}"]
         for step in run["steps"]:
-            if step["status"] == "running":
+            if step["status"] == StepStatus.RUNNING:
                 parts.append(" ".join(filter(None, [_step_label(step), _progress(step)])))
         if waiting:
             parts.append("waiting for the runs that follow it")

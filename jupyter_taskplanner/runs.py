@@ -10,6 +10,7 @@ from .errors import TaskNotFound
 from .logs import FileRange
 from .permissions import Access
 from .store import Store
+from .vocabulary import StepStatus
 
 
 class RunService:
@@ -45,7 +46,7 @@ class RunService:
         for step in self.store.steps(run_id):
             folder = Path(step.pop("folder") or "")
             progress = folder / "progress.json"
-            if step["status"] == "running" and progress.is_file():
+            if step["status"] == StepStatus.RUNNING and progress.is_file():
                 step["progress"] = json.loads(progress.read_text())
             steps.append(step)
         return {**run, "steps": steps}

@@ -18,6 +18,10 @@ from typing import Any
 import sqlite_utils
 
 from .errors import Conflict, StoreError, TaskNotFound
+from .vocabulary import ACTIVE
+
+_ACTIVE_SQL = ", ".join(f"'{status}'" for status in sorted(ACTIVE))
+"""The active run statuses as an SQL list (constants of the vocabulary, not input)."""
 
 JSON_COLUMNS = ("triggers", "jobs", "actions", "series", "settings")
 
@@ -506,7 +510,7 @@ class Store:
 
     def active_runs(self, task_id: int) -> list[dict[str, Any]]:
         rows = self.db.query(
-            "SELECT * FROM runs WHERE task_id = ? AND status IN ('queued', 'running')", [task_id]
+            f"SELECT * FROM runs WHERE task_id = ? AND status IN ({_ACTIVE_SQL})", [task_id]
         )
         return [_row_to_run(row) for row in rows]
 
@@ -548,7 +552,7 @@ class Store:
     def prune_runs(self, task_id: int, keep: int, before: str | None) -> list[int]:
         """Delete finished runs of a task beyond the newest ``keep`` or older than ``before``."""
         with self._write() as db:
-            finished = "status NOT IN ('queued', 'running')"
+            finished = f"status NOT IN ({_ACTIVE_SQL})"
             rows = db.execute(
                 f"SELECT id FROM runs WHERE task_id = ? AND {finished} AND (id NOT IN "
                 "(SELECT id FROM runs WHERE task_id = ? ORDER BY id DESC LIMIT ?)"

@@ -90,11 +90,11 @@ class Cli:
         self.db = db
 
     def __call__(
-        self, *args: str, stdin: str | None = None, expect: int = 0
+        self, *args: str, stdin: str | None = None, expect: int = 0, cwd: Path | None = None
     ) -> subprocess.CompletedProcess[str]:
         argv = [CLI, *args] + ([f"--db-path={self.db}"] if self.db and args else [])
         result = subprocess.run(
-            argv, input=stdin, capture_output=True, text=True, env=self.env, timeout=60
+            argv, input=stdin, capture_output=True, text=True, env=self.env, timeout=60, cwd=cwd
         )
         assert result.returncode == expect, (result.returncode, result.stdout, result.stderr)
         assert "Traceback" not in result.stderr, result.stderr
@@ -391,3 +391,27 @@ def test_jupyter_finds_the_subcommand(env: dict[str, str], tmp_path: Path) -> No
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "no tasks"
+
+
+def test_import_and_run_from_another_folder_use_the_configured_root(
+    cli: Cli, env: dict[str, str], tmp_path: Path
+) -> None:
+    """The CLI resolves paths against ServerApp.root_dir, wherever it is started from."""
+    root, elsewhere = tmp_path / "root", tmp_path / "elsewhere"
+    (root / "data").mkdir(parents=True)
+    elsewhere.mkdir()
+    notebook = Path(__file__).parent.parent / "notebooks" / "report.ipynb"
+    (root / "report.ipynb").write_text(notebook.read_text())
+    config = Path(env["JUPYTER_CONFIG_DIR"])
+    config.mkdir(parents=True, exist_ok=True)
+    (config / "jupyter_server_config.py").write_text(f"c.ServerApp.root_dir = {str(root)!r}\n")
+    job = {"type": "notebook", "config": {"path": "report.ipynb", "input": "snapshot"}}
+    series = {"type": "csv", "config": {"path": "data/regions.csv"}}
+    task = {"name": "From elsewhere", "jobs": [job], "series": series}
+    cli("import", write_json(tmp_path / "task.json", task), cwd=elsewhere)
+    [stored] = cli.json("list", "--json")
+    snapshot = Path(stored["jobs"][0]["config"]["snapshot"])
+    assert snapshot.is_file() and elsewhere not in snapshot.parents
+    assert not (elsewhere / ".snapshots").exists()
+    result = cli("run", str(stored["id"]), cwd=elsewhere, expect=1)
+    assert f"'data/regions.csv' does not exist in your root folder {root}" in result.stderr

@@ -22,7 +22,7 @@ from ..executors import Executor, StepOutcome
 from ..owners import OwnerFolders
 from ..permissions import ComponentRules
 from ..store import utcnow
-from ..vocabulary import ACTIVE, RunStatus
+from ..vocabulary import ACTIVE, RunStatus, StepStatus
 from .execution import RunExecution, run_context
 from .queue import RunQueue
 from .settings import EngineSettings
@@ -333,7 +333,7 @@ def failure_summary(store: Any, run_id: int) -> str:
     last_attempts = {
         (step["kind"], step["name"], step["set_index"]): step for step in store.steps(run_id)
     }
-    failed = [step for step in last_attempts.values() if step["status"] == "failed"]
+    failed = [step for step in last_attempts.values() if step["status"] == StepStatus.FAILED]
     if not failed:
         return "a step failed"
     first = failed[0]

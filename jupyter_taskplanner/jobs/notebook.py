@@ -182,7 +182,9 @@ class NotebookJob(Job):
         source = (owner_root / config["path"]).resolve()
         if not source.is_file():
             raise InvalidConfig(
-                f"cannot take a snapshot of {config['path']!r}: no such notebook", field="path"
+                f"cannot take a snapshot of {config['path']!r}: no such notebook in "
+                f"{owner_root.resolve()}",
+                field="path",
             )
         data = source.read_bytes()
         target = snapshot_dir / f"{source.stem}.{_digest(data)}.ipynb"

@@ -21,7 +21,8 @@ def existing_file(ctx: RunContext, path: str, field: str) -> Path:
     if not resolved.is_file():
         what = "is a folder, not a file" if resolved.is_dir() else "does not exist"
         raise InvalidConfig(
-            f"{field}: {path!r} {what} (paths are relative to your root folder)", field=field
+            f"{field}: {path!r} {what} in your root folder {ctx.owner_root.resolve()}",
+            field=field,
         )
     return resolved
 
@@ -228,7 +229,10 @@ class DirectorySeries(Series):
         folder = ctx.resolve_path(name, field_name="path")
         if not folder.is_dir():
             what = "is a file, not a folder" if folder.exists() else "does not exist"
-            raise InvalidConfig(f"path: folder {name!r} {what}", field="path")
+            raise InvalidConfig(
+                f"path: folder {name!r} {what} in your root folder {ctx.owner_root.resolve()}",
+                field="path",
+            )
         pattern = self.config.get("pattern", "*")
         found = (
             folder.rglob(pattern) if self.config.get("recursive", False) else folder.glob(pattern)
