@@ -15,9 +15,11 @@ venv: $(BIN)/python
 	$(PIP) install --upgrade pip
 	$(PIP) install -e ".[test,lab,dask]" $(foreach p,$(PLUGINS),-e $(dir $(p)))
 
+# Format, lint, then type-check the package and the sample plugin ([tool.mypy] in pyproject.toml).
 lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 test: venv lint
 	$(BIN)/jupyter server extension list 2>&1 | grep -A2 "jupyter_taskplanner" | grep -q "OK"

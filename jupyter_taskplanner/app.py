@@ -5,13 +5,12 @@ from __future__ import annotations
 import getpass
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jupyter_core.paths import jupyter_data_dir
-from jupyter_server.auth.identity import IdentityProvider, PasswordIdentityProvider
+from jupyter_server.auth.identity import IdentityProvider, PasswordIdentityProvider, User
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Bool, Float, Int, Type, Unicode, default, validate
-from traitlets.config import TraitError
+from traitlets import Bool, Float, Int, TraitError, Type, Unicode, default, validate
 
 from . import __version__
 from .components.base import DEFAULT_MAX_FILLED
@@ -23,6 +22,9 @@ from .run_handlers import RUN_HANDLERS
 from .scheduler import Scheduler
 from .store import Store
 from .timezones import is_timezone, local_timezone
+
+if TYPE_CHECKING:
+    from jupyter_server.serverapp import ServerApp
 
 
 def default_db_path() -> str:
@@ -62,7 +64,8 @@ class TaskPlannerApp(ExtensionApp):
     def _check_timezone(self, proposal: dict[str, Any]) -> str:
         if not is_timezone(proposal["value"]):
             raise TraitError(f"unknown timezone {proposal['value']!r}; use an IANA name")
-        return proposal["value"]
+        timezone: str = proposal["value"]
+        return timezone
 
     single_user = Bool(
         config=True,
@@ -208,11 +211,11 @@ class TaskPlannerApp(ExtensionApp):
     def initialize_handlers(self) -> None:
         self.handlers.extend([*RUN_HANDLERS, *HANDLERS, (rf"{API}/.*", UnknownRouteHandler)])
 
-    async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
+    async def _start_jupyter_server_extension(self, serverapp: ServerApp) -> None:
         """Recover runs a dead server left behind, then start the scheduler loop."""
         await self.planner.start(server=True)
 
-    def owner_name(self, user: Any) -> str:
+    def owner_name(self, user: User) -> str:
         """The owner name of an authenticated identity-provider user."""
         return self.single_user_name if self.single_user else user.username
 

@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from .vocabulary import RunRecord
+
 log = logging.getLogger(__name__)
 
 
@@ -27,14 +29,14 @@ class PlannerEvent:
 class RunStarted(PlannerEvent):
     """A run began executing."""
 
-    run: dict[str, Any]
+    run: RunRecord
 
 
 @dataclass(frozen=True)
 class RunProgress(PlannerEvent):
     """A running job reported how far it came."""
 
-    run: dict[str, Any]
+    run: RunRecord
     step_id: int
     done: int
     total: int
@@ -45,7 +47,7 @@ class RunProgress(PlannerEvent):
 class RunFinished(PlannerEvent):
     """A run ended (any finished status), its record read back."""
 
-    run: dict[str, Any]
+    run: RunRecord
 
 
 @dataclass(frozen=True)

@@ -14,13 +14,14 @@ import re
 import sqlite3
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, TypeVar, cast
 
 from jupyter_core.application import JupyterApp, base_aliases, base_flags
 from traitlets import Bool, TraitError, Unicode, default
-from traitlets.config import Application, KVArgParseConfigLoader
+from traitlets.config import Application, Config, Configurable
+from traitlets.config.loader import KVArgParseConfigLoader
 
 from . import __version__
 from .app import TaskPlannerApp
@@ -28,8 +29,10 @@ from .errors import TaskNotFound, TaskPlannerError
 from .permissions import ALL_OWNERS, Access
 from .planner import Planner, build_planner
 from .tasks import TaskService, parse_task_id
+from .vocabulary import TaskRecord
 
 PAGE_SIZE = 500
+R = TypeVar("R", bound=Mapping[str, Any])
 
 
 class UsageError(Exception):
@@ -44,10 +47,17 @@ class CommandFailed(Exception):
         self.code = code
 
 
-class _Parser(KVArgParseConfigLoader.parser_class):  # type: ignore[misc,name-defined]
+if TYPE_CHECKING:
+    from traitlets.config.loader import _KVArgParser as _ParserBase
+else:
+    # traitlets' own parser class, private: reached through the loader that uses it.
+    _ParserBase = KVArgParseConfigLoader.parser_class
+
+
+class _Parser(_ParserBase):
     """Argument parser that reports mistakes as one-line usage errors."""
 
-    def error(self, message: str) -> Any:
+    def error(self, message: str) -> NoReturn:
         raise UsageError(message)
 
 
@@ -56,9 +66,11 @@ class _Loader(KVArgParseConfigLoader):
 
     parser_class = _Parser
 
-    def load_config(self, argv: Any = None, aliases: Any = None, **kwargs: Any) -> Any:
+    def load_config(
+        self, argv: list[str] | None = None, aliases: Any = None, *args: Any, **kwargs: Any
+    ) -> Config:
         _check_options(self.argv if argv is None else argv, aliases or self.aliases, self.flags)
-        return super().load_config(argv, aliases, **kwargs)
+        return super().load_config(argv, aliases, *args, **kwargs)
 
 
 def _names(options: dict[Any, Any]) -> set[str]:
@@ -118,7 +130,13 @@ _common_flags = {
 class _StrictApp(JupyterApp):
     """A Jupyter app whose command-line mistakes are usage errors, not warnings."""
 
-    def _create_loader(self, argv: Any, aliases: Any, flags: Any, classes: Any) -> _Loader:
+    def _create_loader(
+        self,
+        argv: list[str] | None,
+        aliases: dict[str, Any],
+        flags: dict[str, Any],
+        classes: list[type[Configurable]] | None,
+    ) -> _Loader:
         return _Loader(argv, aliases, flags, classes=classes, log=self.log)
 
 
@@ -160,7 +178,8 @@ class TaskPlannerCommand(_StrictApp):
     def get_default_logging_config(self) -> dict[str, Any]:
         """Log the package's warnings (e.g. a plugin that fails to load) as one-liners."""
         config = super().get_default_logging_config()
-        if self.log_level > logging.DEBUG:
+        # traitlets types log_level as its Enum's values (ints and names); it stores the int.
+        if cast(int, self.log_level) > logging.DEBUG:
             config["formatters"]["console"] = {"()": _OneLineFormatter}
         config["loggers"]["jupyter_taskplanner"] = {
             "level": "DEBUG",
@@ -169,16 +188,20 @@ class TaskPlannerCommand(_StrictApp):
         }
         return config
 
-    def load_config_file(self, suppress_errors: bool = True) -> None:
+    # JupyterApp's signature, which jupyter_core marks type: ignore[override] against
+    # Application.load_config_file(filename, path).
+    def load_config_file(self, suppress_errors: bool = True) -> None:  # type: ignore[override]
         """Load the config files the server reads, in the server's order of precedence."""
         # The server lets jupyter_server_config override the extension's own file.
         extension_file = TaskPlannerApp().config_file_name
         Application.load_config_file(self, extension_file, path=self.config_file_paths)
         super().load_config_file(suppress_errors)
 
-    def parse_command_line(self, argv: Any = None) -> None:
+    def parse_command_line(self, argv: list[str] | None = None) -> None:
         """Parse the options; a value of the wrong type is a usage error naming the option."""
         # traitlets would log the bad value as bad configuration and exit with code 1.
+        # catch_config_error is typed as returning the method as it is; functools.wraps gave
+        # it __wrapped__, the method without the decorator.
         parse = Application.parse_command_line.__wrapped__  # type: ignore[attr-defined]
         try:
             parse(self, argv)
@@ -228,18 +251,18 @@ class TaskPlannerCommand(_StrictApp):
         """Do the subcommand's work."""
         raise NotImplementedError
 
-    def find(self, service: TaskService, access: Access, raw_id: str) -> dict[str, Any]:
+    def find(self, service: TaskService, access: Access, raw_id: str) -> TaskRecord:
         """The task ``raw_id`` within the acting scope; says whose it is when outside it."""
         return find_in_scope(service.get, access, "task", parse_task_id(raw_id), "act on it")
 
 
 def find_in_scope(
-    fetch: Callable[[Access, int], dict[str, Any]],
+    fetch: Callable[[Access, int], R],
     access: Access,
     what: str,
     item_id: int,
     verb: str,
-) -> dict[str, Any]:
+) -> R:
     """``fetch(access, item_id)``; outside the acting scope, an error saying whose it is.
 
     Whoever runs the CLI can read the database file, so naming the owner reveals nothing.
@@ -268,7 +291,7 @@ def _option_message(message: str, aliases: dict[Any, Any]) -> str:
     return re.sub(r"(?:The value of )?[Tt]he '(\w+)' trait of an? \w+ instance", option, message)
 
 
-def _label(task: dict[str, Any]) -> str:
+def _label(task: TaskRecord) -> str:
     return f"task {task['id']} {task['name']!r}"
 
 
@@ -300,7 +323,7 @@ class ListCommand(TaskPlannerCommand):
 
     def act(self, service: TaskService, access: Access, args: list[str]) -> None:
         owner = ALL_OWNERS if self.all_owners else access.user
-        tasks: list[dict[str, Any]] = []
+        tasks: list[TaskRecord] = []
         while True:
             page, total = service.list(
                 access,
@@ -321,7 +344,7 @@ class ListCommand(TaskPlannerCommand):
             print(_table(tasks, with_owner=self.all_owners))
 
 
-def _table(tasks: list[dict[str, Any]], *, with_owner: bool) -> str:
+def _table(tasks: list[TaskRecord], *, with_owner: bool) -> str:
     """Tasks as aligned columns: id, name, enabled, triggers (and owner)."""
     header = ["ID", "NAME", "ENABLED", "TRIGGERS"] + (["OWNER"] if with_owner else [])
     rows = [header]

@@ -17,7 +17,7 @@ import signal
 import sys
 import time
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import TextIO
 from zoneinfo import ZoneInfo
 
 from traitlets import Bool, Int, List, Unicode
@@ -40,7 +40,16 @@ from .permissions import ALL_OWNERS, Access
 from .run_handlers import parse_run_id
 from .runs import RunService
 from .tasks import TaskService
-from .vocabulary import ACTIVE, FINISHED, RunStatus, StepStatus
+from .vocabulary import (
+    ACTIVE,
+    FINISHED,
+    RunDetail,
+    RunRecord,
+    RunStatus,
+    StepRecord,
+    StepStatus,
+    TaskRecord,
+)
 from .vocabulary import STATUSES as RUN_STATUSES
 
 REFRESH = 0.5
@@ -135,8 +144,8 @@ class RunCommand(TaskPlannerCommand):
         raise CommandFailed(f"{message}: {reason}" if reason else message)
 
     async def _run(
-        self, task: dict[str, Any], display: Display
-    ) -> tuple[dict[str, Any], signal.Signals | None, str]:
+        self, task: TaskRecord, display: Display
+    ) -> tuple[RunDetail, signal.Signals | None, str]:
         """Run ``task`` to its end, cancelling it on a signal: the run, the signal, a log tail."""
         planner = self.planner
         # Triggers on the end of this process's runs start their tasks here too.
@@ -154,16 +163,16 @@ class RunCommand(TaskPlannerCommand):
         planner.bus.subscribe(RunFinished, lambda _: wake.set())
         owner = Access(task["owner"])
         try:
-            run = await planner.engine.submit(
+            submitted = await planner.engine.submit(
                 task,
                 trigger="cli",
                 started_by=self.settings.single_user_name,
                 parameters=self.parameters,
             )
-            display.started(run, task)
+            display.started(submitted, task)
             while True:
                 wake.clear()
-                run = await planner.db.call(planner.runs.detail, owner, run["id"])
+                run = await planner.db.call(planner.runs.detail, owner, submitted["id"])
                 display.update(run, busy=planner.engine.busy)
                 if received or (run["status"] in FINISHED and not planner.engine.busy):
                     break
@@ -211,12 +220,12 @@ class Display:
         self.stream.write(line + "\n")
         self.stream.flush()
 
-    def started(self, run: dict[str, Any], task: dict[str, Any]) -> None:
+    def started(self, run: RunRecord, task: TaskRecord) -> None:
         self.clock = time.monotonic()
         if run["status"] in ACTIVE:
             self.say(f"run {run['id']} of {_label(task)} started")
 
-    def update(self, run: dict[str, Any], *, busy: bool) -> None:
+    def update(self, run: RunDetail, *, busy: bool) -> None:
         """Show what changed in ``run``; ``busy``: runs it started are still going."""
         if not self.follow:
             return
@@ -237,7 +246,7 @@ class Display:
                 "(next tasks, tasks started after it)"
             )
 
-    def _changes(self, step: dict[str, Any]) -> list[str]:
+    def _changes(self, step: StepRecord) -> list[str]:
         label, progress = _step_label(step), _progress(step)
         before = self.steps.get(step["id"])
         self.steps[step["id"]] = (step["status"], progress)
@@ -250,7 +259,7 @@ class Display:
             return [_step_end(step)]
         return []
 
-    def _draw(self, run: dict[str, Any], waiting: bool) -> None:
+    def _draw(self, run: RunDetail, waiting: bool) -> None:
         elapsed = _clock(time.monotonic() - self.clock)
         parts = [f"run {run['id']} {_words(run['status'])} {elapsed}"]
         for step in run["steps"]:
@@ -274,7 +283,7 @@ def _words(status: str) -> str:
     return status.replace("_", " ")
 
 
-def _reason(run: dict[str, Any]) -> str:
+def _reason(run: RunDetail) -> str:
     """Why a run did not succeed: its own error, or the errors of its failed steps."""
     if run["error"]:
         return str(run["error"])
@@ -285,7 +294,7 @@ def _reason(run: dict[str, Any]) -> str:
     )
 
 
-def _step_label(step: dict[str, Any]) -> str:
+def _step_label(step: StepRecord) -> str:
     """A step as ``job 'name'``, with its parameter set and attempt when they matter."""
     details = []
     if step["set_index"] is not None:
@@ -296,7 +305,7 @@ def _step_label(step: dict[str, Any]) -> str:
     return f"{label} ({', '.join(details)})" if details else label
 
 
-def _step_end(step: dict[str, Any]) -> str:
+def _step_end(step: StepRecord) -> str:
     line = f"{_step_label(step)} {_words(step['status'])}"
     took = _duration(step["started"], step["finished"])
     if took and step["status"] != "skipped":
@@ -304,7 +313,7 @@ def _step_end(step: dict[str, Any]) -> str:
     return f"{line}: {step['error']}" if step["error"] else line
 
 
-def _progress(step: dict[str, Any]) -> str:
+def _progress(step: StepRecord) -> str:
     """A running job's last progress report, such as "cell 3 of 10"."""
     report = step.get("progress") or {}
     if report.get("message"):
@@ -436,14 +445,14 @@ def _local(stamp: str | None, timezone: ZoneInfo) -> str:
     return datetime.fromisoformat(stamp).astimezone(timezone).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _trigger(run: dict[str, Any]) -> str:
+def _trigger(run: RunRecord) -> str:
     """What started a run, and who when a person did (``cli by alice``)."""
     if run["started_by"] in (None, "", run["trigger"], "scheduler"):
         return str(run["trigger"])
     return f"{run['trigger']} by {run['started_by']}"
 
 
-def _runs_table(runs: list[dict[str, Any]], timezone: ZoneInfo, *, with_owner: bool) -> str:
+def _runs_table(runs: list[RunRecord], timezone: ZoneInfo, *, with_owner: bool) -> str:
     """Runs as aligned columns: run id, task, status, trigger, start, duration (and owner)."""
     header = ["RUN", "TASK", "STATUS", "TRIGGER", "STARTED", "DURATION"]
     rows = [header + (["OWNER"] if with_owner else [])]

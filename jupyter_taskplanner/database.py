@@ -6,13 +6,14 @@ import asyncio
 import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar, TypeVarTuple
 
 from .errors import Unavailable
 from .store import Store
 
 P = ParamSpec("P")
 T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 
 
 class Database:
@@ -34,7 +35,7 @@ class Database:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._thread, functools.partial(fn, *args, **kwargs))
 
-    def submit(self, fn: Callable[..., object], *args: object) -> None:
+    def submit(self, fn: Callable[[*Ts], object], *args: *Ts) -> None:
         """Queue ``fn`` on the database thread without waiting for it."""
         self._thread.submit(fn, *args)
 

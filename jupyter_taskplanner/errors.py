@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from jsonschema.exceptions import ValidationError, best_match, relevance
 from jsonschema.protocols import Validator
@@ -136,7 +137,7 @@ def combine(problems: Iterable[TaskPlannerError]) -> TaskPlannerError:
     return type(first)(first.message, field=first.field, others=singles)
 
 
-def schema_errors(validator: Validator, instance: object) -> list[ValidationError]:
+def schema_errors(validator: Validator, instance: Mapping[str, Any]) -> list[ValidationError]:
     """Every way ``instance`` fails ``validator``'s schema, each by its most specific cause.
 
     The one ``jsonschema.exceptions.best_match`` picks comes first, the others follow in the

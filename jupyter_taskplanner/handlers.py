@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from importlib.resources import files
-from typing import TYPE_CHECKING, Any, TypeVar
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from urllib.parse import urlencode
 
 from jupyter_server.auth.decorator import authorized
@@ -20,7 +21,9 @@ from .timezones import known_timezones
 
 if TYPE_CHECKING:
     from .planner import Planner
+    from .vocabulary import TaskRecord
 
+P = ParamSpec("P")
 T = TypeVar("T")
 API = "/taskplanner/api"
 MAX_DEPTH = 64
@@ -86,16 +89,18 @@ class PlannerHandler(ExtensionHandlerMixin, APIHandler):
     @property
     def planner(self) -> Planner:
         """The planner's services (``planner.build_planner``), from the tornado settings."""
-        return self.settings["taskplanner"]  # type: ignore[no-any-return]
+        planner: Planner = self.settings["taskplanner"]
+        return planner
 
     @property
     def access(self) -> Access:
         if not hasattr(self, "_access"):
-            owner = self.extensionapp.owner_name(self.current_user)
+            # The planner's settings are the extension app (``TaskPlannerApp``) itself.
+            owner = self.planner.settings.owner_name(self.current_user)
             self._access = access_for(self, owner)
         return self._access
 
-    async def db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    async def db(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a store-touching call on the planner's database thread."""
         return await self.planner.db.call(fn, *args, **kwargs)
 
@@ -148,7 +153,7 @@ class PlannerHandler(ExtensionHandlerMixin, APIHandler):
         return limit, self.query_int("offset", 0, 0, 2**31)
 
     def send_page(
-        self, key: str, items: list[dict[str, Any]], total: int, limit: int, offset: int
+        self, key: str, items: Sequence[Mapping[str, Any]], total: int, limit: int, offset: int
     ) -> None:
         """A page of a listing, with the URL of the next page when there is one."""
         reply: dict[str, Any] = {key: items, "total": total, "limit": limit, "offset": offset}
@@ -162,7 +167,7 @@ class PlannerHandler(ExtensionHandlerMixin, APIHandler):
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(data))
 
-    def send_task(self, task: dict[str, Any], status: int = 200) -> None:
+    def send_task(self, task: TaskRecord, status: int = 200) -> None:
         self.set_header("ETag", f'"{task["revision"]}"')
         self.send(self.planner.tasks.public(task), status)
 
@@ -181,7 +186,12 @@ class PlannerHandler(ExtensionHandlerMixin, APIHandler):
                 field="If-Match",
             ) from None
 
-    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+    def log_exception(
+        self,
+        typ: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         # An expected answer (a bad request, a server shutting down), not a bug to trace.
         if isinstance(value, TaskPlannerError) and not isinstance(value, StoreError):
             self.log.info("%s %s: %s", self.request.method, self.request.path, value.message)
@@ -205,7 +215,7 @@ class PlannerHandler(ExtensionHandlerMixin, APIHandler):
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(exc, TaskPlannerError):
             self.set_status(exc.status)
-            reply = {"message": exc.message[:MAX_MESSAGE], "reason": exc.reason}
+            reply: dict[str, Any] = {"message": exc.message[:MAX_MESSAGE], "reason": exc.reason}
             if exc.field:
                 reply["field"] = exc.field
             if exc.others:
@@ -358,7 +368,9 @@ class OpenAPIHandler(PlannerHandler):
 class UnknownRouteHandler(APIHandler):
     """Any other path under the API: a JSON 404 naming the document that lists the routes."""
 
-    def prepare(self) -> None:
+    # APIHandler.prepare's own signature, which jupyter_server marks type: ignore[override]
+    # against JupyterHandler.prepare (that one takes _redirect_to_login).
+    async def prepare(self) -> None:  # type: ignore[override]
         raise web.HTTPError(
             404,
             f"{self.request.path} is not a route of the planner API;"

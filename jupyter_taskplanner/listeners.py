@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from .bus import EventBus, PlannerEvent
 from .components.base import EventTrigger, Fire, PlannerEventTrigger, Trigger
@@ -15,15 +15,29 @@ from .components.registry import Registry
 from .database import Database
 from .errors import InvalidConfig
 from .process_lock import ProcessLock
+from .vocabulary import RunRecord, TaskRecord
 
-Submit = Callable[..., Any]
+
+class Submit(Protocol):
+    """Starts a run of ``task`` (``Scheduler._submit``): the run, or None when it did not start."""
+
+    def __call__(
+        self,
+        task: TaskRecord,
+        trigger: str,
+        parameters: dict[str, Any],
+        overlap: str | None = None,
+        *,
+        chain: tuple[int, ...] = (),
+        started_by: str = "scheduler",
+    ) -> Awaitable[RunRecord | None]: ...
 
 
 @dataclass
 class Listening:
     """An enabled task with event triggers, and the watches started for it."""
 
-    task: dict[str, Any]
+    task: TaskRecord
     sources: list[EventTrigger] = field(default_factory=list)
     planner: list[PlannerEventTrigger] = field(default_factory=list)
     watchers: list[asyncio.Task[None]] = field(default_factory=list)
@@ -104,7 +118,7 @@ class EventListeners:
         for listening in self._listening.values():
             self._start_watches(listening)
 
-    def listen(self, task: dict[str, Any]) -> None:
+    def listen(self, task: TaskRecord) -> None:
         """Register (or re-register) an enabled task's event triggers."""
         self.unlisten(task["id"])
         if not task["enabled"]:
@@ -169,7 +183,9 @@ class EventListeners:
 
     # -- planner events --------------------------------------------------------------------------
 
-    def fires(self, event: PlannerEvent, task: dict[str, Any]) -> list[tuple[Trigger, Fire]]:
+    def fires(
+        self, event: PlannerEvent, task: TaskRecord
+    ) -> list[tuple[PlannerEventTrigger, Fire]]:
         """What ``event`` asks of ``task``'s planner-event triggers (enabled or not)."""
         found = []
         for entry in task["triggers"]:
@@ -182,7 +198,7 @@ class EventListeners:
                     found.append((trigger, fire))
         return found
 
-    async def on_event(self, event: PlannerEvent) -> list[dict[str, Any]]:
+    async def on_event(self, event: PlannerEvent) -> list[RunRecord]:
         """Start every listening task one of whose triggers fires on ``event``; the runs."""
         runs = []
         for listening in list(self._listening.values()):
@@ -196,8 +212,8 @@ class EventListeners:
         return runs
 
     async def start(
-        self, task: dict[str, Any], fires: list[tuple[Trigger, Fire]]
-    ) -> list[dict[str, Any]]:
+        self, task: TaskRecord, fires: list[tuple[PlannerEventTrigger, Fire]]
+    ) -> list[RunRecord]:
         """Start ``task`` once per fire (none already in its chain); the runs started now."""
         runs = []
         for trigger, fire in fires:
@@ -207,8 +223,8 @@ class EventListeners:
         return runs
 
     async def _start(
-        self, task: dict[str, Any], trigger: Trigger, fire: Fire
-    ) -> dict[str, Any] | None:
+        self, task: TaskRecord, trigger: PlannerEventTrigger, fire: Fire
+    ) -> RunRecord | None:
         if task["id"] in fire.chain:
             self.log.info("task %s already ran in this chain; not again", task["id"])
             return None
@@ -222,7 +238,7 @@ class EventListeners:
             task, label, fire.placeholders, chain=fire.chain, started_by=fire.started_by
         )
 
-    async def _start_later(self, task: dict[str, Any], label: str, fire: Fire) -> None:
+    async def _start_later(self, task: TaskRecord, label: str, fire: Fire) -> None:
         await asyncio.sleep(fire.delay)
         await self.submit(
             task, label, fire.placeholders, chain=fire.chain, started_by=fire.started_by

@@ -91,8 +91,11 @@ class CappedLogHandler(logging.Handler):
             self.handleError(record)
 
     def close(self) -> None:
-        with self.lock:  # emit runs under the same lock, in the action's threads
+        self.acquire()  # emit runs under the same lock, in the action's threads
+        try:
             self.log.close()
+        finally:
+            self.release()
         super().close()
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import copy
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import jsonschema
 
-from .components.base import is_builtin_placeholder
+from .components.base import Component, is_builtin_placeholder
 from .components.registry import Registry
 from .errors import (
     InvalidConfig,
@@ -25,11 +26,22 @@ from .errors import (
 from .paths import OwnerFiles
 from .permissions import ComponentRules
 from .timezones import is_timezone
+from .vocabulary import TaskRecord
 
 NAME_MAX = 200
 COMPONENT_LISTS = {"triggers": "trigger", "jobs": "job", "actions": "action"}
-READ_ONLY_FIELDS = ("id", "owner", "created", "updated", "revision")
-WRITABLE_FIELDS = ("name", "description", "enabled", "triggers", "jobs", "actions", "series")
+ReadOnlyField = Literal["id", "owner", "created", "updated", "revision"]
+WritableField = Literal["name", "description", "enabled", "triggers", "jobs", "actions", "series"]
+READ_ONLY_FIELDS: tuple[ReadOnlyField, ...] = ("id", "owner", "created", "updated", "revision")
+WRITABLE_FIELDS: tuple[WritableField, ...] = (
+    "name",
+    "description",
+    "enabled",
+    "triggers",
+    "jobs",
+    "actions",
+    "series",
+)
 QUALIFICATIONS = ("always", "any_valid", "all_valid", "none_valid")
 
 SETTINGS_DEFAULTS: dict[str, Any] = {
@@ -121,7 +133,7 @@ def prepare(
     body: Any,
     context: SaveContext,
     *,
-    stored: dict[str, Any] | None = None,
+    stored: TaskRecord | None = None,
     partial: bool = False,
     new_credentials: bool = False,
 ) -> dict[str, Any]:
@@ -139,11 +151,12 @@ def prepare(
     if not isinstance(body, dict):
         raise InvalidConfig("the request body must be a JSON object describing a task")
     problems: list[TaskPlannerError] = shape_problems(body, require_name=not partial)
-    for field in READ_ONLY_FIELDS if stored else ():
-        if field in body and body[field] != stored[field] and field != "revision":
-            problems.append(InvalidConfig(f"{field}: cannot be changed", field=field))
+    if stored:
+        for field in READ_ONLY_FIELDS:
+            if field in body and body[field] != stored[field] and field != "revision":
+                problems.append(InvalidConfig(f"{field}: cannot be changed", field=field))
     # A component whose entry (or list) breaks the schema is not checked further.
-    malformed = {_COMPONENT_KEY.match(problem.field)[0] for problem in problems if problem.field}
+    malformed = {_component_key(problem.field) for problem in problems if problem.field}
     document = _document(body, stored, partial, context.default_timezone)
     previous = {key: entry for _, key, entry in _components(stored or {})}
     for kind, key, entry in _components(document):
@@ -170,6 +183,13 @@ def prepare(
     return document
 
 
+def _component_key(field: str) -> str:
+    """The start of ``field`` that names its component (``jobs[0]``), possibly empty."""
+    match = _COMPONENT_KEY.match(field)
+    assert match is not None  # the pattern matches at the start of every text
+    return match[0]
+
+
 def shape_problems(body: dict[str, Any], *, require_name: bool) -> list[TaskPlannerError]:
     """Every way a request body breaks the task schema, the most relevant first, by field."""
     problems: list[TaskPlannerError] = []
@@ -180,8 +200,14 @@ def shape_problems(body: dict[str, Any], *, require_name: bool) -> list[TaskPlan
         path = "".join(
             f"[{part}]" if isinstance(part, int) else f".{part}" for part in error.absolute_path
         ).removeprefix(".")
-        known = error.schema.get("properties", {})
-        unknown = error.validator == "additionalProperties" and set(error.instance) - set(known)
+        # The types allow a boolean or unset schema and instance; a schema error of a task
+        # body always has an object schema, and an additionalProperties error an object.
+        known = error.schema.get("properties", {}) if isinstance(error.schema, Mapping) else {}
+        unknown = (
+            error.validator == "additionalProperties"
+            and isinstance(error.instance, dict)
+            and set(error.instance) - set(known)
+        )
         if not unknown:
             problems.append(
                 InvalidConfig(f"{path or 'body'}: {schema_message(error)}", field=path or None)
@@ -197,14 +223,14 @@ def shape_problems(body: dict[str, Any], *, require_name: bool) -> list[TaskPlan
 
 
 def _document(
-    body: dict[str, Any], stored: dict[str, Any] | None, partial: bool, default_timezone: str
+    body: dict[str, Any], stored: TaskRecord | None, partial: bool, default_timezone: str
 ) -> dict[str, Any]:
     """The complete writable document a body asks for: defaults (or, merged, ``stored``).
 
     Parts of the body of the wrong type are left out; their problems are reported already.
     """
     if partial and stored is not None:
-        document = {field: stored[field] for field in WRITABLE_FIELDS}
+        document: dict[str, Any] = {field: stored[field] for field in WRITABLE_FIELDS}
         document["settings"] = dict(stored["settings"])
     else:
         timezone = stored["settings"]["timezone"] if stored else default_timezone
@@ -304,7 +330,7 @@ def _freeze(document: dict[str, Any], context: SaveContext) -> list[TaskPlannerE
     return problems
 
 
-def _components(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+def _components(document: Mapping[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
     """(kind, position key, entry) for every component of a document."""
     found = [
         (kind, f"{list_name}[{index}]", entry)
@@ -316,7 +342,7 @@ def _components(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]
     return found
 
 
-def redact_secrets(document: dict[str, Any], registry: Registry) -> dict[str, Any]:
+def redact_secrets(document: TaskRecord, registry: Registry) -> TaskRecord:
     """A copy without ``writeOnly`` config fields; ``secrets`` lists the ones that are set."""
     document = copy.deepcopy(document)
     for kind, _, entry in _components(document):
@@ -329,14 +355,16 @@ def redact_secrets(document: dict[str, Any], registry: Registry) -> dict[str, An
     return document
 
 
-def drop_credentials(document: dict[str, Any], registry: Registry) -> None:
+def drop_credentials(document: TaskRecord, registry: Registry) -> None:
     """Remove every ``x-credential`` field from a document to export."""
     for kind, _, entry in _components(document):
         for name in registry.credential_fields(kind, entry["type"]):
             (entry.get("config") or {}).pop(name, None)
 
 
-def component_classes(document: dict[str, Any], registry: Registry) -> list[tuple[str, type]]:
+def component_classes(
+    document: Mapping[str, Any], registry: Registry
+) -> list[tuple[str, type[Component]]]:
     """``(where, class)`` of every component of a validated document."""
     return [(key, registry.get(kind, entry["type"])) for kind, key, entry in _components(document)]
 

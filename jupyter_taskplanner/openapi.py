@@ -69,7 +69,7 @@ NOTES_FROM = {
 
 def build() -> dict[str, Any]:
     """The OpenAPI document: the template with every derived schema filled in."""
-    document = json.loads(TEMPLATE.read_text(encoding="utf-8"))
+    document: dict[str, Any] = json.loads(TEMPLATE.read_text(encoding="utf-8"))
     document["info"]["version"] = __version__
     template = document["components"]["schemas"]
     schemas = dict(template)
@@ -86,7 +86,9 @@ def render() -> str:
 
 def derived_schemas() -> dict[str, dict[str, Any]]:
     """Every schema built from the planner's definitions, before the template's annotations."""
-    schemas = {cls.__name__: {"type": "string", "enum": [m.value for m in cls]} for cls in ENUMS}
+    schemas: dict[str, dict[str, Any]] = {
+        cls.__name__: {"type": "string", "enum": [m.value for m in cls]} for cls in ENUMS
+    }
     schemas |= {name: record_schema(record) for name, record in RECORDS.items()}
     for field, name in COMPONENTS.items():
         spec = TASK_SCHEMA["properties"][field]
@@ -187,7 +189,7 @@ def _task_field(field: str, suffix: str) -> dict[str, Any]:
     """A task field's schema from ``TASK_SCHEMA``, components and settings by reference."""
     if field == "settings":
         return {"$ref": f"{SCHEMAS}Settings"}
-    spec = copy.deepcopy(TASK_SCHEMA["properties"][field])
+    spec: dict[str, Any] = copy.deepcopy(TASK_SCHEMA["properties"][field])
     if field in COMPONENTS:
         ref = {"$ref": f"{SCHEMAS}{COMPONENTS[field]}{suffix}"}
         if "items" in spec:

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .errors import PermissionDenied
 
 if TYPE_CHECKING:
+    from jupyter_server.base.handlers import JupyterHandler
+
     from .components.base import Component
 
 USE = "taskplanner"
@@ -86,7 +88,7 @@ class Access:
 
     def check_import_owner(self, owner: str | None) -> str:
         """The owner an imported task gets: the importer, or the stored one for admins."""
-        if owner in (None, "", self.user):
+        if owner is None or owner in ("", self.user):
             return self.user
         if not self.admin:
             raise PermissionDenied(
@@ -96,7 +98,7 @@ class Access:
         return owner
 
 
-def access_for(handler: Any, user_name: str) -> Access:
+def access_for(handler: JupyterHandler, user_name: str) -> Access:
     """The ``Access`` of the request's user, asking the server's authorizer about admin."""
     action = "read" if handler.request.method in ("GET", "HEAD") else "write"
     admin = handler.authorizer.is_authorized(handler, handler.current_user, action, ADMIN)

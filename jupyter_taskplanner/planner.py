@@ -9,6 +9,7 @@ use it; nothing else builds these services.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,8 +27,10 @@ from .runs import RunService
 from .scheduler import Scheduler
 from .store import Store
 from .tasks import TaskService
+from .vocabulary import RunRecord
 
 if TYPE_CHECKING:
+    from jupyter_events import EventLogger
     from jupyter_server.serverapp import ServerApp
 
     from .app import TaskPlannerApp
@@ -140,6 +143,8 @@ def build_planner(settings: TaskPlannerApp, serverapp: ServerApp | None = None) 
         rules=rules,
     )
     if serverapp is not None:
+        # ServerApp.initialize makes its event logger before it loads the extensions.
+        assert serverapp.event_logger is not None
         forward_run_events(bus, serverapp.event_logger)
     return Planner(
         settings=settings,
@@ -164,24 +169,33 @@ def _server_root(settings: TaskPlannerApp, serverapp: ServerApp | None) -> Path:
     return Path(configured) if configured else Path.cwd()
 
 
-def _owner_has(serverapp: ServerApp | None) -> Any:
+def _owner_has(serverapp: ServerApp | None) -> Callable[[str, str], bool]:
     """Whether an owner holds an authorizer resource, asked without a request."""
 
     def owner_has(owner: str, resource: str) -> bool:
         if serverapp is None:
             return True
         user = User(username=owner)
-        return bool(serverapp.authorizer.is_authorized(None, user, "execute", resource))
+        # Asked without a request: jupyter_server types the handler as required, but the
+        # planner asks about an owner outside of any request (the authorizer decides by user
+        # and resource).
+        allowed = serverapp.authorizer.is_authorized(
+            None,  # type: ignore[arg-type]
+            user,
+            "execute",
+            resource,
+        )
+        return bool(allowed)
 
     return owner_has
 
 
-def forward_run_events(bus: EventBus, event_logger: Any) -> None:
+def forward_run_events(bus: EventBus, event_logger: EventLogger) -> None:
     """Emit the life of every run on Jupyter Server's event bus, where the UI listens."""
     if EVENT_SCHEMA not in event_logger.schemas.schema_ids:
         event_logger.register_event_schema(EVENT_SCHEMA_FILE)
 
-    def emit(run: dict[str, Any], action: str, **extra: Any) -> None:
+    def emit(run: RunRecord, action: str, **extra: Any) -> None:
         data = {
             "action": action,
             "run_id": run["id"],

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 from pathlib import Path
-from typing import Any
 
 from .errors import TaskNotFound
 from .logs import FileRange
 from .permissions import Access
-from .store import Store
-from .vocabulary import StepStatus
+from .store import Store, StoredStep
+from .vocabulary import RunDetail, RunRecord, StepRecord, StepStatus
 
 
 class RunService:
@@ -28,7 +28,7 @@ class RunService:
         status: str | None = None,
         limit: int = 50,
         offset: int = 0,
-    ) -> tuple[list[dict[str, Any]], int]:
+    ) -> tuple[builtins.list[RunRecord], int]:
         scope = access.task_scope() if task_id is not None else access.scope(owner)
         if task_id is not None:
             self.store.get_task(task_id, scope)
@@ -36,13 +36,13 @@ class RunService:
             scope, task_id=task_id, status=status, limit=limit, offset=offset
         )
 
-    def get(self, access: Access, run_id: int) -> dict[str, Any]:
+    def get(self, access: Access, run_id: int) -> RunRecord:
         return self.store.get_run(run_id, access.task_scope())
 
-    def detail(self, access: Access, run_id: int) -> dict[str, Any]:
+    def detail(self, access: Access, run_id: int) -> RunDetail:
         """A run with its steps (results, errors, progress of running steps)."""
         run = self.get(access, run_id)
-        steps = []
+        steps: builtins.list[StepRecord] = []
         for step in self.store.steps(run_id):
             folder = Path(step.pop("folder") or "")
             progress = folder / "progress.json"
@@ -53,7 +53,7 @@ class RunService:
 
     def log(
         self, access: Access, run_id: int, step_id: int | None = None, *, tail: int | None = None
-    ) -> list[str | FileRange]:
+    ) -> builtins.list[str | FileRange]:
         """The pieces of the run's log: each step's header, its captured output, its error.
 
         The output is a ``FileRange`` of the step's ``log.txt`` (its last ``tail`` bytes when
@@ -83,7 +83,7 @@ class RunService:
         (step,) = self._steps(access, run_id, step_id)
         return FileRange.of(_log_path(step), offset=offset, length=length)
 
-    def _steps(self, access: Access, run_id: int, step_id: int | None) -> list[dict[str, Any]]:
+    def _steps(self, access: Access, run_id: int, step_id: int | None) -> builtins.list[StoredStep]:
         """The run's steps, or its step ``step_id``; ``TaskNotFound`` when it has none such."""
         self.get(access, run_id)
         steps = [
@@ -103,5 +103,5 @@ class RunService:
         return path
 
 
-def _log_path(step: dict[str, Any]) -> Path:
+def _log_path(step: StoredStep) -> Path:
     return Path(step["folder"] or "") / "log.txt"

@@ -20,7 +20,7 @@ import json
 import logging
 import random
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from .errors import TaskNotFound, Unavailable
 from .listeners import EventListeners
 from .owners import OwnerFolders
 from .store import stamp
+from .vocabulary import RunRecord, TaskRecord
 
 BATCH = 1000
 MAX_NEXT_FIRE_CALLS = 10_000
@@ -46,7 +47,7 @@ _FIRST_SPAN = timedelta(seconds=1)
 _TICK = timedelta(microseconds=1)
 
 
-def trigger_key(index: int, entry: dict[str, Any]) -> str:
+def trigger_key(index: int, entry: Mapping[str, Any]) -> str:
     """A stable key of one trigger: its position and config (editing it starts anew)."""
     digest = hashlib.sha1(json.dumps(entry, sort_keys=True).encode()).hexdigest()[:12]
     return f"{index}:{digest}"
@@ -186,7 +187,7 @@ class Scheduler:
 
     # -- schedules ---------------------------------------------------------------------------
 
-    def _timed(self, task: dict[str, Any]) -> dict[str, TimedTrigger]:
+    def _timed(self, task: TaskRecord) -> dict[str, TimedTrigger]:
         """The task's timed triggers by key."""
         found = {}
         for index, entry in enumerate(task["triggers"]):
@@ -199,7 +200,7 @@ class Scheduler:
                 found[trigger_key(index, entry)] = trigger
         return found
 
-    async def _schedule(self, tasks: list[dict[str, Any]]) -> None:
+    async def _schedule(self, tasks: list[TaskRecord]) -> None:
         """Compute and store the next fire of each timed trigger of new or changed tasks."""
         planned = await self.db.call(self._plan, tasks, self.now())
         for task, rows in zip(tasks, planned, strict=True):
@@ -208,7 +209,7 @@ class Scheduler:
                     self._push(task, key, nxt)
 
     def _plan(
-        self, tasks: list[dict[str, Any]], now: datetime
+        self, tasks: list[TaskRecord], now: datetime
     ) -> list[dict[str, tuple[str | None, str | None]]]:
         """On the database thread: each task's schedule rows, computed and stored at once."""
         previous = self.store.schedules_of([task["id"] for task in tasks])
@@ -242,7 +243,7 @@ class Scheduler:
         for task_id, key, due in rows:
             self._push_entry(task_id, key, due, 0)
 
-    def _push(self, task: dict[str, Any], key: str, due: str) -> None:
+    def _push(self, task: TaskRecord, key: str, due: str) -> None:
         jitter = task["settings"].get("jitter") or 0
         self._push_entry(task["id"], key, due, random.uniform(0, jitter) if jitter else 0)
 
@@ -341,14 +342,14 @@ class Scheduler:
 
     async def _submit(
         self,
-        task: dict[str, Any],
+        task: TaskRecord,
         trigger: str,
         parameters: dict[str, Any],
         overlap: str | None = None,
         *,
         chain: tuple[int, ...] = (),
         started_by: str = "scheduler",
-    ) -> dict[str, Any] | None:
+    ) -> RunRecord | None:
         """Start a run of ``task``; the run, or None (logged) when it could not start."""
         try:
             return await self.engine.submit(

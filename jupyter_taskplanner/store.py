@@ -13,17 +13,24 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, cast
 
 import sqlite_utils
 
 from .errors import Conflict, StoreError, TaskNotFound
-from .vocabulary import ACTIVE
+from .vocabulary import ACTIVE, RunRecord, StepRecord, TaskRecord
 
 _ACTIVE_SQL = ", ".join(f"'{status}'" for status in sorted(ACTIVE))
 """The active run statuses as an SQL list (constants of the vocabulary, not input)."""
 
 JSON_COLUMNS = ("triggers", "jobs", "actions", "series", "settings")
+
+
+class StoredStep(StepRecord):
+    """A step as the store reads it: the record plus the step's folder on the server."""
+
+    folder: NotRequired[str | None]
+    """Always read from the store; ``RunService.detail`` removes it from what it returns."""
 
 
 def utcnow() -> str:
@@ -56,8 +63,8 @@ def _migration_1(db: sqlite_utils.Database) -> None:
         )
         """
     )
-    db["tasks"].create_index(["owner", "name"], index_name="tasks_owner_name")
-    db["tasks"].create_index(["enabled"], index_name="tasks_enabled")
+    db.table("tasks").create_index(["owner", "name"], index_name="tasks_owner_name")
+    db.table("tasks").create_index(["enabled"], index_name="tasks_enabled")
 
 
 def _migration_2(db: sqlite_utils.Database) -> None:
@@ -82,10 +89,10 @@ def _migration_2(db: sqlite_utils.Database) -> None:
         )
         """
     )
-    db["runs"].create_index(["task_id", "id"], index_name="runs_task")
-    db["runs"].create_index(["owner", "id"], index_name="runs_owner")
-    db["runs"].create_index(["status"], index_name="runs_status")
-    db["runs"].create_index(
+    db.table("runs").create_index(["task_id", "id"], index_name="runs_task")
+    db.table("runs").create_index(["owner", "id"], index_name="runs_owner")
+    db.table("runs").create_index(["status"], index_name="runs_status")
+    db.table("runs").create_index(
         ["task_id", "idempotency_key"], index_name="runs_idempotency", unique=True
     )
     db.execute(
@@ -108,7 +115,7 @@ def _migration_2(db: sqlite_utils.Database) -> None:
         )
         """
     )
-    db["run_steps"].create_index(["run_id"], index_name="run_steps_run")
+    db.table("run_steps").create_index(["run_id"], index_name="run_steps_run")
     db.execute(
         """
         CREATE TABLE trigger_state (
@@ -121,7 +128,7 @@ def _migration_2(db: sqlite_utils.Database) -> None:
         )
         """
     )
-    db["trigger_state"].create_index(["next_fire"], index_name="trigger_state_next_fire")
+    db.table("trigger_state").create_index(["next_fire"], index_name="trigger_state_next_fire")
     db.execute("CREATE TABLE task_changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, task_id INTEGER)")
 
 
@@ -129,12 +136,13 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1, _migr
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def _row_to_task(row: dict[str, Any]) -> dict[str, Any]:
+def _row_to_task(row: dict[str, Any]) -> TaskRecord:
     task = dict(row)
     for column in JSON_COLUMNS:
         task[column] = json.loads(task[column]) if task[column] is not None else None
     task["enabled"] = bool(task["enabled"])
-    return task
+    # The columns of the tasks table are the fields of the record (its JSON ones decoded).
+    return cast(TaskRecord, task)
 
 
 def _task_columns(document: dict[str, Any]) -> dict[str, Any]:
@@ -214,9 +222,10 @@ class Store:
         search: str | None = None,
         limit: int = 50,
         offset: int = 0,
-    ) -> tuple[list[dict[str, Any]], int]:
+    ) -> tuple[list[TaskRecord], int]:
         """A page of tasks ordered by id, and the total count matching the filters."""
-        where, params = ["1 = 1"], []
+        where: list[str] = ["1 = 1"]
+        params: list[str | int] = []
         if owner is not None:
             where.append("owner = ?")
             params.append(owner)
@@ -235,9 +244,10 @@ class Store:
         )
         return [_row_to_task(row) for row in rows], total
 
-    def get_task(self, task_id: int, owner: str | None) -> dict[str, Any]:
+    def get_task(self, task_id: int, owner: str | None) -> TaskRecord:
         """One task; ``TaskNotFound`` also when it belongs to someone outside ``owner``."""
-        sql, params = "SELECT * FROM tasks WHERE id = ?", [task_id]
+        sql = "SELECT * FROM tasks WHERE id = ?"
+        params: list[str | int] = [task_id]
         if owner is not None:
             sql += " AND owner = ?"
             params.append(owner)
@@ -246,20 +256,20 @@ class Store:
             raise TaskNotFound(f"no task with id {task_id}")
         return _row_to_task(rows[0])
 
-    def find_task(self, task_id: int) -> dict[str, Any] | None:
+    def find_task(self, task_id: int) -> TaskRecord | None:
         """The task of any owner, or None when there is none with this id."""
         try:
             return self.get_task(task_id, None)
         except TaskNotFound:
             return None
 
-    def create_task(self, owner: str, document: dict[str, Any]) -> dict[str, Any]:
+    def create_task(self, owner: str, document: dict[str, Any]) -> TaskRecord:
         return self.create_tasks([(owner, document)])[0]
 
-    def create_tasks(self, items: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    def create_tasks(self, items: list[tuple[str, dict[str, Any]]]) -> list[TaskRecord]:
         """Insert (owner, document) pairs in one transaction: all or none."""
         now = utcnow()
-        ids = []
+        ids: list[int] = []
         with self._write() as db:
             for owner, document in items:
                 columns = {
@@ -273,7 +283,7 @@ class Store:
                 cursor = db.execute(
                     f"INSERT INTO tasks ({names}) VALUES ({marks})", list(columns.values())
                 )
-                ids.append(cursor.lastrowid)
+                ids.append(_inserted(cursor))
             db.execute(
                 "INSERT INTO task_changes (task_id) SELECT value FROM json_each(?)",
                 [json.dumps(ids)],
@@ -287,7 +297,7 @@ class Store:
         owner: str | None,
         changes: dict[str, Any],
         expected_revision: int | None = None,
-    ) -> dict[str, Any]:
+    ) -> TaskRecord:
         """Apply ``changes``; ``Conflict`` if the stored revision is not ``expected_revision``."""
         columns = _task_columns(changes)
         with self._write():
@@ -331,11 +341,12 @@ class Store:
         return sorted({task_id for _, task_id in rows}), rows[-1][0]
 
     def last_change(self) -> int:
-        return self.db.execute("SELECT coalesce(max(seq), 0) FROM task_changes").fetchone()[0]
+        row = self.db.execute("SELECT coalesce(max(seq), 0) FROM task_changes").fetchone()
+        return int(row[0])
 
     # -- schedules: next fire times and the fire lease ------------------------------------
 
-    def tasks_to_schedule(self, limit: int) -> list[dict[str, Any]]:
+    def tasks_to_schedule(self, limit: int) -> list[TaskRecord]:
         """Enabled tasks with triggers whose schedule rows are missing or of an older revision."""
         rows = self.db.query(
             "SELECT * FROM tasks t WHERE enabled = 1 AND triggers != '[]' AND NOT EXISTS "
@@ -435,7 +446,7 @@ class Store:
             )
         return cursor.rowcount == 1
 
-    def tasks_with_trigger_types(self, types: list[str]) -> list[dict[str, Any]]:
+    def tasks_with_trigger_types(self, types: list[str]) -> list[TaskRecord]:
         """Enabled tasks having at least one trigger of the given types."""
         marks = ", ".join("?" for _ in types)
         rows = self.db.query(
@@ -447,7 +458,7 @@ class Store:
 
     # -- runs --------------------------------------------------------------------------------
 
-    def create_run(self, fields: dict[str, Any]) -> dict[str, Any]:
+    def create_run(self, fields: dict[str, Any]) -> RunRecord:
         """Insert a run; with an idempotency key already used, return that run instead."""
         columns = {
             **fields,
@@ -468,15 +479,16 @@ class Store:
             cursor = db.execute(
                 f"INSERT INTO runs ({names}) VALUES ({marks})", list(columns.values())
             )
-        return self.get_run(cursor.lastrowid, None)
+        return self.get_run(_inserted(cursor), None)
 
     def update_run(self, run_id: int, **fields: Any) -> None:
         assignments = ", ".join(f"{name} = ?" for name in fields)
         with self._write() as db:
             db.execute(f"UPDATE runs SET {assignments} WHERE id = ?", [*fields.values(), run_id])
 
-    def get_run(self, run_id: int, owner: str | None) -> dict[str, Any]:
-        sql, params = "SELECT * FROM runs WHERE id = ?", [run_id]
+    def get_run(self, run_id: int, owner: str | None) -> RunRecord:
+        sql = "SELECT * FROM runs WHERE id = ?"
+        params: list[str | int] = [run_id]
         if owner is not None:
             sql += " AND owner = ?"
             params.append(owner)
@@ -493,9 +505,10 @@ class Store:
         status: str | None = None,
         limit: int = 50,
         offset: int = 0,
-    ) -> tuple[list[dict[str, Any]], int]:
+    ) -> tuple[list[RunRecord], int]:
         """A page of runs, newest first, and the total matching."""
-        where, params = ["1 = 1"], []
+        where: list[str] = ["1 = 1"]
+        params: list[str | int] = []
         for column, value in (("owner", owner), ("task_id", task_id), ("status", status)):
             if value is not None:
                 where.append(f"{column} = ?")
@@ -508,13 +521,13 @@ class Store:
         )
         return [_row_to_run(row) for row in rows], total
 
-    def active_runs(self, task_id: int) -> list[dict[str, Any]]:
+    def active_runs(self, task_id: int) -> list[RunRecord]:
         rows = self.db.query(
             f"SELECT * FROM runs WHERE task_id = ? AND status IN ({_ACTIVE_SQL})", [task_id]
         )
         return [_row_to_run(row) for row in rows]
 
-    def runs_with_status(self, statuses: tuple[str, ...]) -> list[dict[str, Any]]:
+    def runs_with_status(self, statuses: tuple[str, ...]) -> list[RunRecord]:
         marks = ", ".join("?" for _ in statuses)
         rows = self.db.query(f"SELECT * FROM runs WHERE status IN ({marks})", list(statuses))
         return [_row_to_run(row) for row in rows]
@@ -529,7 +542,7 @@ class Store:
             cursor = db.execute(
                 f"INSERT INTO run_steps ({names}) VALUES ({marks})", list(columns.values())
             )
-        return cursor.lastrowid
+        return _inserted(cursor)
 
     def update_step(self, step_id: int, **fields: Any) -> None:
         if "results" in fields:
@@ -540,13 +553,14 @@ class Store:
                 f"UPDATE run_steps SET {assignments} WHERE id = ?", [*fields.values(), step_id]
             )
 
-    def steps(self, run_id: int) -> list[dict[str, Any]]:
+    def steps(self, run_id: int) -> list[StoredStep]:
         rows = self.db.query("SELECT * FROM run_steps WHERE run_id = ? ORDER BY id", [run_id])
         steps = []
         for row in rows:
             row["results"] = json.loads(row["results"])
             row["set_values"] = json.loads(row["set_values"]) if row["set_values"] else None
-            steps.append(row)
+            # The columns of run_steps are the fields of the record (its JSON ones decoded).
+            steps.append(cast(StoredStep, row))
         return steps
 
     def prune_runs(self, task_id: int, keep: int, before: str | None) -> list[int]:
@@ -566,8 +580,16 @@ class Store:
         return ids
 
 
-def _row_to_run(row: dict[str, Any]) -> dict[str, Any]:
+def _row_to_run(row: dict[str, Any]) -> RunRecord:
     run = dict(row)
     run["parameters"] = json.loads(run["parameters"])
     run["chain"] = json.loads(run["chain"])
-    return run
+    # The columns of the runs table are the fields of the record (its JSON ones decoded).
+    return cast(RunRecord, run)
+
+
+def _inserted(cursor: sqlite3.Cursor) -> int:
+    """The id of the row an INSERT just added (``lastrowid`` is None only for other statements)."""
+    row_id = cursor.lastrowid
+    assert row_id is not None
+    return row_id

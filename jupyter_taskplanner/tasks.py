@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from .model import (
 from .paths import OwnerFiles
 from .permissions import Access, ComponentRules
 from .store import Store
+from .vocabulary import ComponentEntry, TaskRecord
 
 EXPORT_FORMAT = "jupyter-taskplanner"
 EXPORT_VERSION = 1
@@ -52,7 +54,7 @@ class TaskService:
             self.registry, owner, self.rules, files, snapshots, self.default_timezone
         )
 
-    def public(self, task: dict[str, Any]) -> dict[str, Any]:
+    def public(self, task: TaskRecord) -> TaskRecord:
         """A task as returned to clients: secrets removed."""
         return redact_secrets(task, self.registry)
 
@@ -65,16 +67,16 @@ class TaskService:
         search: str | None = None,
         limit: int = 50,
         offset: int = 0,
-    ) -> tuple[list[dict[str, Any]], int]:
+    ) -> tuple[builtins.list[TaskRecord], int]:
         tasks, total = self.store.list_tasks(
             access.scope(owner), enabled=enabled, search=search, limit=limit, offset=offset
         )
         return [self.public(task) for task in tasks], total
 
-    def get(self, access: Access, task_id: int) -> dict[str, Any]:
+    def get(self, access: Access, task_id: int) -> TaskRecord:
         return self.store.get_task(task_id, access.task_scope())
 
-    def create(self, access: Access, body: Any, *, owner: str | None = None) -> dict[str, Any]:
+    def create(self, access: Access, body: Any, *, owner: str | None = None) -> TaskRecord:
         """Create a task owned by the caller (or, for admin imports, by ``owner``)."""
         owner = owner or access.user
         return self.store.create_task(owner, prepare(body, self._context(owner)))
@@ -87,7 +89,7 @@ class TaskService:
         *,
         partial: bool,
         expected_revision: int | None = None,
-    ) -> dict[str, Any]:
+    ) -> TaskRecord:
         """Replace (PUT) or merge (PATCH) the writable fields of a task."""
         stored = self.get(access, task_id)
         document = prepare(body, self._context(stored["owner"]), stored=stored, partial=partial)
@@ -97,25 +99,26 @@ class TaskService:
             task_id, access.task_scope(), document, expected_revision=expected_revision
         )
 
-    def set_enabled(self, access: Access, task_id: int, enabled: bool) -> dict[str, Any]:
+    def set_enabled(self, access: Access, task_id: int, enabled: bool) -> TaskRecord:
         return self.store.update_task(task_id, access.task_scope(), {"enabled": enabled})
 
     def delete(self, access: Access, task_id: int) -> None:
         self.store.delete_task(task_id, access.task_scope())
 
-    def copy(self, access: Access, task_id: int, body: Any = None) -> dict[str, Any]:
+    def copy(self, access: Access, task_id: int, body: Any = None) -> TaskRecord:
         """A copy owned by the caller (an admin's copy belongs to the admin)."""
         stored = self.get(access, task_id)
         overrides = body or {}
         if not isinstance(overrides, dict) or set(overrides) - {"name", "enabled"}:
             raise InvalidConfig("the copy body may only hold 'name' and 'enabled'")
-        document = {field: stored[field] for field in (*WRITABLE_FIELDS, "settings")}
+        document: dict[str, Any] = {field: stored[field] for field in WRITABLE_FIELDS}
+        document["settings"] = stored["settings"]
         document["name"] = f"Copy of {stored['name']}"[:200]
         document.update(overrides)
         context = self._context(access.user)
         return self.store.create_task(access.user, prepare(document, context, new_credentials=True))
 
-    def export(self, access: Access, task_ids: list[int]) -> dict[str, Any]:
+    def export(self, access: Access, task_ids: builtins.list[int]) -> dict[str, Any]:
         """The export document of some tasks (secrets left out)."""
         tasks = []
         for task_id in task_ids:
@@ -123,10 +126,14 @@ class TaskService:
             drop_credentials(task, self.registry)
             for component in _all_components(task):
                 component.pop("secrets", None)
-            tasks.append({key: task[key] for key in ("owner", *WRITABLE_FIELDS, "settings")})
+            exported: dict[str, Any] = {"owner": task["owner"]}
+            for key in WRITABLE_FIELDS:
+                exported[key] = task[key]
+            exported["settings"] = task["settings"]
+            tasks.append(exported)
         return {"format": EXPORT_FORMAT, "version": EXPORT_VERSION, "tasks": tasks}
 
-    def import_(self, access: Access, body: Any) -> list[dict[str, Any]]:
+    def import_(self, access: Access, body: Any) -> builtins.list[TaskRecord]:
         """Create tasks from an export document, a list of tasks or one task; all or none."""
         problems: list[TaskPlannerError] = []
         prepared = []
@@ -169,9 +176,10 @@ def _import_items(body: Any) -> list[Any]:
     raise InvalidConfig("the import body must be an export document, a task or a list of tasks")
 
 
-def _all_components(task: dict[str, Any]) -> list[dict[str, Any]]:
-    found = [entry for key in ("triggers", "jobs", "actions") for entry in task[key]]
-    return [*found, task["series"]] if task.get("series") else found
+def _all_components(task: TaskRecord) -> list[ComponentEntry]:
+    found = [*task["triggers"], *task["jobs"], *task["actions"]]
+    series = task.get("series")
+    return [*found, series] if series else found
 
 
 def parse_task_id(raw: str) -> int:

@@ -16,15 +16,23 @@ import traceback
 from datetime import datetime
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from .components.base import DEFAULT_MAX_FILLED, ENTRY_POINT_GROUP, Component, RunContext
+from .components.base import (
+    DEFAULT_MAX_FILLED,
+    ENTRY_POINT_GROUP,
+    Component,
+    Job,
+    RunContext,
+    Series,
+)
 
 
 def load_component(kind: str, type_name: str) -> type[Component]:
     """Import just the one component class a request needs."""
     for entry_point in entry_points(group=ENTRY_POINT_GROUP, name=f"{kind}.{type_name}"):
-        return entry_point.load()
+        component: type[Component] = entry_point.load()
+        return component
     raise LookupError(f"no {kind} type {type_name!r} is installed where this job runs")
 
 
@@ -65,14 +73,17 @@ def execute(request: dict[str, Any], cancelled: threading.Event | None = None) -
     entry = request["entry"]
     try:
         component = load_component(request["kind"], entry["type"]).from_entry(entry)
+        # An entry point named "<kind>.<type>" holds a class of that kind (the component
+        # contract, as in the registry): a series entry point a Series, a job's a Job.
         if request["kind"] == "series":
+            series = cast(Series, component)
             limit = request.get("limit")
-            sets = list(component.preview(ctx, limit) if limit else component.sets(ctx))
+            sets = list(series.preview(ctx, limit) if limit else series.sets(ctx))
             for index, item in enumerate(sets):
                 if not isinstance(item, dict):
                     raise TypeError(f"set {index} is a {type(item).__name__}, not a dict")
             return {"sets": json.loads(json.dumps(sets, default=str))}
-        results = component.run(ctx)
+        results = cast(Job, component).run(ctx)
         for result in results:
             result.job = result.job or component.name
         return {"results": [result.to_json() for result in results]}

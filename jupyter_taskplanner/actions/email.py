@@ -50,7 +50,8 @@ class EmailSettings(Configurable):
             parse_addresses(proposal["value"], "sender")
         except InvalidConfig as exc:
             raise TraitError(f"EmailSettings.{exc.message}") from None
-        return proposal["value"]
+        sender: str = proposal["value"]
+        return sender
 
 
 class EmailError(RuntimeError):
@@ -268,7 +269,7 @@ def _bare(address: str) -> str:
 
 def _reply(exc: smtplib.SMTPResponseException) -> str:
     text = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else ""
-    return f"{exc.smtp_code} {text or exc.smtp_error}"
+    return f"{exc.smtp_code} {text or str(exc.smtp_error)}"
 
 
 def _refusals(refused: dict[str, tuple[int, bytes]]) -> str:

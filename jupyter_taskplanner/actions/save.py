@@ -109,7 +109,7 @@ class SaveAction(Action):
             "date": ctx.started.strftime("%Y-%m-%d"),
             "time": ctx.started.strftime("%H%M%S"),
         }
-        name = ctx.fill(self.config.get("name", DEFAULT_NAME), values)
+        name: str = ctx.fill(self.config.get("name", DEFAULT_NAME), values)
         target = (folder / name).resolve()
         if folder not in target.parents or not ctx.files.allows(target):
             raise InvalidConfig(

@@ -119,7 +119,9 @@ class WebhookAction(Action):
                 )
         payload = json.dumps(self.payload(ctx, results), default=str).encode()
         if self.config.get("upload_files", False):
-            files = [("payload", (None, payload, "application/json"))]
+            files: list[tuple[str, tuple[str | None, bytes, str]]] = [
+                ("payload", (None, payload, "application/json"))
+            ]
             for result in results:
                 if result.flavor == "file" and result.value:
                     path = _result_file(ctx, result.value)
@@ -144,6 +146,7 @@ class WebhookAction(Action):
                     body = prepared.body if isinstance(prepared.body, bytes) else b""
                     prepared.headers[SIGNATURE_HEADER] = signature(self.config["secret"], body)
                 # Proxy and CA bundle settings from the environment, as requests.post would.
+                assert prepared.url is not None  # prepare_request always sets it
                 settings = session.merge_environment_settings(prepared.url, {}, None, None, None)
                 response = session.send(
                     prepared, timeout=timeout, allow_redirects=False, **settings

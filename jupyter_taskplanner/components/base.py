@@ -22,11 +22,11 @@ import copy
 import logging
 import re
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 from zoneinfo import ZoneInfo
 
 from traitlets.config import Configurable
@@ -34,6 +34,9 @@ from traitlets.config import Configurable
 from ..bus import PlannerEvent
 from ..errors import InvalidConfig
 from ..paths import OwnerFiles, check_path_fields
+
+if TYPE_CHECKING:
+    from ..vocabulary import TaskRecord
 
 ENTRY_POINT_GROUP = "jupyter_taskplanner.components"
 Kind = Literal["trigger", "job", "action", "series"]
@@ -73,7 +76,7 @@ class Component:
         return config
 
     @classmethod
-    def current_config(cls, entry: dict[str, Any], where: str) -> dict[str, Any]:
+    def current_config(cls, entry: Mapping[str, Any], where: str) -> dict[str, Any]:
         """A copy of a stored entry's config in this version's shape (``migrate_config``).
 
         A config newer than this class knows is an ``InvalidConfig`` at ``<where>.version``.
@@ -91,7 +94,7 @@ class Component:
         return config
 
     @classmethod
-    def from_entry(cls, entry: dict[str, Any]) -> Component:
+    def from_entry(cls, entry: Mapping[str, Any]) -> Self:
         """The component of a stored ``{type, name?, version?, config}`` entry."""
         name = entry.get("name") or ""
         return cls(cls.current_config(entry, f"{cls.kind} {name or cls.type_name!r}"), name)
@@ -231,7 +234,7 @@ class PlannerEventTrigger(Trigger):
 
     events: ClassVar[tuple[type[PlannerEvent], ...]] = ()
 
-    def fire_on(self, event: PlannerEvent, task: dict[str, Any]) -> Fire | None:
+    def fire_on(self, event: PlannerEvent, task: TaskRecord) -> Fire | None:
         """Whether ``event`` starts ``task`` (which has this trigger): a ``Fire``, or None.
 
         Called in the server's event loop: decide quickly, without I/O.

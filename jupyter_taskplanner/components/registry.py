@@ -8,14 +8,14 @@ classes claiming one kind and type name stop the server.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from importlib.metadata import entry_points
-from typing import Any
+from typing import Any, Literal, overload
 
 import jsonschema
 
 from ..errors import InvalidConfig, combine, schema_errors, schema_message
-from .base import ENTRY_POINT_GROUP, KINDS, Component
+from .base import ENTRY_POINT_GROUP, KINDS, Action, Component, Job, Series, Trigger
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,18 @@ class Registry:
         jsonschema.Draft202012Validator.check_schema(cls.config_schema)
         self._classes[key] = cls
 
+    # A class is registered under its own ``kind``, which the base of each kind sets: the
+    # classes of kind "action" are Actions, and so on.
+    @overload
+    def get(self, kind: Literal["trigger"], type_name: str) -> type[Trigger]: ...
+    @overload
+    def get(self, kind: Literal["job"], type_name: str) -> type[Job]: ...
+    @overload
+    def get(self, kind: Literal["action"], type_name: str) -> type[Action]: ...
+    @overload
+    def get(self, kind: Literal["series"], type_name: str) -> type[Series]: ...
+    @overload
+    def get(self, kind: str, type_name: str) -> type[Component]: ...
     def get(self, kind: str, type_name: str) -> type[Component]:
         try:
             return self._classes[(kind, type_name)]
@@ -66,20 +78,30 @@ class Registry:
             known = ", ".join(sorted(name for k, name in self._classes if k == kind)) or "none"
             raise InvalidConfig(f"unknown {kind} type {type_name!r} (available: {known})") from None
 
-    def of_kind(self, kind: str) -> list[type[Component]]:
+    @overload
+    def of_kind(self, kind: Literal["trigger"]) -> list[type[Trigger]]: ...
+    @overload
+    def of_kind(self, kind: Literal["job"]) -> list[type[Job]]: ...
+    @overload
+    def of_kind(self, kind: Literal["action"]) -> list[type[Action]]: ...
+    @overload
+    def of_kind(self, kind: Literal["series"]) -> list[type[Series]]: ...
+    @overload
+    def of_kind(self, kind: str) -> list[type[Component]]: ...
+    def of_kind(self, kind: str) -> Sequence[type[Component]]:
         return [cls for (k, _), cls in sorted(self._classes.items()) if k == kind]
 
     def describe(self) -> list[dict[str, Any]]:
         return [cls.describe() for _, cls in sorted(self._classes.items())]
 
-    def entry_class(self, kind: str, entry: dict[str, Any], where: str) -> type[Component]:
+    def entry_class(self, kind: str, entry: Mapping[str, Any], where: str) -> type[Component]:
         """The class of an entry's ``type``; ``InvalidConfig`` at ``<where>.type`` if unknown."""
         try:
             return self.get(kind, entry["type"])
         except InvalidConfig as exc:
             raise InvalidConfig(f"{where}.type: {exc.message}", field=f"{where}.type") from None
 
-    def validate(self, kind: str, entry: dict[str, Any], where: str) -> dict[str, Any]:
+    def validate(self, kind: str, entry: Mapping[str, Any], where: str) -> dict[str, Any]:
         """Check one ``{type, name?, version?, config}`` entry; return it migrated and filled.
 
         ``where`` names the entry in messages, e.g. ``jobs[0]``.  The ``InvalidConfig``
@@ -104,7 +126,17 @@ class Registry:
             raise exc.within(f"{where}.config") from None
         return {**entry, "config": config, "version": cls.config_version}
 
-    def instantiate(self, kind: str, entry: dict[str, Any]) -> Component:
+    @overload
+    def instantiate(self, kind: Literal["trigger"], entry: Mapping[str, Any]) -> Trigger: ...
+    @overload
+    def instantiate(self, kind: Literal["job"], entry: Mapping[str, Any]) -> Job: ...
+    @overload
+    def instantiate(self, kind: Literal["action"], entry: Mapping[str, Any]) -> Action: ...
+    @overload
+    def instantiate(self, kind: Literal["series"], entry: Mapping[str, Any]) -> Series: ...
+    @overload
+    def instantiate(self, kind: str, entry: Mapping[str, Any]) -> Component: ...
+    def instantiate(self, kind: str, entry: Mapping[str, Any]) -> Component:
         """The component of a stored entry; a config stored by an older version is migrated."""
         return self.get(kind, entry["type"]).from_entry(entry)
 

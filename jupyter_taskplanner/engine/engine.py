@@ -14,16 +14,19 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from traitlets.config import Configurable
+
 from ..bus import EventBus, RunFinished, RunStarted
+from ..components.base import Component
 from ..components.registry import Registry
 from ..database import Database
 from ..errors import Conflict, InvalidConfig, PermissionDenied, Unavailable
 from ..executors import Executor, StepOutcome
 from ..owners import OwnerFolders
 from ..permissions import ComponentRules
-from ..store import utcnow
-from ..vocabulary import ACTIVE, RunStatus, StepStatus
-from .execution import RunExecution, run_context
+from ..store import Store, utcnow
+from ..vocabulary import ACTIVE, RunRecord, RunStatus, StepStatus, TaskRecord
+from .execution import RunExecution, RunStart, run_context
 from .queue import RunQueue
 from .settings import EngineSettings
 from .steps import StepRunner, step_request
@@ -66,7 +69,7 @@ class RunEngine:
         rules: ComponentRules,
         bus: EventBus,
         settings: EngineSettings,
-        component_settings: dict[type, Any] | None = None,
+        component_settings: dict[type[Component], Configurable] | None = None,
         log: logging.Logger | None = None,
     ) -> None:
         self.db = db
@@ -105,7 +108,7 @@ class RunEngine:
 
     async def submit(
         self,
-        task: dict[str, Any],
+        task: TaskRecord,
         *,
         trigger: str,
         started_by: str,
@@ -113,12 +116,12 @@ class RunEngine:
         chain: list[int] | tuple[int, ...] | None = None,
         idempotency_key: str | None = None,
         overlap: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> RunRecord:
         """Record a run of ``task`` and queue it; an overlapping ``skip`` run is only recorded."""
         if self.queue.stopping:
             raise Unavailable("the task planner is shutting down; this run was not started")
         overlap = overlap or task["settings"]["overlap"]
-        fields = {
+        fields: dict[str, Any] = {
             "task_id": task["id"],
             "owner": task["owner"],
             "task_name": task["name"],
@@ -141,7 +144,7 @@ class RunEngine:
             self.queue.add(task["owner"], run["id"])
         return run
 
-    async def start_in_chain(self, run: dict[str, Any], task_id: int) -> dict[str, Any] | None:
+    async def start_in_chain(self, run: RunRecord, task_id: int) -> RunRecord | None:
         """Start ``task_id`` (same owner) as the next link of ``run``'s chain, at most once."""
         if self.queue.stopping:
             self.log.info("the server is stopping; run %s starts no next task", run["id"])
@@ -163,7 +166,7 @@ class RunEngine:
             overlap="skip",
         )
 
-    def _chain_starter(self, run: dict[str, Any]) -> Callable[[int], None]:
+    def _chain_starter(self, run: RunRecord) -> Callable[[int], None]:
         """A thread-safe ``start_task`` for next-task actions of ``run`` (loop protection)."""
         loop = asyncio.get_running_loop()
 
@@ -173,13 +176,15 @@ class RunEngine:
 
         return start
 
-    async def preview_series(self, task: dict[str, Any], count: int) -> StepOutcome:
+    async def preview_series(self, task: TaskRecord, count: int) -> StepOutcome:
         """The first ``count`` parameter sets of the task's series, computed by the executor."""
         folder = self.owners.previews(task["owner"]) / uuid.uuid4().hex
-        run = {"id": 0, "started": None, "created": utcnow(), "parameters": {}}
+        run: RunStart = {"id": 0, "started": None, "created": utcnow(), "parameters": {}}
         ctx = run_context(run, task, folder, self.owners, self.settings)
+        series = task["series"]
+        assert series is not None, "only a task with a series has a preview"  # callers check
         try:
-            request = step_request(self.registry, "series", task["series"], ctx, folder, count)
+            request = step_request(self.registry, "series", series, ctx, folder, count)
         except InvalidConfig as exc:
             return StepOutcome(error=exc.message)
         folder.mkdir(parents=True, exist_ok=True)
@@ -192,7 +197,7 @@ class RunEngine:
 
     # -- cancelling and stopping -----------------------------------------------------------------
 
-    async def cancel(self, run_id: int) -> dict[str, Any]:
+    async def cancel(self, run_id: int) -> RunRecord:
         """Cancel a queued or running run of this server; returns the run as it ended."""
         # Read here, not by the caller: the run may have ended since the caller looked.
         run = await self.db.call(self.store.get_run, run_id, None)
@@ -302,7 +307,7 @@ class RunEngine:
             self._finishing -= 1
         await self.queue.dispatch()
 
-    def _finish(self, run_id: int, status: RunStatus, error: str | None) -> dict[str, Any]:
+    def _finish(self, run_id: int, status: RunStatus, error: str | None) -> RunRecord:
         """On the database thread: record how a run ended and read it back in one go.
 
         In one call, so the retention of another run finishing meanwhile cannot delete this
@@ -311,7 +316,7 @@ class RunEngine:
         self.store.update_run(run_id, status=status, finished=utcnow(), error=error)
         return self.store.get_run(run_id, None)
 
-    async def _prune(self, task: dict[str, Any]) -> None:
+    async def _prune(self, task: TaskRecord) -> None:
         """Delete the task's runs beyond the history settings, with their folders."""
         before = None
         if self.settings.keep_run_days:
@@ -328,7 +333,7 @@ class RunEngine:
             )
 
 
-def failure_summary(store: Any, run_id: int) -> str:
+def failure_summary(store: Store, run_id: int) -> str:
     """A failed run's error: which steps failed (the last attempt of each), and the first why."""
     last_attempts = {
         (step["kind"], step["name"], step["set_index"]): step for step in store.steps(run_id)

@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 from zoneinfo import ZoneInfo
 
 from ..components.base import Result, RunContext
@@ -15,9 +15,19 @@ from ..components.registry import Registry
 from ..model import component_classes
 from ..owners import OwnerFolders
 from ..permissions import ComponentRules
-from ..vocabulary import RunStatus
+from ..vocabulary import RunRecord, RunStatus, TaskRecord
 from .settings import EngineSettings
 from .steps import StepRunner, slug
+
+
+class RunStart(TypedDict):
+    """What a run's context is made of: every ``RunRecord`` has these fields (a series
+    preview makes up a run of just these)."""
+
+    id: int
+    started: str | None
+    created: str
+    parameters: dict[str, Any]
 
 
 class RunExecution:
@@ -25,8 +35,8 @@ class RunExecution:
 
     def __init__(
         self,
-        run: dict[str, Any],
-        task: dict[str, Any],
+        run: RunRecord,
+        task: TaskRecord,
         *,
         registry: Registry,
         owners: OwnerFolders,
@@ -137,8 +147,8 @@ class RunExecution:
 
 
 def run_context(
-    run: dict[str, Any],
-    task: dict[str, Any],
+    run: RunStart,
+    task: TaskRecord,
     output: Path,
     owners: OwnerFolders,
     settings: EngineSettings,

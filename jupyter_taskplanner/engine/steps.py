@@ -6,19 +6,21 @@ import asyncio
 import logging
 import re
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from traitlets.config import Configurable
+
 from ..bus import EventBus, RunProgress
-from ..components.base import Action, Result, RunContext
+from ..components.base import Component, Result, RunContext
 from ..components.registry import Registry
 from ..database import Database
 from ..errors import InvalidConfig
 from ..executors import Executor, StepOutcome, StepRequest
 from ..logs import CappedLogHandler
 from ..store import utcnow
-from ..vocabulary import StepStatus
+from ..vocabulary import ComponentEntry, RunRecord, StepStatus
 
 
 def slug(text: str) -> str:
@@ -44,7 +46,7 @@ def _jsonable(value: Any) -> bool:
 def step_request(
     registry: Registry,
     kind: str,
-    entry: dict[str, Any],
+    entry: Mapping[str, Any],
     ctx: RunContext,
     folder: Path,
     limit: int | None = None,
@@ -86,7 +88,7 @@ class StepRunner:
         registry: Registry,
         executor: Executor,
         bus: EventBus,
-        component_settings: dict[type, Any],
+        component_settings: dict[type[Component], Configurable],
         max_log_bytes: Callable[[], int],
     ) -> None:
         self.db = db
@@ -99,9 +101,9 @@ class StepRunner:
 
     async def work(
         self,
-        run: dict[str, Any],
+        run: RunRecord,
         kind: str,
-        entry: dict[str, Any],
+        entry: ComponentEntry,
         ctx: RunContext,
         folder: Path,
         run_folder: Path,
@@ -165,8 +167,8 @@ class StepRunner:
 
     async def act(
         self,
-        run: dict[str, Any],
-        entry: dict[str, Any],
+        run: RunRecord,
+        entry: ComponentEntry,
         ctx: RunContext,
         results: list[Result],
         folder: Path,
@@ -207,7 +209,7 @@ class StepRunner:
         action_ctx.log.setLevel(logging.INFO)
         error = None
         try:
-            action: Action = cls.from_entry(entry)  # type: ignore[assignment]
+            action = cls.from_entry(entry)
             cls.check_paths(action_ctx.fill(action.config), action_ctx.files, template=False)
             await asyncio.get_running_loop().run_in_executor(None, action.run, action_ctx, accepted)
         except asyncio.CancelledError:

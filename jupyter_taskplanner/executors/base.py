@@ -35,7 +35,7 @@ class StepRequest:
 
     def document(self, folder: Path, output: Path) -> dict[str, Any]:
         """The JSON request ``jupyter_taskplanner.worker`` executes, for folders where it runs."""
-        document = {
+        document: dict[str, Any] = {
             "kind": self.kind,
             "entry": self.entry,
             "context": {**self.context, "output_dir": str(output)},

@@ -426,7 +426,8 @@ def _write(nb: nbformat.NotebookNode, fmt: str, path: Path) -> bool:
 def _pdf(nb: nbformat.NotebookNode) -> bytes | None:
     """The notebook as PDF, or None (after logging why) when no converter is installed."""
     if shutil.which("xelatex") and shutil.which("pandoc"):
-        return PDFExporter().from_notebook_node(nb)[0]
+        data: bytes = PDFExporter().from_notebook_node(nb)[0]
+        return data
     if importlib.util.find_spec("playwright") is None:
         reason = "neither xelatex with pandoc nor playwright (nbconvert[webpdf]) is installed"
     else:
@@ -434,7 +435,8 @@ def _pdf(nb: nbformat.NotebookNode) -> bytes | None:
             # Chromium refuses to run as root inside its sandbox; the notebook is the owner's
             # own code in any case.
             exporter = WebPDFExporter(disable_sandbox=os.geteuid() == 0)
-            return exporter.from_notebook_node(nb)[0]
+            pdf: bytes = exporter.from_notebook_node(nb)[0]
+            return pdf
         except RuntimeError as exc:  # playwright found no Chromium to drive
             reason = str(exc)
     print(f"PDF skipped: {reason}")

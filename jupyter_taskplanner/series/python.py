@@ -44,7 +44,8 @@ def load_callable(reference: str) -> Callable[..., Any]:
             ) from None
     if not callable(target):
         raise InvalidConfig(f"function: {reference} is not callable", field="function")
-    return target
+    function: Callable[..., Any] = target
+    return function
 
 
 class PythonSeries(Series):

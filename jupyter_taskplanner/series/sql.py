@@ -62,13 +62,18 @@ def local_url(text: str, files: OwnerFiles) -> Any:
                 "remove it",
                 field="url",
             )
-    if url.get_backend_name() not in FILE_DIALECTS or url.database in (None, "", ":memory:"):
+    database = url.database
+    if (
+        url.get_backend_name() not in FILE_DIALECTS
+        or database is None
+        or database in ("", ":memory:")
+    ):
         return url
-    if url.database.startswith("file:"):
+    if database.startswith("file:"):
         raise InvalidConfig(
             "url: SQLite URI file names are not supported; give the file's path", field="url"
         )
-    return url.set(database=str(files.resolve(url.database, "url", shown=url.database)))
+    return url.set(database=str(files.resolve(database, "url", shown=database)))
 
 
 class SqlSeries(Series):

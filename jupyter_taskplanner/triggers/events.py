@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 from ..bus import HttpCall, PlannerEvent, RunFinished, ServerStarted
 from ..components.base import Fire, PlannerEventTrigger
+from ..vocabulary import TaskRecord
 
 OUTCOMES = ("always", "success", "failure")
 
@@ -54,7 +55,7 @@ class AfterTaskTrigger(PlannerEventTrigger):
         self.task_id: int = config["task_id"]
         self.on: str = config.get("on", "success")
 
-    def fire_on(self, event: PlannerEvent, task: dict[str, Any]) -> Fire | None:
+    def fire_on(self, event: PlannerEvent, task: TaskRecord) -> Fire | None:
         """The end of a run of the watched task, of the same owner, with the chosen outcome.
 
         The new run continues the finished run's chain, so a loop of tasks stops.
@@ -96,7 +97,7 @@ class ServerStartTrigger(PlannerEventTrigger):
         super().__init__(config, name)
         self.delay: float = config.get("delay", 0)
 
-    def fire_on(self, event: PlannerEvent, task: dict[str, Any]) -> Fire | None:
+    def fire_on(self, event: PlannerEvent, task: TaskRecord) -> Fire | None:
         return Fire(delay=self.delay, trigger="server_start")
 
 
@@ -140,7 +141,7 @@ class HttpTrigger(PlannerEventTrigger):
         """Whether a called URL's token is this trigger's (compared in constant time)."""
         return hmac.compare_digest(token.encode(), self.token.encode())
 
-    def fire_on(self, event: PlannerEvent, task: dict[str, Any]) -> Fire | None:
+    def fire_on(self, event: PlannerEvent, task: TaskRecord) -> Fire | None:
         assert isinstance(event, HttpCall)
         if event.task_id != task["id"] or not self.accepts(event.token):
             return None

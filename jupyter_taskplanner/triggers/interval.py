@@ -30,7 +30,8 @@ def parse_start(text: str) -> datetime:
 
 def seconds_of(config: dict[str, Any]) -> float:
     """The interval's length in seconds."""
-    return config["every"] * UNIT_SECONDS[config.get("unit", "minutes")]
+    every: float = config["every"]
+    return every * UNIT_SECONDS[config.get("unit", "minutes")]
 
 
 class IntervalTrigger(TimedTrigger):

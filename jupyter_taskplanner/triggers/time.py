@@ -23,7 +23,8 @@ def parse_time(text: str) -> time:
     try:
         if match is None:
             raise ValueError
-        return time(*(int(part) for part in match.groups() if part is not None))
+        hour, minute, second = match.groups()
+        return time(int(hour), int(minute), 0 if second is None else int(second))
     except ValueError:
         raise InvalidConfig(
             f"{text!r} is not a time of day; write HH:MM or HH:MM:SS on a 24-hour clock, "

@@ -189,7 +189,12 @@ def _table(rows: list[tuple[str, int, int, int]]) -> str:
     """A wc-style table: lines, words, characters and the file name, then the total."""
     if not rows:
         return "no file matches"
-    totals = ("total", *(sum(row[column] for row in rows) for column in (1, 2, 3)))
+    totals = (
+        "total",
+        sum(row[1] for row in rows),
+        sum(row[2] for row in rows),
+        sum(row[3] for row in rows),
+    )
     width = max(len(str(value)) for row in [*rows, totals] for value in row[1:])
     return "\n".join(
         f"{lines:>{width}} {words:>{width}} {characters:>{width}} {name}"
