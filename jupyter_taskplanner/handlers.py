@@ -61,6 +61,10 @@ class PlannerHandler(ExtensionHandlerMixin, APIHandler):
         self._chunks: list[bytes] = []
         self._received = 0
         await super().prepare(*args, **kwargs)
+        if self.current_user is not None:
+            # The planner's settings are the extension app (``TaskPlannerApp``) itself.
+            owner = self.planner.settings.owner_name(self.current_user)
+            self._access = await access_for(self, owner)
         declared = self.request.headers.get("Content-Length")
         if declared and declared.isdigit() and int(declared) > self.planner.settings.max_body_bytes:
             raise self._too_large(int(declared))
@@ -94,10 +98,7 @@ class PlannerHandler(ExtensionHandlerMixin, APIHandler):
 
     @property
     def access(self) -> Access:
-        if not hasattr(self, "_access"):
-            # The planner's settings are the extension app (``TaskPlannerApp``) itself.
-            owner = self.planner.settings.owner_name(self.current_user)
-            self._access = access_for(self, owner)
+        """Who calls, and whether as an admin (decided in ``prepare``)."""
         return self._access
 
     async def db(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:

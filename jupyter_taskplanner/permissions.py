@@ -9,6 +9,8 @@ authorizer (JupyterHub scopes, a custom class, ...).
 
 from __future__ import annotations
 
+import inspect
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
 
     from .components.base import Component
 
+log = logging.getLogger(__name__)
 USE = "taskplanner"
 ADMIN = "taskplanner:admin"
 SHELL = "taskplanner:shell"
@@ -98,8 +101,31 @@ class Access:
         return owner
 
 
-def access_for(handler: JupyterHandler, user_name: str) -> Access:
-    """The ``Access`` of the request's user, asking the server's authorizer about admin."""
+async def access_for(handler: JupyterHandler, user_name: str) -> Access:
+    """The ``Access`` of the request's user, asking the server's authorizer about admin.
+
+    An authorizer may answer with an awaitable (jupyter_server allows it): it is awaited,
+    never taken for a yes.
+    """
     action = "read" if handler.request.method in ("GET", "HEAD") else "write"
-    admin = handler.authorizer.is_authorized(handler, handler.current_user, action, ADMIN)
-    return Access(user=user_name, admin=bool(admin))
+    answer = handler.authorizer.is_authorized(handler, handler.current_user, action, ADMIN)
+    admin = await answer if inspect.isawaitable(answer) else answer
+    return Access(user=user_name, admin=admin is True)
+
+
+def decided(answer: object, resource: str) -> bool:
+    """An authorizer's answer asked outside a request (on the database thread, say).
+
+    Only ``True`` grants.  An awaitable answer (an async authorizer) cannot be awaited there:
+    it is refused, so a deployment with such an authorizer fails closed and the log says why.
+    """
+    if inspect.isawaitable(answer):
+        if inspect.iscoroutine(answer):
+            answer.close()
+        log.warning(
+            "the authorizer answered %s asynchronously where the planner needs an answer at "
+            "once (checking a task's owner); refused",
+            resource,
+        )
+        return False
+    return answer is True

@@ -22,7 +22,7 @@ from .database import Database
 from .engine import EngineSettings, RunEngine
 from .executors import Executor
 from .owners import OwnerFolders
-from .permissions import ComponentRules
+from .permissions import ComponentRules, decided
 from .runs import RunService
 from .scheduler import Scheduler
 from .store import Store
@@ -185,7 +185,7 @@ def _owner_has(serverapp: ServerApp | None) -> Callable[[str, str], bool]:
             "execute",
             resource,
         )
-        return bool(allowed)
+        return decided(allowed, resource)
 
     return owner_has
 

@@ -322,7 +322,7 @@ class Scheduler:
             self._push(task, key, next_stamp)
         label = f"{trigger.type_name}:{trigger.name}"
         if not late:
-            await self._submit(task, label, {"trigger.due": due_at.isoformat()})
+            await self._submit(task, label, self._fire_values(trigger, due_at, tz))
             return
         catch_up = [] if policy == "skip" else missed
         self.log.info(
@@ -336,9 +336,18 @@ class Scheduler:
             await self._submit(
                 task,
                 "misfire",
-                {"trigger.due": when.isoformat()},
+                self._fire_values(trigger, when, tz),
                 "queue" if len(catch_up) > 1 else None,
             )
+
+    def _fire_values(self, trigger: TimedTrigger, due: datetime, tz: ZoneInfo) -> dict[str, Any]:
+        """The placeholders of a timed fire: ``trigger.due`` and what the trigger adds."""
+        try:
+            extra = trigger.fire_placeholders(due, tz)
+        except Exception:
+            self.log.exception("trigger %s: cannot describe its fire at %s", trigger.name, due)
+            extra = {}
+        return {**extra, "trigger.due": due.isoformat()}
 
     async def _submit(
         self,

@@ -158,16 +158,16 @@ def test_placeholders_describe_the_event_of_a_fire(tmp_path):
     trigger = from_file(tmp_path, "weekly.ics", minutes_before=10)
     first = trigger.next_fire(START, BERLIN)
     assert first is not None
-    assert trigger.placeholders_at(first, BERLIN) == {
+    assert trigger.fire_placeholders(first, BERLIN) == {
         "trigger.event": "Team meeting",
         "trigger.event_start": "2025-03-03T09:00:00+01:00",
         "trigger.event_end": "2025-03-03T09:30:00+01:00",
         "trigger.event_location": "Room 4.2",
     }
-    assert trigger.placeholders_at(first + timedelta(minutes=1), BERLIN) == {}
+    assert trigger.fire_placeholders(first + timedelta(minutes=1), BERLIN) == {}
     days = from_file(tmp_path, "days.ics")
     labour_day = datetime(2025, 5, 1, tzinfo=BERLIN)
-    assert days.placeholders_at(labour_day, BERLIN)["trigger.event_start"] == "2025-05-01"
+    assert days.fire_placeholders(labour_day, BERLIN)["trigger.event_start"] == "2025-05-01"
 
 
 def test_an_edited_file_is_read_again_and_an_unchanged_one_is_not(tmp_path, monkeypatch):
@@ -584,4 +584,6 @@ async def test_a_calendar_event_starts_a_run(api, jp_root_dir):
     assert run["trigger"] == "calendar:cal"
     due = datetime.fromisoformat(run["parameters"]["trigger.due"])
     assert due == event - timedelta(minutes=1)
+    assert run["parameters"]["trigger.event"] == "Soon"
+    assert datetime.fromisoformat(run["parameters"]["trigger.event_start"]) == event
     assert await next_times(alice, reply.body["id"]) == []

@@ -169,6 +169,14 @@ class TimedTrigger(Trigger):
         """
         raise NotImplementedError
 
+    def fire_placeholders(self, due: datetime, tz: ZoneInfo) -> dict[str, Any]:
+        """Placeholders of the run a fire at ``due`` starts, beside ``{trigger.due}``.
+
+        Default none; a calendar trigger names the event, say.  Keys belong under
+        ``trigger.``; called on the event loop, so keep it quick.
+        """
+        return {}
+
     def fire_times(self, after: datetime, tz: ZoneInfo, count: int) -> list[datetime]:
         """The next ``count`` fire times after ``after`` (for previews)."""
         times: list[datetime] = []

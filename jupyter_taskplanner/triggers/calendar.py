@@ -610,12 +610,11 @@ class CalendarTrigger(TimedTrigger):
         found = self._index(zone).next_after(after.astimezone(UTC))
         return found.astimezone(zone) if found is not None else None
 
-    def placeholders_at(self, due: datetime, tz: ZoneInfo) -> dict[str, str]:
+    def fire_placeholders(self, due: datetime, tz: ZoneInfo) -> dict[str, Any]:
         """The placeholders of the event a fire at ``due`` is for (empty if none).
 
         When several events share the fire, ``trigger.event`` lists their summaries, one a
-        line, and the other placeholders describe the first.  The scheduler passes a timed
-        trigger's run only ``trigger.due`` so far; this is what a per-fire hook would add.
+        line, and the other placeholders describe the first.
         """
         zone = config_zone(self.config, tz)
         occurrences = self._index(zone).occurrences_at(due.astimezone(UTC))
