@@ -1,164 +1,152 @@
-"""Fixtures: a real Jupyter server with the planner, and clients acting as several users."""
+"""What only this suite needs; the shared fixtures come from the ``taskplanner`` pytest plugin.
+
+``jupyter_taskplanner.pytest_plugin`` (loaded through its entry point) gives ``api``,
+``planner``, ``planner_clock``, ``run_events``, ``smtp``, ``http`` and the server config;
+``jupyter_taskplanner.testing`` has the helpers the test modules import.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import time
-from collections.abc import Awaitable, Callable
+import itertools
+import re
+import textwrap
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from tornado.httpclient import HTTPClientError, HTTPResponse
+from jupyter_server.serverapp import ServerApp
+from tornado.routing import PathMatches
 
-from jupyter_taskplanner.vocabulary import FINISHED
+from jupyter_taskplanner.handlers import PlannerHandler
 
-pytest_plugins = ["pytest_jupyter.jupyter_server", "helpers_servers"]
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
-TOKENS = {
-    "alice": "alice-token",
-    "bob": "bob-token",
-    "carol": "carol-token",
-    "root": "root-token",
-    "eve": "eve-token",
-    "dan": "dan-token",
-}
-# The test server serves several identities and runs jobs under its own OS account, so the
-# components that run code (notebook, python, script, command jobs; python series) need
-# taskplanner:shell: dan has only the planner, eve not even that.
-GRANTS = {
-    "alice": ["taskplanner", "taskplanner:shell"],
-    "bob": ["taskplanner", "taskplanner:shell"],
-    "carol": ["taskplanner", "taskplanner:shell"],
-    "root": ["taskplanner", "taskplanner:admin", "taskplanner:shell"],
-    "eve": [],
-    "dan": ["taskplanner"],
-}
+FUNCS = textwrap.dedent(
+    """
+    import os, pathlib, time
+
+    def hello(name="world"):
+        print(f"hello {name}")
+        return f"hello {name}"
+
+    def sleep(seconds=30, pidfile=None):
+        if pidfile:
+            pathlib.Path(pidfile).write_text(str(os.getpid()))
+        try:
+            time.sleep(float(seconds))
+        finally:
+            if pidfile:
+                pathlib.Path(pidfile + ".cleaned").touch()
+        return "slept"
+
+    def fail(message="boom"):
+        raise RuntimeError(message)
+
+    def flaky(counter):
+        path = pathlib.Path(counter)
+        count = int(path.read_text()) if path.exists() else 0
+        path.write_text(str(count + 1))
+        if count == 0:
+            raise RuntimeError("the first attempt fails")
+        return "second attempt"
+    """
+)
+"""The module ``tp_funcs`` whose functions the python jobs of ``job`` call."""
+_GROUP = re.compile(r"\(\?P<(?P<name>\w+)>(?P<body>[^()]*)\)")
+_LITERALS = re.compile(r"[\w-]+(\|[\w-]+)*")
 
 
 @pytest.fixture
-def planner_settings() -> dict[str, Any]:
-    """Extra ``TaskPlannerApp`` settings; override in a test module to change them."""
-    return {}
+def jp_server_config(taskplanner_server_config: dict[str, Any]) -> dict[str, Any]:
+    """The planner's test server (a plugin's fixture cannot override pytest-jupyter's)."""
+    return taskplanner_server_config
 
 
 @pytest.fixture
-def db_path(tmp_path) -> Path:
-    return tmp_path / "planner" / "tasks.db"
+def funcs(jp_root_dir: Path) -> Path:
+    """The test server's root, holding ``tp_funcs.py``."""
+    (jp_root_dir / "tp_funcs.py").write_text(FUNCS)
+    return jp_root_dir
 
 
 @pytest.fixture
-def jp_server_config(tmp_path, db_path, planner_settings):
+def server_root(tmp_path: Path) -> Path:
+    """A root folder holding ``tp_funcs.py``, for real server processes."""
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "tp_funcs.py").write_text(FUNCS)
+    return root
+
+
+def _job(function: str, **kwargs: Any) -> dict[str, Any]:
     return {
-        "ServerApp": {
-            "jpserver_extensions": {"jupyter_taskplanner": True},
-            "identity_provider_class": "jupyter_taskplanner.testing.TokenUsersIdentityProvider",
-            "authorizer_class": "jupyter_taskplanner.testing.GrantsAuthorizer",
-        },
-        "TokenUsersIdentityProvider": {
-            "user_tokens": {token: user for user, token in TOKENS.items()},
-        },
-        "GrantsAuthorizer": {"grants": GRANTS},
-        "TaskPlannerApp": {"db_path": str(db_path), **planner_settings},
+        "type": "python",
+        "name": function,
+        "config": {"function": f"tp_funcs:{function}", "kwargs": kwargs},
     }
 
 
-class Reply:
-    """An HTTP reply: status, headers and the decoded JSON body (None when empty)."""
-
-    def __init__(self, response: HTTPResponse) -> None:
-        self.status = response.code
-        self.headers = response.headers
-        self.body: Any = None
-        if response.body:
-            is_json = "json" in response.headers.get("Content-Type", "")
-            self.body = json.loads(response.body) if is_json else response.body.decode()
-
-    def __repr__(self) -> str:
-        return f"<Reply {self.status} {self.body!r}>"
-
-
-Api = Callable[..., Awaitable[Reply]]
-
-
 @pytest.fixture
-def api(jp_fetch, jp_serverapp) -> Callable[[str | None], Api]:
-    """``api("alice")`` returns a caller acting as alice; ``api(None)`` is unauthenticated.
+def job() -> Callable[..., dict[str, Any]]:
+    """``job("sleep", seconds=1)``: a python job entry calling that function of ``tp_funcs``."""
+    return _job
 
-    The caller takes ``(method, path, body=None, params=None, headers=None)`` with ``path``
-    relative to ``/taskplanner/api`` and never raises for HTTP error statuses.  The first
-    call starts the server's extensions (the scheduler) as a running server does.
+
+def _expand(pattern: str) -> list[str]:
+    """The OpenAPI path templates a route regex serves.
+
+    ``(?P<x>a|b)`` gives two paths, any other named group ``{x}``; other regex syntax fails
+    here, so that this walk is taught about it rather than silently skipping a route.
     """
-    started: list[bool] = []
-
-    def as_user(user: str | None) -> Api:
-        async def call(
-            method: str,
-            path: str,
-            body: Any = None,
-            params: dict[str, Any] | None = None,
-            headers: dict[str, str] | None = None,
-        ) -> Reply:
-            if not started:
-                started.append(True)
-                await jp_serverapp.extension_manager.start_all_extensions()
-            all_headers = {"Authorization": f"token {TOKENS[user]}" if user else "token nope"}
-            all_headers.update(headers or {})
-            if body is not None and not isinstance(body, (str, bytes)):
-                body = json.dumps(body)
-            if body is None and method in ("POST", "PUT", "PATCH"):
-                body = ""
-            try:
-                response = await jp_fetch(
-                    "taskplanner/api" + path,
-                    method=method,
-                    body=body,
-                    params=params,
-                    headers=all_headers,
-                    allow_nonstandard_methods=True,
-                )
-            except HTTPClientError as exc:
-                assert exc.response is not None, exc
-                response = exc.response
-            return Reply(response)
-
-        return call
-
-    return as_user
+    pieces: list[list[str]] = []
+    position = 0
+    for group in _GROUP.finditer(pattern):
+        pieces.append([pattern[position : group.start()]])
+        body = group["body"]
+        pieces.append(body.split("|") if _LITERALS.fullmatch(body) else [f"{{{group['name']}}}"])
+        position = group.end()
+    pieces.append([pattern[position:]])
+    templates = []
+    for parts in itertools.product(*pieces):
+        template = re.sub(r"\\(.)", r"\1", "".join(parts))
+        assert not re.search(r"[()\[\]*+?|^$\\]", template), f"cannot read route {pattern!r}"
+        templates.append(template)
+    return templates
 
 
-async def wait_for_run(call: Api, run_id: int, within: float = 60) -> dict[str, Any]:
-    """Poll a run until it ends; return its detail."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        reply = await call("GET", f"/runs/{run_id}")
-        assert reply.status == 200, reply
-        if reply.body["status"] in FINISHED:
-            return reply.body
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"run {run_id} did not end within {within} s: {reply.body}")
-
-
-async def wait_until(predicate: Callable[[], Awaitable[bool]], within: float = 30) -> None:
-    """Poll an async predicate until it holds."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if await predicate():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError("condition not reached in time")
+def _handler_methods(cls: type) -> set[str]:
+    """The HTTP methods a planner handler implements itself (not inherited from tornado)."""
+    return {
+        method
+        for method in (name.lower() for name in PlannerHandler.SUPPORTED_METHODS)
+        for klass in cls.__mro__
+        if issubclass(klass, PlannerHandler) and method in vars(klass)
+    }
 
 
 @pytest.fixture
-def run_events(jp_serverapp) -> list[dict[str, Any]]:
-    """The planner's run events (started, progress, finished) the server emits, in order."""
-    seen: list[dict[str, Any]] = []
+def planner_routes(jp_serverapp: ServerApp) -> list[tuple[str, str, type[PlannerHandler]]]:
+    """(path template, method, handler class) of every planner route the server serves.
 
-    async def listener(logger: Any, schema_id: str, data: dict[str, Any]) -> None:
-        seen.append(data)
+    Templates are relative to the base URL, with the regex group names as parameters,
+    e.g. ``/taskplanner/api/tasks/{raw_id}``.
+    """
+    prefix = jp_serverapp.base_url.rstrip("/")
+    found = []
 
-    jp_serverapp.event_logger.add_listener(
-        schema_id="https://events.jupyter.org/jupyter_taskplanner/run/v1", listener=listener
-    )
-    return seen
+    def walk(router: Any) -> None:
+        for rule in router.rules:
+            if hasattr(rule.target, "rules"):
+                walk(rule.target)
+            elif isinstance(rule.target, type) and issubclass(rule.target, PlannerHandler):
+                assert isinstance(rule.matcher, PathMatches), rule
+                pattern = rule.matcher.regex.pattern.removesuffix("$")
+                assert pattern.startswith(prefix), pattern
+                for template in _expand(pattern.removeprefix(prefix)):
+                    for method in sorted(_handler_methods(rule.target)):
+                        found.append((template, method, rule.target))
+
+    walk(jp_serverapp.web_app.default_router)
+    walk(jp_serverapp.web_app.wildcard_router)
+    return found

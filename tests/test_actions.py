@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from helpers_servers import http_server, smtp_server
 from traitlets import TraitError
 from traitlets.config import Config
 
@@ -22,7 +21,7 @@ from jupyter_taskplanner.actions.save import SaveAction, name_glob
 from jupyter_taskplanner.actions.webhook import SIGNATURE_HEADER, WebhookAction, WebhookError
 from jupyter_taskplanner.components import Registry, Result, RunContext
 from jupyter_taskplanner.errors import InvalidConfig
-from jupyter_taskplanner.testing import validate_as_saved
+from jupyter_taskplanner.testing import http_server, smtp_server, validate_as_saved
 
 STARTED = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
 

@@ -7,16 +7,13 @@ import json
 import os
 import pty
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from jupyter_taskplanner.store import Store
-
-BIN = Path(sys.executable).parent
-CLI = str(BIN / "jupyter-taskplanner")
+from jupyter_taskplanner.testing import BIN, CLI, Cli
 
 # A real plugin, installed by putting its module and dist-info on PYTHONPATH: an action whose
 # `token` is a secret (writeOnly), so the tests can check secrets never reach the output.
@@ -80,36 +77,6 @@ def env(tmp_path: Path, plugin_path: Path) -> dict[str, str]:
 @pytest.fixture
 def db(tmp_path: Path) -> Path:
     return tmp_path / "tasks.db"
-
-
-class Cli:
-    """Runs the console script with a fixed environment and database."""
-
-    def __init__(self, env: dict[str, str], db: Path | None) -> None:
-        self.env = env
-        self.db = db
-
-    def __call__(
-        self, *args: str, stdin: str | None = None, expect: int = 0, cwd: Path | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        argv = [CLI, *args] + ([f"--db-path={self.db}"] if self.db and args else [])
-        result = subprocess.run(
-            argv, input=stdin, capture_output=True, text=True, env=self.env, timeout=60, cwd=cwd
-        )
-        assert result.returncode == expect, (result.returncode, result.stdout, result.stderr)
-        assert "Traceback" not in result.stderr, result.stderr
-        return result
-
-    def json(self, *args: str) -> Any:
-        return json.loads(self(*args).stdout)
-
-    def fails(self, *args: str, expect: int = 1, stdin: str | None = None) -> str:
-        """The one error line of a failing command."""
-        result = self(*args, expect=expect, stdin=stdin)
-        errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-        assert len(errors) == 1, result.stderr
-        assert result.stderr.rstrip().endswith(errors[0]), result.stderr
-        return errors[0]
 
 
 @pytest.fixture

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_cli import BIN, CLI, Cli
 
 from jupyter_taskplanner.store import Store
+from jupyter_taskplanner.testing import BIN, CLI, Cli
 
 # Functions the python jobs call, in the owner's root folder.
 OWNER_MODULE = """
@@ -212,8 +212,8 @@ def test_a_failing_run_shows_its_progress_and_log(planner: Planner) -> None:
     assert lines[ended].endswith(": RuntimeError: failed on purpose after the last step")
     # The task waiting for Steps to fail runs next (see below); the command waits for it.
     assert (
-        lines[ended + 1]
-        == f"run {run_id} failed; waiting for the runs that follow it (next tasks, after_task)"
+        lines[ended + 1] == f"run {run_id} failed; waiting for the runs that follow it "
+        "(next tasks, tasks started after it)"
     )
     tail = lines[ended + 2 :]
     assert tail[0] == f"last lines of the log (all of it: jupyter taskplanner runs --log {run_id}):"

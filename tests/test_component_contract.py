@@ -214,7 +214,7 @@ def test_example_config_validates_and_survives_json(cls):
 
 
 @components
-async def test_example_config_saves_through_the_api(cls, api, jp_serverapp):
+async def test_example_config_saves_through_the_api(cls, api, planner):
     example = example_for(cls)
     secrets = [name for name in secret_fields(cls) if name in example]
     public = {name: value for name, value in example.items() if name not in secrets}
@@ -254,7 +254,6 @@ async def test_example_config_saves_through_the_api(cls, api, jp_serverapp):
     assert replaced.status == 200, replaced
     again = replaced.body[slot][0] if slot else replaced.body["series"]
     assert (again["config"], again.get("secrets", [])) == (public, secrets)
-    planner = jp_serverapp.web_app.settings["taskplanner"]
     stored = planner.store.get_task(read.body["id"], None)
     stored_entry = stored[slot][0] if slot else stored["series"]
     assert stored_entry["config"] == example

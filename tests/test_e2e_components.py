@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import wait_for_run
-from test_runs import FUNCS, create, runs_of
+
+from jupyter_taskplanner.testing import create_task, runs_of, wait_for_run
 
 NOTEBOOKS = Path(__file__).parent.parent / "notebooks"
 
@@ -20,11 +20,11 @@ def jp_server_config(jp_server_config, smtp):
 
 
 @pytest.fixture
-def root(jp_root_dir: Path) -> Path:
+def root(jp_root_dir: Path, funcs: Path) -> Path:
+    """The server's root: the report notebooks and ``tp_funcs.py``."""
     (jp_root_dir / "reports").mkdir()
     shutil.copy(NOTEBOOKS / "report.ipynb", jp_root_dir / "reports" / "report.ipynb")
     shutil.copy(NOTEBOOKS / "failing.ipynb", jp_root_dir / "reports" / "failing.ipynb")
-    (jp_root_dir / "tp_funcs.py").write_text(FUNCS)
     return jp_root_dir
 
 
@@ -54,7 +54,7 @@ def file_results(run: dict[str, Any]) -> list[str]:
 
 async def test_notebook_report_mailed_and_saved(api, root, smtp):
     alice = api("alice")
-    task = await create(
+    task = await create_task(
         alice,
         name="Daily report",
         jobs=[notebook_job(parameters={"rows": 5})],
@@ -93,7 +93,7 @@ async def test_series_of_three_sets_gives_three_notebooks_and_mails(api, root, s
         {"customer": name, "email": f"{name.lower()}@example.com", "rows": rows}
         for name, rows in (("Ada", 1), ("Bob", 2), ("Cyd", 3))
     ]
-    task = await create(
+    task = await create_task(
         alice,
         jobs=[notebook_job(formats=["ipynb"])],
         actions=[
@@ -123,7 +123,7 @@ async def test_series_of_three_sets_gives_three_notebooks_and_mails(api, root, s
 
 async def test_none_valid_action_fires_only_when_condition_is_false(api, root, smtp):
     alice = api("alice")
-    task = await create(
+    task = await create_task(
         alice,
         jobs=[notebook_job(formats=["ipynb"], condition={"glued": "rows"})],
         actions=[
@@ -152,7 +152,7 @@ async def test_none_valid_action_fires_only_when_condition_is_false(api, root, s
 
 async def test_webhook_receives_run_summary(api, root, http):
     alice = api("alice")
-    task = await create(
+    task = await create_task(
         alice,
         jobs=[{"type": "python", "name": "greet", "config": {"function": "tp_funcs:hello"}}],
         actions=[{"type": "webhook", "config": {"url": http.url + "/hook", "secret": "k3y"}}],
@@ -173,8 +173,8 @@ async def test_webhook_receives_run_summary(api, root, http):
 async def test_next_task_chain_with_a_loop_stops(api, root):
     alice = api("alice")
     hello = [{"type": "python", "config": {"function": "tp_funcs:hello"}}]
-    first = await create(alice, name="first", jobs=hello)
-    second = await create(alice, name="second", jobs=hello, enabled=False)
+    first = await create_task(alice, name="first", jobs=hello)
+    second = await create_task(alice, name="second", jobs=hello, enabled=False)
     for task, target in ((first, second), (second, first)):
         reply = await alice(
             "PATCH",
@@ -195,7 +195,7 @@ async def test_next_task_chain_with_a_loop_stops(api, root):
 
 async def test_failing_notebook_keeps_log_and_partial_output(api, root):
     alice = api("alice")
-    task = await create(alice, jobs=[notebook_job(path="reports/failing.ipynb")])
+    task = await create_task(alice, jobs=[notebook_job(path="reports/failing.ipynb")])
     run = await start(alice, task["id"])
     assert run["status"] == "failed"
     (step,) = run["steps"]

@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import wait_until
 
-from jupyter_taskplanner.testing import ServerProcess
+from jupyter_taskplanner.testing import ServerProcess, wait_until
 
 FUNCS = textwrap.dedent(
     """
@@ -39,7 +38,7 @@ def nap(seconds: float = 0.2) -> dict[str, Any]:
     return {"type": "python", "config": {"function": "tp_race:nap", "kwargs": {"seconds": seconds}}}
 
 
-async def test_retention_between_a_runs_end_and_its_read_back(api, funcs, jp_serverapp):
+async def test_retention_between_a_runs_end_and_its_read_back(api, funcs, planner):
     """Another run's retention may delete a run the moment it ended (keep_runs is reached).
 
     The engine read the run back in a second database call, which then failed: its
@@ -47,7 +46,6 @@ async def test_retention_between_a_runs_end_and_its_read_back(api, funcs, jp_ser
     retention is made to come at exactly that moment.
     """
     alice = api("alice")
-    planner = jp_serverapp.web_app.settings["taskplanner"]
     first = (await alice("POST", "/tasks", {"name": "a", "jobs": [nap(0)]})).body
     after = {"type": "after_task", "config": {"task_id": first["id"], "on": "always"}}
     follower = (await alice("POST", "/tasks", {"name": "b", "triggers": [after]})).body
@@ -69,9 +67,8 @@ async def test_retention_between_a_runs_end_and_its_read_back(api, funcs, jp_ser
     await wait_until(followed, within=20)
 
 
-async def test_a_task_deleted_as_its_run_starts_frees_the_slot(api, funcs, jp_serverapp):
+async def test_a_task_deleted_as_its_run_starts_frees_the_slot(api, funcs, planner):
     alice = api("alice")
-    planner = jp_serverapp.web_app.settings["taskplanner"]
     engine = planner.engine
     doomed = (await alice("POST", "/tasks", {"name": "doomed", "jobs": [nap(0)]})).body
     start = engine.queue.start
@@ -130,10 +127,9 @@ def test_stopping_with_runs_and_requests_in_flight_logs_no_errors(tmp_path):
     assert "cannot schedule new futures" not in text
 
 
-async def test_no_new_runs_once_the_engine_stops(api, funcs, jp_serverapp):
+async def test_no_new_runs_once_the_engine_stops(api, funcs, planner):
     alice = api("alice")
     task = (await alice("POST", "/tasks", {"name": "t", "jobs": [nap(0)]})).body
-    planner = jp_serverapp.web_app.settings["taskplanner"]
     await planner.engine.stop()
     reply = await alice("POST", f"/tasks/{task['id']}/run")
     assert reply.status == 503 and "shutting down" in reply.body["message"], reply

@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import wait_for_run
-from test_runs import create, job, runs_of
-from test_runs import funcs as funcs  # a fixture
+
+from jupyter_taskplanner.testing import create_task, runs_of, wait_for_run
 
 
 @pytest.fixture
@@ -16,12 +15,12 @@ def planner_settings() -> dict[str, Any]:
     return {"max_concurrent_runs": 1, "max_runs_per_owner": 1, "keep_runs": 2}
 
 
-async def test_waiting_runs_start_fairly_across_owners(api, funcs):
+async def test_waiting_runs_start_fairly_across_owners(api, funcs, job):
     alice, bob = api("alice"), api("bob")
-    slow = await create(
+    slow = await create_task(
         alice, jobs=[job("sleep", seconds=0.8)], settings={"overlap": "parallel"}, enabled=False
     )
-    quick = await create(bob, jobs=[job("hello")], enabled=False)
+    quick = await create_task(bob, jobs=[job("hello")], enabled=False)
     alice_runs = [(await alice("POST", f"/tasks/{slow['id']}/run")).body for _ in range(2)]
     bob_run = (await bob("POST", f"/tasks/{quick['id']}/run")).body
     assert [alice_runs[1]["status"], bob_run["status"]] == ["queued", "queued"]
@@ -32,9 +31,9 @@ async def test_waiting_runs_start_fairly_across_owners(api, funcs):
     assert all(run["status"] == "succeeded" for run in [*finished, bob_done])
 
 
-async def test_history_keeps_the_newest_runs_and_deletes_their_files(api, funcs, db_path):
+async def test_history_keeps_the_newest_runs_and_deletes_their_files(api, funcs, db_path, job):
     alice = api("alice")
-    task = await create(alice, jobs=[job("hello")], enabled=False)
+    task = await create_task(alice, jobs=[job("hello")], enabled=False)
     ids = []
     for _ in range(4):
         run_id = (await alice("POST", f"/tasks/{task['id']}/run")).body["id"]

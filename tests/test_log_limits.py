@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import TOKENS, wait_for_run, wait_until
 
 from jupyter_taskplanner.components.base import Action, Result, RunContext
 from jupyter_taskplanner.logs import MARKER, CappedLog
+from jupyter_taskplanner.testing import TOKENS, wait_for_run, wait_until
 
 CAP = 20_000
 FUNCS = textwrap.dedent(
@@ -155,8 +155,8 @@ async def test_a_job_log_is_capped_keeping_head_and_tail(api, funcs, db_path):
     assert one.body == header
 
 
-async def test_an_action_log_is_capped(api, funcs, db_path, jp_serverapp):
-    jp_serverapp.web_app.settings["taskplanner"].registry.add(ChattyAction)
+async def test_an_action_log_is_capped(api, funcs, db_path, planner):
+    planner.registry.add(ChattyAction)
     carol = api("carol")
     action = {"type": "log_limits_chatty", "name": "chatty", "config": {"lines": 5_000}}
     run = await finished_run(carol, jobs=[job("chatter", lines=1)], actions=[action])

@@ -1,18 +1,15 @@
-"""Misfire catch-up after a long downtime: the most recent fires, cheaply."""
+"""Misfire catch-up after a long downtime: the most recent fires, cheaply.
+
+``missed_fires`` on its own; the catch-up in a server is in test_scheduler.py.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import itertools
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import wait_until
-from test_runs import runs_of
-from test_scheduler import _stopped_at, _stored_task
 
 from jupyter_taskplanner.components.base import Trigger
 from jupyter_taskplanner.scheduler import MAX_NEXT_FIRE_CALLS, missed_fires
@@ -171,51 +168,3 @@ def test_a_pathologically_dense_trigger_stops_at_the_call_cap():
     # Too dense to reach the latest fires within the cap: nothing rather than older ones.
     assert fires == []
     assert trigger.calls == MAX_NEXT_FIRE_CALLS
-
-
-@pytest.fixture
-def five_hours_down(request, db_path: Path) -> dict[str, Any]:
-    """A 1 s interval task whose stored next fire is 5 hours old."""
-    task = _stored_task(
-        db_path,
-        {
-            "name": "every second",
-            "triggers": [{"type": "interval", "config": {"every": 1, "unit": "seconds"}}],
-            "settings": {"overlap": "skip", **request.param},
-        },
-    )
-    _stopped_at(db_path, task, datetime.now(UTC) - timedelta(hours=5))
-    return task
-
-
-async def _catch_up_dues(call, task_id: int) -> list[datetime]:
-    runs = await runs_of(call, task_id)
-    return sorted(
-        datetime.fromisoformat(run["parameters"]["trigger.due"])
-        for run in runs
-        if run["trigger"] == "misfire"
-    )
-
-
-@pytest.mark.parametrize(
-    ("five_hours_down", "expected"),
-    [({"misfire": "all", "misfire_limit": 5}, 5), ({"misfire": "once", "misfire_grace": 600}, 1)],
-    ids=["all-limit-5", "once-grace-600"],
-    indirect=["five_hours_down"],
-)
-async def test_catch_up_after_five_hours_replays_the_latest_fires(five_hours_down, expected, api):
-    alice = api("alice")
-    started = datetime.now(UTC)
-    task_id = five_hours_down["id"]
-
-    async def caught_up() -> bool:
-        return len(await _catch_up_dues(alice, task_id)) >= expected
-
-    await wait_until(caught_up)
-    await asyncio.sleep(1)
-    dues = await _catch_up_dues(alice, task_id)
-    assert len(dues) == expected, dues
-    # The fires just before the server started, one second apart: not hours-old ones.
-    assert all(started - timedelta(seconds=30) < due <= datetime.now(UTC) for due in dues), dues
-    steps = [later - earlier for earlier, later in itertools.pairwise(dues)]
-    assert steps == [timedelta(seconds=1)] * (expected - 1)

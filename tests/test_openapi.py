@@ -11,83 +11,21 @@ from typing import Any, get_origin, get_type_hints
 
 import jsonschema
 import pytest
-from conftest import Reply
 from openapi_spec_validator import OpenAPIV31SpecValidator, validate
-from tornado.routing import PathMatches
 
 from jupyter_taskplanner import openapi
 from jupyter_taskplanner.components.base import Action, Job
-from jupyter_taskplanner.handlers import PlannerHandler
 from jupyter_taskplanner.model import SETTINGS_DEFAULTS, SETTINGS_SCHEMA, TASK_SCHEMA
+from jupyter_taskplanner.testing import Reply
 from jupyter_taskplanner.timezones import known_timezones
 from jupyter_taskplanner.vocabulary import RunStatus, StepStatus, TaskRecord
 
 API = "/taskplanner/api"
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
-_GROUP = re.compile(r"\(\?P<(?P<name>\w+)>(?P<body>[^()]*)\)")
-_LITERALS = re.compile(r"[\w-]+(\|[\w-]+)*")
 
 
 def load_document() -> dict[str, Any]:
     return json.loads(openapi.DOCUMENT.read_text(encoding="utf-8"))
-
-
-def _expand(pattern: str) -> list[str]:
-    """The OpenAPI path templates a route regex serves.
-
-    ``(?P<x>a|b)`` gives two paths, any other named group ``{x}``; other regex syntax fails
-    here, so that this walk is taught about it rather than silently skipping a route.
-    """
-    pieces: list[list[str]] = []
-    position = 0
-    for group in _GROUP.finditer(pattern):
-        pieces.append([pattern[position : group.start()]])
-        body = group["body"]
-        pieces.append(body.split("|") if _LITERALS.fullmatch(body) else [f"{{{group['name']}}}"])
-        position = group.end()
-    pieces.append([pattern[position:]])
-    templates = []
-    for parts in itertools.product(*pieces):
-        template = re.sub(r"\\(.)", r"\1", "".join(parts))
-        assert not re.search(r"[()\[\]*+?|^$\\]", template), f"cannot read route {pattern!r}"
-        templates.append(template)
-    return templates
-
-
-def handler_methods(cls: type) -> set[str]:
-    """The HTTP methods a planner handler implements itself (not inherited from tornado)."""
-    return {
-        method
-        for method in HTTP_METHODS
-        for klass in cls.__mro__
-        if issubclass(klass, PlannerHandler) and method in vars(klass)
-    }
-
-
-def planner_routes(serverapp: Any) -> list[tuple[str, str, type[PlannerHandler]]]:
-    """(path template, method, handler class) of every planner route the server serves.
-
-    Templates are relative to the base URL, with the regex group names as parameters,
-    e.g. ``/taskplanner/api/tasks/{raw_id}``.
-    """
-    prefix = serverapp.base_url.rstrip("/")
-    found = []
-
-    def walk(router: Any) -> None:
-        for rule in router.rules:
-            if hasattr(rule.target, "rules"):
-                walk(rule.target)
-            elif isinstance(rule.target, type) and issubclass(rule.target, PlannerHandler):
-                assert isinstance(rule.matcher, PathMatches), rule
-                pattern = rule.matcher.regex.pattern.removesuffix("$")
-                assert pattern.startswith(prefix), pattern
-                for template in _expand(pattern.removeprefix(prefix)):
-                    for method in sorted(handler_methods(rule.target)):
-                        found.append((template, method, rule.target))
-
-    walk(serverapp.web_app.default_router)
-    walk(serverapp.web_app.wildcard_router)
-    return found
 
 
 def _generic(template: str) -> str:
@@ -224,8 +162,8 @@ def test_the_template_may_not_restate_what_is_derived():
         openapi.annotate({"properties": {}}, {"properties": {"colour": {}}}, "x")
 
 
-async def test_every_route_is_documented_and_every_documented_route_exists(jp_serverapp):
-    served = {(_generic(template), method) for template, method, _ in planner_routes(jp_serverapp)}
+async def test_every_route_is_documented_and_every_documented_route_exists(planner_routes):
+    served = {(_generic(template), method) for template, method, _ in planner_routes}
     document = load_document()
     documented = {
         (_generic(path), method)
@@ -259,9 +197,9 @@ async def test_task_document_matches_the_model():
         assert settings[name]["default"] == SETTINGS_DEFAULTS[name], name
 
 
-async def test_replies_match_the_documented_schemas(jp_serverapp, api):
-    jp_serverapp.web_app.settings["taskplanner"].registry.add(ReportJob)
-    jp_serverapp.web_app.settings["taskplanner"].registry.add(HookAction)
+async def test_replies_match_the_documented_schemas(planner, api):
+    planner.registry.add(ReportJob)
+    planner.registry.add(HookAction)
     document = load_document()
     alice = api("alice")
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from test_openapi import planner_routes
-
 # Handlers that take no login because a secret in the URL is the credential; a wrong secret
 # is 404 to everyone, so the URL reveals nothing.
 PUBLIC_HANDLERS = {"TaskTriggerHandler"}
@@ -33,9 +31,10 @@ def _fill(template: str, samples: dict[str, str]) -> str:
     return re.sub(r"\{(\w+)\}", sample, template).removeprefix("/taskplanner/api")
 
 
-async def test_every_route_refuses_strangers_and_hides_other_users_tasks(jp_serverapp, api):
-    planner = jp_serverapp.web_app.settings["taskplanner"]
-    routes = planner_routes(jp_serverapp)
+async def test_every_route_refuses_strangers_and_hides_other_users_tasks(
+    planner, planner_routes, api
+):
+    routes = planner_routes
     assert len({(t, m) for t, m, _ in routes}) >= 13, "the route walk missed routes"
     samples = await _alices_world(api, routes)
     task_id = int(samples["raw_id"])

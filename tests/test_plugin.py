@@ -18,14 +18,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import wait_for_run, wait_until
 from taskplanner_sample.append_line import AppendLineAction, AppendLineSettings
 from taskplanner_sample.inbox import InboxGone, InboxTrigger
 from taskplanner_sample.wordcount import WordCountFailed, WordCountJob
 
 from jupyter_taskplanner.components import Registry, Result, RunContext
 from jupyter_taskplanner.errors import InvalidConfig
-from jupyter_taskplanner.testing import WatchRecorder
+from jupyter_taskplanner.testing import WatchRecorder, wait_for_run, wait_until
 
 MAX_LINE = 120
 SETTLE = 0.2

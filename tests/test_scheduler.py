@@ -1,125 +1,158 @@
-"""Scheduler behaviour across restarts and processes: misfire, interrupted runs, leases."""
+"""Scheduler behaviour across restarts and processes: misfire, interrupted runs, leases.
+
+In the test server the scheduler runs on a fake clock (``planner_clock``); the tests with
+real server processes wait on the wall clock.
+"""
 
 from __future__ import annotations
 
-import asyncio
+import itertools
 import os
 import signal
 import time
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import wait_until
-from test_runs import FUNCS, create, job, runs_of
 
 from jupyter_taskplanner.components.registry import Registry
-from jupyter_taskplanner.model import SaveContext, prepare
-from jupyter_taskplanner.paths import OwnerFiles
-from jupyter_taskplanner.permissions import ComponentRules
-from jupyter_taskplanner.scheduler import trigger_key
-from jupyter_taskplanner.store import Store, stamp
-from jupyter_taskplanner.testing import ServerProcess
+from jupyter_taskplanner.store import Store
+from jupyter_taskplanner.testing import (
+    FakeClock,
+    ServerProcess,
+    create_task,
+    runs_of,
+    saved_document,
+    schedule_as_stopped,
+    store_task,
+    wait_until,
+)
 
 
-def _validated(body: dict[str, Any], registry: Registry, owner: str = "alice") -> dict[str, Any]:
-    """A task document as saving makes it, for tasks stored without a server."""
-    rules = ComponentRules(lambda owner, resource: True, False)
-    context = SaveContext(registry, owner, rules, OwnerFiles(Path.cwd()), Path.cwd() / ".snapshots")
-    return prepare(body, context)
+def _hourly(name: str, now: datetime, settings: dict[str, Any]) -> dict[str, Any]:
+    """An hourly task that fires at half past each hour."""
+    start = (now - timedelta(hours=5, minutes=30)).replace(tzinfo=None).isoformat()
+    trigger = {"type": "interval", "config": {"every": 1, "unit": "hours", "start": start}}
+    return {"name": name, "triggers": [trigger], "settings": settings}
 
 
-def _stored_task(db_path: Path, body: dict[str, Any], owner: str = "alice") -> dict[str, Any]:
-    store = Store(db_path)
-    try:
-        return store.create_task(owner, _validated(body, Registry.from_entry_points(), owner))
-    finally:
-        store.close()
+async def _runs_past_the_catch_up(
+    call: Any, clock: FakeClock, task_id: int, next_fire: datetime
+) -> list[dict[str, Any]]:
+    """The task's runs once its next fire on time, ``next_fire``, has started a run.
+
+    The scheduler takes fires in order, so the catch-up after a downtime is complete then.
+    """
+    await clock.advance((next_fire - clock.now).total_seconds())
+
+    async def fired_on_time() -> bool:
+        return any(run["trigger"] != "misfire" for run in await runs_of(call, task_id))
+
+    await wait_until(fired_on_time)
+    return await runs_of(call, task_id)
+
+
+def _misfired(runs: list[dict[str, Any]]) -> list[datetime]:
+    """When the catch-up runs among ``runs`` were due, oldest first."""
+    return sorted(
+        datetime.fromisoformat(run["parameters"]["trigger.due"])
+        for run in runs
+        if run["trigger"] == "misfire"
+    )
 
 
 @pytest.fixture(params=["skip", "once", "all"])
-def missed_task(request, db_path: Path) -> tuple[str, dict[str, Any]]:
-    """An hourly task whose last fire was 3 hours ago: two fires were missed."""
-    now = datetime.now(UTC)
-    start = (now - timedelta(hours=5, minutes=30)).replace(tzinfo=None).isoformat()
-    task = _stored_task(
-        db_path,
-        {
-            "name": "hourly",
-            "triggers": [
-                {"type": "interval", "config": {"every": 1, "unit": "hours", "start": start}}
-            ],
-            "settings": {"misfire": request.param, "overlap": "skip"},
-        },
+def missed_task(request, db_path: Path, planner_clock: FakeClock) -> tuple[str, dict[str, Any]]:
+    """An hourly task whose server stopped 3 hours ago: three fires were missed."""
+    now = planner_clock.now
+    task = store_task(
+        db_path, _hourly("hourly", now, {"misfire": request.param, "overlap": "skip"})
     )
-    _stopped_at(db_path, task, now - timedelta(hours=3))
+    schedule_as_stopped(db_path, task, now - timedelta(hours=3))
     return request.param, task
 
 
-def _stopped_at(db_path: Path, task: dict[str, Any], moment: datetime) -> None:
-    """Leave the schedule a server stopped at ``moment`` would have left behind."""
-    trigger = Registry.from_entry_points().instantiate("trigger", task["triggers"][0])
-    nxt = trigger.next_fire(moment, ZoneInfo("UTC"))
-    store = Store(db_path)
-    key = trigger_key(0, task["triggers"][0])
-    store.set_schedule(task["id"], task["revision"], {key: (None, stamp(nxt))})
-    store.close()
-
-
-async def test_misfire_policy_after_downtime(missed_task, api):
+async def test_misfire_policy_after_downtime(missed_task, api, planner_clock):
     policy, task = missed_task
-    alice = api("alice")
-    expected = {"skip": 0, "once": 1, "all": 3}[policy]
-    if expected:
-        await wait_until(lambda: _count_is(alice, task["id"], expected))
-    await asyncio.sleep(1)
-    runs = await runs_of(alice, task["id"])
-    assert len(runs) == expected, runs
-    assert all(run["trigger"] == "misfire" for run in runs)
-
-
-async def _count_is(call, task_id: int, count: int) -> bool:
-    return len(await runs_of(call, task_id)) >= count
+    now = planner_clock.now
+    missed = [now - timedelta(minutes=minutes) for minutes in (150, 90, 30)]
+    expected = {"skip": [], "once": missed[-1:], "all": missed}[policy]
+    runs = await _runs_past_the_catch_up(
+        api("alice"), planner_clock, task["id"], now + timedelta(minutes=30)
+    )
+    assert _misfired(runs) == expected, runs
+    assert len(runs) == len(expected) + 1, runs
 
 
 @pytest.fixture(params=[(60, 0), (7200, 1)], ids=["grace-60s", "grace-2h"])
-def grace_task(request, db_path: Path) -> tuple[int, dict[str, Any]]:
+def grace_task(request, db_path: Path, planner_clock: FakeClock) -> tuple[int, dict[str, Any]]:
     """Hourly fires at -30 min, -1 h 30 min, ... were missed; the grace period decides."""
     grace, expected = request.param
-    now = datetime.now(UTC)
-    start = (now - timedelta(hours=5, minutes=30)).replace(tzinfo=None).isoformat()
-    task = _stored_task(
-        db_path,
-        {
-            "name": "graceful",
-            "triggers": [
-                {"type": "interval", "config": {"every": 1, "unit": "hours", "start": start}}
-            ],
-            "settings": {"misfire": "once", "misfire_grace": grace},
-        },
+    now = planner_clock.now
+    task = store_task(
+        db_path, _hourly("graceful", now, {"misfire": "once", "misfire_grace": grace})
     )
-    _stopped_at(db_path, task, now - timedelta(hours=5))
+    schedule_as_stopped(db_path, task, now - timedelta(hours=5))
     return expected, task
 
 
-async def test_misfire_grace_drops_old_fires(grace_task, api):
+async def test_misfire_grace_drops_old_fires(grace_task, api, planner_clock):
     expected, task = grace_task
-    alice = api("alice")
-    if expected:
-        await wait_until(lambda: _count_is(alice, task["id"], expected))
-    await asyncio.sleep(1)
-    assert len(await runs_of(alice, task["id"])) == expected
+    now = planner_clock.now
+    runs = await _runs_past_the_catch_up(
+        api("alice"), planner_clock, task["id"], now + timedelta(minutes=30)
+    )
+    assert _misfired(runs) == [now - timedelta(minutes=30)] * expected, runs
+    assert len(runs) == expected + 1, runs
 
 
-async def test_tasks_stored_while_no_server_ran_are_scheduled_in_batches(db_path, api):
+@pytest.fixture
+def five_hours_down(request, db_path: Path, planner_clock: FakeClock) -> dict[str, Any]:
+    """A 1 s interval task whose stored next fire is 5 hours old."""
+    task = store_task(
+        db_path,
+        {
+            "name": "every second",
+            "triggers": [{"type": "interval", "config": {"every": 1, "unit": "seconds"}}],
+            "settings": {"overlap": "skip", **request.param},
+        },
+    )
+    schedule_as_stopped(db_path, task, planner_clock.now - timedelta(hours=5))
+    return task
+
+
+@pytest.mark.parametrize(
+    ("five_hours_down", "expected"),
+    [({"misfire": "all", "misfire_limit": 5}, 5), ({"misfire": "once", "misfire_grace": 600}, 1)],
+    ids=["all-limit-5", "once-grace-600"],
+    indirect=["five_hours_down"],
+)
+async def test_catch_up_after_five_hours_replays_the_latest_fires(
+    five_hours_down, expected, api, planner_clock
+):
+    started = planner_clock.now
+    runs = await _runs_past_the_catch_up(
+        api("alice"), planner_clock, five_hours_down["id"], started + timedelta(seconds=1)
+    )
+    dues = _misfired(runs)
+    assert len(dues) == expected, dues
+    # The fires just before the server started, one second apart: not hours-old ones.
+    assert all(started - timedelta(seconds=30) < due <= started for due in dues), dues
+    steps = [later - earlier for earlier, later in itertools.pairwise(dues)]
+    assert steps == [timedelta(seconds=1)] * (expected - 1)
+    assert dues[-1] == started
+
+
+async def test_tasks_stored_while_no_server_ran_are_scheduled_in_batches(
+    db_path, api, planner_clock
+):
     registry = Registry.from_entry_points()
 
     def document(name: str, trigger: dict[str, Any], timezone: str = "UTC") -> dict[str, Any]:
         body = {"name": name, "triggers": [trigger], "settings": {"overlap": "parallel"}}
-        found = _validated(body, registry)
+        found = saved_document(body, registry)
         return {**found, "settings": {**found["settings"], "timezone": timezone}}
 
     yearly = document("yearly", {"type": "cron", "config": {"expression": "0 3 1 1 *"}})
@@ -139,6 +172,9 @@ async def test_tasks_stored_while_no_server_ran_are_scheduled_in_batches(db_path
         store.close()
 
     alice = api("alice")
+    # Each step first waits until the scheduler planned every stored task.
+    await planner_clock.advance(1)
+    await planner_clock.advance(1)
     await wait_until(lambda: _count_is(alice, due_soon["id"], 2))
     store = Store(db_path)
     try:
@@ -147,15 +183,11 @@ async def test_tasks_stored_while_no_server_ran_are_scheduled_in_batches(db_path
         store.close()
 
 
+async def _count_is(call, task_id: int, count: int) -> bool:
+    return len(await runs_of(call, task_id)) >= count
+
+
 # -- real server processes -------------------------------------------------------------------
-
-
-@pytest.fixture
-def server_root(tmp_path: Path) -> Path:
-    root = tmp_path / "root"
-    root.mkdir()
-    (root / "tp_funcs.py").write_text(FUNCS)
-    return root
 
 
 def _wait(predicate, within: float = 30) -> None:
@@ -167,7 +199,7 @@ def _wait(predicate, within: float = 30) -> None:
     raise AssertionError("condition not reached in time")
 
 
-def test_run_of_a_killed_server_is_interrupted_after_restart(server_root, tmp_path):
+def test_run_of_a_killed_server_is_interrupted_after_restart(server_root, tmp_path, job):
     db_path = tmp_path / "shared.db"
     pidfile = tmp_path / "job.pid"
     first = ServerProcess(server_root, db_path, tmp_path / "first.log", owner="alice")
@@ -192,7 +224,7 @@ def test_run_of_a_killed_server_is_interrupted_after_restart(server_root, tmp_pa
         second.stop()
 
 
-def test_two_servers_on_one_database_never_fire_twice(server_root, tmp_path):
+def test_two_servers_on_one_database_never_fire_twice(server_root, tmp_path, job):
     db_path = tmp_path / "shared.db"
     servers = [
         ServerProcess(server_root, db_path, tmp_path / f"server{i}.log", owner="alice")
@@ -221,7 +253,7 @@ def test_two_servers_on_one_database_never_fire_twice(server_root, tmp_path):
     assert len(dues) >= 6 and max(dues.values()) == 1, dues
 
 
-def test_two_servers_on_one_database_watch_files_once_and_take_over(server_root, tmp_path):
+def test_two_servers_on_one_database_watch_files_once_and_take_over(server_root, tmp_path, job):
     db_path = tmp_path / "shared.db"
     inbox = server_root / "inbox"
     inbox.mkdir()
@@ -266,11 +298,10 @@ def test_two_servers_on_one_database_watch_files_once_and_take_over(server_root,
         second.stop()
 
 
-async def test_events_for_run_start_and_finish(api, run_events, jp_root_dir):
-    (jp_root_dir / "tp_funcs.py").write_text(FUNCS)
+async def test_events_for_run_start_and_finish(api, run_events, funcs, job):
     seen = run_events
     alice = api("alice")
-    task = await create(alice, jobs=[job("hello")])
+    task = await create_task(alice, jobs=[job("hello")])
     run_id = (await alice("POST", f"/tasks/{task['id']}/run")).body["id"]
     await wait_until(lambda: _finished_event(seen))
     assert [(event["action"], event["run_id"]) for event in seen] == [

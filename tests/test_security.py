@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import wait_for_run
 
 from jupyter_taskplanner.components.base import fill_placeholders
 from jupyter_taskplanner.errors import InvalidConfig
+from jupyter_taskplanner.testing import wait_for_run
 
 FUNCS = textwrap.dedent(
     """
@@ -246,9 +246,8 @@ async def test_a_huge_format_width_fails_the_step_not_the_server(api):
     assert "max_filled_length" in action["error"]
 
 
-async def test_bodies_over_the_limit_are_refused_and_never_echoed(api, jp_serverapp):
+async def test_bodies_over_the_limit_are_refused_and_never_echoed(api, planner):
     alice = api("alice")
-    planner = jp_serverapp.web_app.settings["taskplanner"]
     huge = {"name": "t", "description": "d" * (planner.settings.max_body_bytes + 10)}
     reply = await alice("POST", "/tasks", huge)
     assert reply.status == 413, reply

@@ -52,12 +52,11 @@ class HookAction(Action):
 
 
 @pytest.fixture
-def planner(jp_serverapp):
+def planner(planner):
     """The planner of the test server, with the test component types."""
-    app = jp_serverapp.web_app.settings["taskplanner"]
-    app.registry.add(ReportJob)
-    app.registry.add(HookAction)
-    return app
+    planner.registry.add(ReportJob)
+    planner.registry.add(HookAction)
+    return planner
 
 
 def api_path(url: str) -> str:

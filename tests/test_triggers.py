@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -23,6 +24,7 @@ REGISTRY = Registry.from_entry_points()
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")
 ZONE_UTC = ZoneInfo("UTC")
+WEEKLY = Path(__file__).parent / "data" / "calendars" / "weekly.ics"
 
 
 def make(type_name: str, **config: Any) -> Trigger:
@@ -480,6 +482,16 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
     "after_task": [{"task_id": 7, "on": "always"}],
     "server_start": [{}, {"delay": 30}],
     "http": [{"token": "0123456789abcdef_-XYZ"}],
+    # As saved: the file located (resolved_path) under the owner's root.
+    "calendar": [
+        {
+            "path": "calendars/weekly.ics",
+            "resolved_path": str(WEEKLY),
+            "minutes_before": 15,
+            "match": "Team meeting",
+            "timezone": "Europe/Berlin",
+        }
+    ],
 }
 
 
