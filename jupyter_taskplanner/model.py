@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import jsonschema
 
-from .components.base import Component, is_builtin_placeholder
+from .components.base import Component, TaskLinks, is_builtin_placeholder
 from .components.registry import Registry
 from .errors import (
     InvalidConfig,
@@ -127,6 +127,8 @@ class SaveContext:
     snapshots: Path
     """The folder for input snapshots (``Component.freeze``)."""
     default_timezone: str = "UTC"
+    links: TaskLinks | None = None
+    """The other tasks components may name (``Component.link``); None: no task names any."""
 
 
 def prepare(
@@ -285,6 +287,11 @@ def _checked_entry(
         if kind == "action":
             entry.setdefault("when", "always")
         check_entry_paths(registry, kind, entry, key, context.files)
+        if context.links is not None:
+            try:
+                entry["config"] = cls.link(entry.get("config") or {}, context.links)
+            except InvalidConfig as exc:
+                raise exc.within(f"{key}.config") from None
     except InvalidConfig as exc:
         problems.append(exc)
     return entry

@@ -235,6 +235,10 @@ class TaskTriggerHandler(PlannerHandler):
     def check_xsrf_cookie(self) -> None:
         """The secret token authenticates the call; there is no session to forge."""
 
+    async def get(self, raw_id: str, token: str) -> None:
+        """A GET starts the task too (a link in a mail, a service that only GETs)."""
+        await self.post(raw_id, token)
+
     async def post(self, raw_id: str, token: str) -> None:
         not_found = TaskNotFound("no such trigger URL")
         try:
@@ -251,11 +255,16 @@ class TaskTriggerHandler(PlannerHandler):
         httputil.parse_body_arguments(
             self.request.headers.get("Content-Type", ""), self.body, form, {}, self.request.headers
         )
+        fields: dict[str, list[bytes]] = {}
+        for name, values in [*self.request.query_arguments.items(), *form.items()]:
+            fields.setdefault(name, []).extend(values)
+        # A field given once is a text, a repeated one keeps all its values as a list.
+        texts = {
+            name: [value.decode(errors="replace") for value in values]
+            for name, values in fields.items()
+        }
         parameters = check_parameters(
-            {
-                name: values[-1].decode(errors="replace")
-                for name, values in {**self.request.query_arguments, **form}.items()
-            },
+            {name: values[0] if len(values) == 1 else values for name, values in texts.items()},
             "query",
         )
         # Addressed to this one task, read just now: its triggers decide, not the set of

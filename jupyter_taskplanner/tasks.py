@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .components.base import TaskLinks
 from .components.registry import Registry
 from .errors import InvalidConfig, TaskNotFound, TaskPlannerError, combine
 from .model import (
@@ -18,7 +19,7 @@ from .model import (
     redact_secrets,
 )
 from .paths import OwnerFiles
-from .permissions import Access, ComponentRules
+from .permissions import ADMIN, Access, ComponentRules
 from .store import Store
 from .vocabulary import ComponentEntry, TaskRecord
 
@@ -47,11 +48,23 @@ class TaskService:
         """owner -> (the owner's files, the folder for input snapshots)."""
         self.rules = rules or ComponentRules(lambda owner, resource: True, False)
 
-    def _context(self, owner: str) -> SaveContext:
-        """What a task of ``owner`` is checked against when saved."""
+    def _context(
+        self, owner: str, task_id: int | None = None, *, importing: bool = False
+    ) -> SaveContext:
+        """What a task of ``owner`` (``task_id``, None when new) is checked against when saved.
+
+        ``importing``: the tasks an imported task names may come with the import.
+        """
         files, snapshots = self.folders(owner)
+        links = TaskLinks(
+            owner=owner,
+            admin=self.rules.owner_has(owner, ADMIN),
+            task_id=task_id,
+            find=self.store.find_task,
+            missing_ok=importing,
+        )
         return SaveContext(
-            self.registry, owner, self.rules, files, snapshots, self.default_timezone
+            self.registry, owner, self.rules, files, snapshots, self.default_timezone, links
         )
 
     def public(self, task: TaskRecord) -> TaskRecord:
@@ -92,7 +105,8 @@ class TaskService:
     ) -> TaskRecord:
         """Replace (PUT) or merge (PATCH) the writable fields of a task."""
         stored = self.get(access, task_id)
-        document = prepare(body, self._context(stored["owner"]), stored=stored, partial=partial)
+        context = self._context(stored["owner"], stored["id"])
+        document = prepare(body, context, stored=stored, partial=partial)
         if expected_revision is None:
             expected_revision = body.get("revision")
         return self.store.update_task(
@@ -146,7 +160,8 @@ class TaskService:
                 writable = {
                     key: value for key, value in item.items() if key not in READ_ONLY_FIELDS
                 }
-                document = prepare(writable, self._context(owner), new_credentials=True)
+                context = self._context(owner, importing=True)
+                document = prepare(writable, context, new_credentials=True)
             except TaskPlannerError as exc:
                 problems.append(exc.within(f"tasks[{index}]"))
                 continue

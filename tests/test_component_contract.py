@@ -234,6 +234,9 @@ async def test_example_config_saves_through_the_api(cls, api, planner):
     ]
     assert cls.describe() in described, f"the server does not list {key(cls)}"
 
+    # Tasks the examples may name (after_task, next_task): ids 1 to 3 of alice's.
+    for _ in range(3):
+        assert (await alice("POST", "/tasks", {"name": "named", "enabled": False})).status == 201
     created = await alice("POST", "/tasks", body)
     assert created.status == 201, created
     read = await alice("GET", f"/tasks/{created.body['id']}")

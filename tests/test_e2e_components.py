@@ -188,9 +188,13 @@ async def test_next_task_chain_with_a_loop_stops(api, root):
     chained = await wait_for_run(alice, chained["id"])
     assert chained["status"] == "succeeded"
     assert chained["chain"] == [first["id"], second["id"]]
-    assert len(await runs_of(alice, first["id"])) == 1
+    # The suppressed start is recorded on the task it did not start, saying why.
+    skipped, done = await runs_of(alice, first["id"])
+    assert done["id"] == run["id"] and skipped["status"] == "skipped"
+    assert skipped["trigger"] == f"chain:{second['id']}"
+    assert "already ran in the chain" in skipped["error"]
     log = (await alice("GET", f"/runs/{chained['id']}/log")).body
-    assert f"starting task {first['id']}" in log
+    assert f"task {first['id']}: start suppressed (run {skipped['id']})" in log
 
 
 async def test_failing_notebook_keeps_log_and_partial_output(api, root):

@@ -249,11 +249,13 @@ async def test_after_task_chains_on_success_and_failure(api, funcs, job, planner
 async def test_after_task_ignores_other_owners(api, funcs, job, planner):
     alice, bob = api("alice"), api("bob")
     source = await create_task(alice, jobs=[job("hello")], enabled=False)
-    listener = await create_task(
-        bob,
-        jobs=[job("hello")],
-        triggers=[{"type": "after_task", "config": {"task_id": source["id"], "on": "always"}}],
-    )
+    follow = {"type": "after_task", "config": {"task_id": source["id"], "on": "always"}}
+    refused = await bob("POST", "/tasks", {"name": "t", "triggers": [follow]})
+    assert (refused.status, refused.body["field"]) == (400, "triggers[0].config.task_id")
+    # One stored before that check (an import that brought it) still never fires for bob.
+    listener = await create_task(bob, jobs=[job("hello")])
+    planner.store.update_task(listener["id"], None, {"triggers": [follow]})
+    planner.scheduler.notify()
     await wait_for_run(alice, (await alice("POST", f"/tasks/{source['id']}/run")).body["id"])
     await wait_idle(planner)
     assert await runs_of(bob, listener["id"]) == []

@@ -425,7 +425,7 @@ def test_event_trigger_defaults():
     assert (after_task.task_id, after_task.on) == (3, "success")
     assert make("server_start").delay == 0
     file = make("file", path="in")
-    assert (file.recursive, file.pattern, file.debounce) == (False, None, 5)
+    assert (file.recursive, file.pattern, file.debounce) == (True, None, 5)
 
 
 def test_http_token_is_visible_and_compared_exactly():

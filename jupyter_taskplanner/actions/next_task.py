@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from ..components.base import Action, Result, RunContext
+from ..components.base import Action, Result, RunContext, TaskLinks
 
 
 class NextTaskAction(Action):
@@ -32,9 +32,23 @@ class NextTaskAction(Action):
         },
     }
 
+    @classmethod
+    def link(cls, config: dict[str, Any], links: TaskLinks) -> dict[str, Any]:
+        """Every task to start must exist and be another of the owner's (any, for an admin)."""
+        for index, task_id in enumerate(config["task_ids"]):
+            links.target(task_id, f"task_ids.{index}")
+        return config
+
     def run(self, ctx: RunContext, results: list[Result]) -> None:
         if ctx.start_task is None:
             raise RuntimeError("next_task can only run inside the planner's server")
         for task_id in self.config["task_ids"]:
-            ctx.log.info("starting task %s", task_id)
-            ctx.start_task(task_id)
+            run = ctx.start_task(task_id)
+            if run is None:
+                ctx.log.info("task %s not started: the server is stopping", task_id)
+            elif run["status"] == "skipped":
+                ctx.log.info(
+                    "task %s: start suppressed (run %s): %s", task_id, run["id"], run["error"]
+                )
+            else:
+                ctx.log.info("started task %s (run %s)", task_id, run["id"])

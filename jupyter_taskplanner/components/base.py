@@ -44,6 +44,36 @@ Flavor = Literal["file", "text", "none"]
 KINDS: tuple[Kind, ...] = ("trigger", "job", "action", "series")
 
 
+@dataclass(frozen=True)
+class TaskLinks:
+    """What a component naming other tasks (``after_task``, ``next_task``) may link to.
+
+    ``find(task_id)`` reads any owner's task (None if there is none); ``task_id`` is the
+    task being saved (None while it is created); ``admin``: the task's owner holds
+    ``taskplanner:admin``, whose tasks may name tasks of every owner.  ``missing_ok`` (an
+    import, which may bring the tasks it names) accepts a task that does not exist yet.
+    """
+
+    owner: str
+    admin: bool
+    task_id: int | None
+    find: Callable[[int], Any]
+    missing_ok: bool = False
+
+    def target(self, task_id: int, field: str) -> Any:
+        """The task ``task_id`` named in ``field``, checked: it exists, it is not the task
+        itself, and it is the owner's own unless the owner is an admin.  None for a missing
+        task when ``missing_ok``."""
+        if task_id == self.task_id:
+            raise InvalidConfig(f"{field}: a task cannot name itself here", field=field)
+        found = self.find(task_id)
+        if found is None and self.missing_ok:
+            return None
+        if found is None or (found["owner"] != self.owner and not self.admin):
+            raise InvalidConfig(f"{field}: you have no task {task_id}", field=field)
+        return found
+
+
 class Component:
     """Common base: identity, schema and config of one component instance."""
 
@@ -111,6 +141,15 @@ class Component:
     @classmethod
     def check_config(cls, config: dict[str, Any]) -> None:
         """Semantic checks beyond the JSON Schema; raise ``InvalidConfig`` naming the field."""
+
+    @classmethod
+    def link(cls, config: dict[str, Any], links: TaskLinks) -> dict[str, Any]:
+        """Check (and note) the other tasks the config names, when a task is saved.
+
+        Default: nothing to link.  Raise ``InvalidConfig`` naming the field; return the
+        config to store (a trigger may record the target's owner, say).
+        """
+        return config
 
     @classmethod
     def check_paths(cls, config: dict[str, Any], files: OwnerFiles, *, template: bool) -> None:
@@ -315,6 +354,8 @@ def fill_placeholders(
 ) -> str:
     """Replace ``{key}`` and ``{key:format}``; unknown placeholders stay verbatim.
 
+    A list value gives its items, each formatted, joined by ``", "``.
+
     The filled text may hold at most ``max_length`` characters: a format width or precision
     above it is refused before formatting, so ``{owner:>200000000}`` cannot make the process
     allocate gigabytes.  Raises ``InvalidConfig`` when the limit is reached.
@@ -337,8 +378,10 @@ def fill_placeholders(
         if any(len(number) > 18 or int(number) > max_length for number in numbers):
             raise too_long(f"the placeholder {match.group(0)[:60]!r}")
         value = values[key]
+        # A list (a repeated HTTP field, a JSON series value) reads as its items.
+        items = value if isinstance(value, list | tuple) else [value]
         try:
-            filled = format(value, spec) if spec else str(value)
+            filled = ", ".join(format(item, spec) if spec else str(item) for item in items)
         except (ValueError, TypeError):
             return match.group(0)
         length += len(filled) - len(match.group(0))
@@ -371,9 +414,10 @@ class RunContext:
     """The component's ``settings_class`` instance, if it has one."""
     progress: Callable[[int, int, str], None] | None = None
     """Set by the worker: receives (done, total, message) progress reports of a job."""
-    start_task: Callable[[int], None] | None = None
+    start_task: Callable[[int], Any] | None = None
     """Set by the engine for actions (which run in the server): start another task of the
-    owner in the same chain."""
+    owner in the same chain; returns its run (``skipped``, with the reason as ``error``, when
+    the chain suppressed it), or None when the server is stopping."""
 
     def values(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         """Placeholder values: the series set and parameters, ``extra``, then the built-ins.

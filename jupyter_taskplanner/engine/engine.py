@@ -23,7 +23,7 @@ from ..database import Database
 from ..errors import Conflict, InvalidConfig, PermissionDenied, Unavailable
 from ..executors import Executor, StepOutcome
 from ..owners import OwnerFolders
-from ..permissions import ComponentRules
+from ..permissions import ADMIN, ComponentRules
 from ..store import Store, utcnow
 from ..vocabulary import ACTIVE, RunRecord, RunStatus, StepStatus, TaskRecord
 from .execution import RunExecution, RunStart, run_context
@@ -116,8 +116,13 @@ class RunEngine:
         chain: list[int] | tuple[int, ...] | None = None,
         idempotency_key: str | None = None,
         overlap: str | None = None,
+        skip: str | None = None,
     ) -> RunRecord:
-        """Record a run of ``task`` and queue it; an overlapping ``skip`` run is only recorded."""
+        """Record a run of ``task`` and queue it; an overlapping ``skip`` run is only recorded.
+
+        ``skip`` records the run as skipped for that reason without starting it (a start
+        the planner suppresses, so the task's history says why it did not run).
+        """
         if self.queue.stopping:
             raise Unavailable("the task planner is shutting down; this run was not started")
         overlap = overlap or task["settings"]["overlap"]
@@ -133,11 +138,13 @@ class RunEngine:
             "status": RunStatus.QUEUED,
             "holder": HOLDER,
         }
-        if overlap == "skip" and await self.db.call(self.store.active_runs, task["id"]):
-            fields.update(status=RunStatus.SKIPPED, finished=utcnow())
-            fields["error"] = "the task was still running; this start was skipped (overlap: skip)"
+        busy = skip is None and overlap == "skip"
+        if busy and await self.db.call(self.store.active_runs, task["id"]):
+            skip = "the task was still running; this start was skipped (overlap: skip)"
+        if skip is not None:
+            fields.update(status=RunStatus.SKIPPED, finished=utcnow(), error=skip)
             run = await self.db.call(self.store.create_run, fields)
-            self.log.info("run %s of task %s skipped: still running", run["id"], task["id"])
+            self.log.info("run %s of task %s skipped: %s", run["id"], task["id"], skip)
             return run
         run = await self.db.call(self.store.create_run, fields)
         if run["status"] == RunStatus.QUEUED and run["holder"] == HOLDER:
@@ -145,34 +152,39 @@ class RunEngine:
         return run
 
     async def start_in_chain(self, run: RunRecord, task_id: int) -> RunRecord | None:
-        """Start ``task_id`` (same owner) as the next link of ``run``'s chain, at most once."""
+        """Start ``task_id`` as the next link of ``run``'s chain, at most once.
+
+        The task is the run owner's (any owner's, for an admin).  A start the chain
+        suppresses (the task already ran in it, or is still running) is recorded on that
+        task as a skipped run saying why.  None when the server is stopping.
+        """
         if self.queue.stopping:
             self.log.info("the server is stopping; run %s starts no next task", run["id"])
             return None
+        admin = self.rules.owner_has(run["owner"], ADMIN)
+        task = await self.db.call(self.store.get_task, task_id, None if admin else run["owner"])
+        skip = None
         if task_id in run["chain"]:
-            self.log.info(
-                "chain of run %s already ran task %s; not starting it again", run["id"], task_id
+            skip = (
+                f"not started again: task {task_id} already ran in the chain of run "
+                f"{run['id']} (a loop of next tasks)"
             )
-            return None
-        task = await self.db.call(self.store.get_task, task_id, run["owner"])
-        if await self.db.call(self.store.active_runs, task_id):
-            self.log.info("task %s is already running; the chain does not start it again", task_id)
-            return None
         return await self.submit(
             task,
             trigger=f"chain:{run['task_id']}",
             started_by=run["started_by"],
             chain=run["chain"],
             overlap="skip",
+            skip=skip,
         )
 
-    def _chain_starter(self, run: RunRecord) -> Callable[[int], None]:
+    def _chain_starter(self, run: RunRecord) -> Callable[[int], RunRecord | None]:
         """A thread-safe ``start_task`` for next-task actions of ``run`` (loop protection)."""
         loop = asyncio.get_running_loop()
 
-        def start(task_id: int) -> None:
+        def start(task_id: int) -> RunRecord | None:
             future = asyncio.run_coroutine_threadsafe(self.start_in_chain(run, task_id), loop)
-            future.result(timeout=60)
+            return future.result(timeout=60)
 
         return start
 

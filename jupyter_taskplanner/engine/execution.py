@@ -43,7 +43,7 @@ class RunExecution:
         rules: ComponentRules,
         settings: EngineSettings,
         steps: StepRunner,
-        start_task: Callable[[int], None],
+        start_task: Callable[[int], RunRecord | None],
     ) -> None:
         self.run = run
         self.task = task

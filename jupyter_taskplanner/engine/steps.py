@@ -172,7 +172,7 @@ class StepRunner:
         ctx: RunContext,
         results: list[Result],
         folder: Path,
-        start_task: Callable[[int], None],
+        start_task: Callable[[int], RunRecord | None],
         *,
         set_index: int | None,
         values: dict[str, Any] | None,
@@ -180,8 +180,12 @@ class StepRunner:
         """Run one action in a thread of the server, if it qualifies; record it as a step."""
         store = self.db.store
         cls = self.registry.get("action", entry["type"])
+        when = entry.get("when", "always")
         accepted = [result for result in results if result.flavor in cls.accepts]
-        qualified = qualifies(entry.get("when", "always"), results) and bool(accepted)
+        if when == "any_valid":
+            # "Processes only those results": the invalid ones are not handed over.
+            accepted = [result for result in accepted if result.valid]
+        qualified = qualifies(when, results) and bool(accepted)
         folder.mkdir(parents=True, exist_ok=True)
         step = {
             "run_id": run["id"],

@@ -12,14 +12,18 @@ import hmac
 from typing import Any, ClassVar
 
 from ..bus import HttpCall, PlannerEvent, RunFinished, ServerStarted
-from ..components.base import Fire, PlannerEventTrigger
+from ..components.base import Fire, PlannerEventTrigger, TaskLinks
 from ..vocabulary import TaskRecord
 
 OUTCOMES = ("always", "success", "failure")
 
 
 class AfterTaskTrigger(PlannerEventTrigger):
-    """Fires when another task of the same owner finishes, on success, failure or always."""
+    """Fires when another task finishes, on success, failure or always.
+
+    The other task is the owner's own; a task of an admin may follow any owner's task (the
+    target's owner is recorded when the task is saved).
+    """
 
     events = (RunFinished,)
     type_name: ClassVar[str] = "after_task"
@@ -40,6 +44,13 @@ class AfterTaskTrigger(PlannerEventTrigger):
                 "title": "Task",
                 "description": "The id of the task (one of yours) whose end starts this one.",
             },
+            "task_owner": {
+                "type": "string",
+                "readOnly": True,
+                "title": "Its owner",
+                "description": "Set by the server when an admin's task follows a task of "
+                "another owner.",
+            },
             "on": {
                 "enum": list(OUTCOMES),
                 "default": "success",
@@ -55,6 +66,15 @@ class AfterTaskTrigger(PlannerEventTrigger):
         self.task_id: int = config["task_id"]
         self.on: str = config.get("on", "success")
 
+    @classmethod
+    def link(cls, config: dict[str, Any], links: TaskLinks) -> dict[str, Any]:
+        """The followed task must exist and be another of the owner's (any, for an admin)."""
+        target = links.target(config["task_id"], "task_id")
+        linked = {key: value for key, value in config.items() if key != "task_owner"}
+        if target is not None and target["owner"] != links.owner:
+            linked["task_owner"] = target["owner"]
+        return linked
+
     def fire_on(self, event: PlannerEvent, task: TaskRecord) -> Fire | None:
         """The end of a run of the watched task, of the same owner, with the chosen outcome.
 
@@ -62,7 +82,9 @@ class AfterTaskTrigger(PlannerEventTrigger):
         """
         assert isinstance(event, RunFinished)
         run = event.run
-        if run["task_id"] != self.task_id or run["owner"] != task["owner"]:
+        if run["task_id"] != self.task_id:
+            return None
+        if run["owner"] != self.config.get("task_owner", task["owner"]):
             return None
         if run["status"] == "skipped":
             return None

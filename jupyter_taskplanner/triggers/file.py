@@ -84,8 +84,10 @@ class FileTrigger(EventTrigger):
             },
             "recursive": {
                 "type": "boolean",
-                "default": False,
+                "default": True,
                 "title": "Include subfolders",
+                "description": "Changes anywhere below the folder count; off: only files "
+                "directly in it.",
             },
             "pattern": {
                 "type": "string",
@@ -108,7 +110,7 @@ class FileTrigger(EventTrigger):
     def __init__(self, config: dict[str, Any], name: str = "") -> None:
         super().__init__(config, name)
         self.path: str = config["path"]
-        self.recursive: bool = config.get("recursive", False)
+        self.recursive: bool = config.get("recursive", True)
         self.pattern: str | None = config.get("pattern")
         self.debounce: float = config.get("debounce", 5)
 
