@@ -19,6 +19,7 @@ from .handlers import API, TASK_ID, PlannerHandler
 from .logs import FileRange, log_text, send_chunks
 from .model import check_parameters
 from .tasks import MAX_ID, parse_task_id
+from .timezones import is_timezone, local_timezone
 from .vocabulary import STATUSES
 
 
@@ -179,32 +180,49 @@ class RunCancelHandler(PlannerHandler):
 
 
 class TaskNextHandler(PlannerHandler):
-    """``GET /tasks/{id}/next?count=5``: the next fire times of the task's timed triggers."""
+    """``GET /tasks/{id}/next?count=5&timezone=``: the next fire times of the task's timed
+    triggers, in the task's zone, the server's and, when given, the viewer's ``timezone``."""
 
     @web.authenticated
     @authorized
     async def get(self, raw_id: str) -> None:
         task = await self.db(self.planner.tasks.get, self.access, parse_task_id(raw_id))
         count = self.query_int("count", 5, 1, 100)
+        viewer = self.get_query_argument("timezone", None)
+        if viewer is not None and not is_timezone(viewer):
+            raise InvalidConfig(
+                f"timezone: unknown timezone {viewer!r}; use an IANA name such as "
+                "'Europe/Berlin' or 'UTC'",
+                field="timezone",
+            )
+        server = local_timezone()
         tz = ZoneInfo(task["settings"]["timezone"])
+        # Each fire in these zones: the task's (``time``, as before), the server's, the viewer's.
+        zones = {"time": tz, "server_time": ZoneInfo(server)}
+        if viewer is not None:
+            zones["viewer_time"] = ZoneInfo(viewer)
         now = datetime.now(UTC)
-        fires: list[dict[str, Any]] = []
+        fires: list[tuple[datetime, dict[str, Any]]] = []
         for index, entry in enumerate(task["triggers"]):
             trigger = self.planner.registry.instantiate("trigger", entry)
             if not isinstance(trigger, TimedTrigger):
                 continue
             for when in trigger.fire_times(now, tz, count):
                 with contextlib.suppress(OverflowError):  # the last instants of year 9999
-                    local = when.astimezone(tz).isoformat()
-                    fires.append({"trigger": index, "type": entry["type"], "time": local})
-        fires.sort(key=lambda fire: datetime.fromisoformat(fire["time"]))
-        self.send(
-            {
-                "timezone": task["settings"]["timezone"],
-                "enabled": task["enabled"],
-                "next": fires[:count],
-            }
-        )
+                    fire: dict[str, Any] = {"trigger": index, "type": entry["type"]}
+                    for key, zone in zones.items():
+                        fire[key] = when.astimezone(zone).isoformat()
+                    fires.append((when, fire))
+        fires.sort(key=lambda pair: pair[0])
+        reply = {
+            "timezone": task["settings"]["timezone"],
+            "server_timezone": server,
+            "enabled": task["enabled"],
+            "next": [fire for _, fire in fires[:count]],
+        }
+        if viewer is not None:
+            reply["viewer_timezone"] = viewer
+        self.send(reply)
 
 
 class SeriesPreviewHandler(PlannerHandler):
