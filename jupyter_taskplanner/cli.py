@@ -461,12 +461,13 @@ class ExportCommand(TaskPlannerCommand):
 
 
 class ImportCommand(TaskPlannerCommand):
-    """Create tasks from an export document, a task or a list of tasks."""
+    """Create or update tasks from an export document, a task or a list of tasks."""
 
     description = (
-        "Create tasks from a JSON file (an export document, one task or a list of tasks; '-' "
-        "reads stdin) and print their ids. The tasks belong to you (or to --owner); with --all "
-        "they keep the owner stored in the file. All tasks are created or none."
+        "Import tasks from a JSON file (an export document, one task or a list of tasks; '-' "
+        "reads stdin) and print their ids. A task with an id updates that task (as exported, "
+        "edited and imported again); one without is created, belonging to you (or to "
+        "--owner; with --all it keeps the owner stored in the file). All or none."
     )
     examples = "jupyter taskplanner import tasks.json\ncat task.json | jupyter taskplanner import -"
     arguments = "FILE"
@@ -477,10 +478,10 @@ class ImportCommand(TaskPlannerCommand):
         if not access.admin:
             body = _without_owner(body)
         try:
-            created = service.import_(access, body)
+            imported, _ = service.import_(access, body)
         except TaskPlannerError as exc:
             raise type(exc)(f"{_source_name(source)}: {exc.message}", field=exc.field) from None
-        for task in created:
+        for task in imported:
             print(task["id"])
 
 

@@ -327,13 +327,20 @@ class TaskExportHandler(PlannerHandler):
 
 
 class TaskImportHandler(PlannerHandler):
-    """``POST /tasks/import``: one task, a list, or an export document."""
+    """``POST /tasks/import``: one task, a list, or an export document; tasks with an id
+    update those tasks.  ``POST /tasks/{id}/import``: one task into that task."""
 
     @web.authenticated
     @authorized
-    async def post(self) -> None:
-        tasks = await self.db(self.planner.tasks.import_, self.access, self.json_body())
-        self.send({"tasks": [self.planner.tasks.public(task) for task in tasks]}, 201)
+    async def post(self, raw_id: str | None = None) -> None:
+        task_id = parse_task_id(raw_id) if raw_id is not None else None
+        tasks, created = await self.db(
+            self.planner.tasks.import_, self.access, self.json_body(), task_id=task_id
+        )
+        self.send(
+            {"tasks": [self.planner.tasks.public(task) for task in tasks]},
+            201 if created else 200,
+        )
 
 
 class ComponentsHandler(PlannerHandler):
@@ -387,6 +394,7 @@ HANDLERS: list[tuple[str, type[PlannerHandler]]] = [
     (rf"{API}/tasks/{TASK_ID}/(?P<verb>enable|disable)", TaskEnableHandler),
     (rf"{API}/tasks/{TASK_ID}/copy", TaskCopyHandler),
     (rf"{API}/tasks/{TASK_ID}/export", TaskExportHandler),
+    (rf"{API}/tasks/{TASK_ID}/import", TaskImportHandler),
     (rf"{API}/components", ComponentsHandler),
     (rf"{API}/openapi\.json", OpenAPIHandler),
 ]

@@ -50,7 +50,9 @@ COMPONENTS = {
 FILLED_IN = ("version", "config")
 """Component fields a returned task always has: saving fills them in (and actions' ``when``)."""
 _FIELDS = tuple(TASK_SCHEMA["properties"])
-_EXPORTED = tuple(name for name in _FIELDS if name not in READ_ONLY_FIELDS or name == "owner")
+_EXPORTED = tuple(
+    name for name in _FIELDS if name not in READ_ONLY_FIELDS or name in ("id", "revision", "owner")
+)
 TASK_VARIANTS: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
     "Task": (_FIELDS, _FIELDS, "Out"),
     "TaskInput": (_FIELDS, ("name",), ""),

@@ -268,10 +268,21 @@ class Store:
 
     def create_tasks(self, items: list[tuple[str, dict[str, Any]]]) -> list[TaskRecord]:
         """Insert (owner, document) pairs in one transaction: all or none."""
+        return self.import_tasks(items, [])[0]
+
+    def import_tasks(
+        self,
+        creates: list[tuple[str, dict[str, Any]]],
+        updates: list[tuple[int, dict[str, Any], int | None]],
+    ) -> tuple[list[TaskRecord], list[TaskRecord]]:
+        """Insert (owner, document) pairs and apply (id, document, expected revision)
+        updates in one transaction: all or none (``Conflict`` on a stale revision)."""
         now = utcnow()
         ids: list[int] = []
         with self._write() as db:
-            for owner, document in items:
+            for task_id, document, expected in updates:
+                self._replace(task_id, document, expected)
+            for owner, document in creates:
                 columns = {
                     **_task_columns(document),
                     "owner": owner,
@@ -289,7 +300,8 @@ class Store:
                 [json.dumps(ids)],
             )
         self.on_change()
-        return [self.get_task(task_id, None) for task_id in ids]
+        created = [self.get_task(task_id, None) for task_id in ids]
+        return created, [self.get_task(task_id, None) for task_id, _, _ in updates]
 
     def update_task(
         self,
@@ -299,23 +311,28 @@ class Store:
         expected_revision: int | None = None,
     ) -> TaskRecord:
         """Apply ``changes``; ``Conflict`` if the stored revision is not ``expected_revision``."""
-        columns = _task_columns(changes)
         with self._write():
-            current = self.get_task(task_id, owner)
-            if expected_revision is not None and current["revision"] != expected_revision:
-                raise Conflict(
-                    f"task {task_id} was changed by someone else (revision "
-                    f"{current['revision']}, you sent {expected_revision}); reload it and "
-                    "apply your change again"
-                )
-            assignments = [f"{name} = ?" for name in columns]
-            assignments += ["updated = ?", "revision = revision + 1"]
-            self.db.execute(
-                f"UPDATE tasks SET {', '.join(assignments)} WHERE id = ?",
-                [*columns.values(), utcnow(), task_id],
-            )
-            self._changed(task_id)
+            self.get_task(task_id, owner)
+            self._replace(task_id, changes, expected_revision)
         return self.get_task(task_id, None)
+
+    def _replace(self, task_id: int, changes: dict[str, Any], expected: int | None) -> None:
+        """Inside a write transaction: apply ``changes`` if the revision is ``expected``."""
+        current = self.get_task(task_id, None)
+        if expected is not None and current["revision"] != expected:
+            raise Conflict(
+                f"task {task_id} was changed by someone else (revision "
+                f"{current['revision']}, you sent {expected}); reload it and apply your "
+                "change again"
+            )
+        columns = _task_columns(changes)
+        assignments = [f"{name} = ?" for name in columns]
+        assignments += ["updated = ?", "revision = revision + 1"]
+        self.db.execute(
+            f"UPDATE tasks SET {', '.join(assignments)} WHERE id = ?",
+            [*columns.values(), utcnow(), task_id],
+        )
+        self._changed(task_id)
 
     def delete_task(self, task_id: int, owner: str | None) -> None:
         with self._write():

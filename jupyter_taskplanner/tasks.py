@@ -140,35 +140,90 @@ class TaskService:
             drop_credentials(task, self.registry)
             for component in _all_components(task):
                 component.pop("secrets", None)
-            exported: dict[str, Any] = {"owner": task["owner"]}
+            # With its id and revision, an edited export imported again updates the task.
+            exported: dict[str, Any] = {
+                "id": task["id"],
+                "revision": task["revision"],
+                "owner": task["owner"],
+            }
             for key in WRITABLE_FIELDS:
                 exported[key] = task[key]
             exported["settings"] = task["settings"]
             tasks.append(exported)
         return {"format": EXPORT_FORMAT, "version": EXPORT_VERSION, "tasks": tasks}
 
-    def import_(self, access: Access, body: Any) -> builtins.list[TaskRecord]:
-        """Create tasks from an export document, a list of tasks or one task; all or none."""
+    def import_(
+        self, access: Access, body: Any, *, task_id: int | None = None
+    ) -> tuple[builtins.list[TaskRecord], int]:
+        """Import an export document, a list of tasks or one task; all or none.
+
+        A task with an ``id`` updates that task (the product's rule): it must be the
+        caller's, or the caller an admin (the owner stays as stored); its ``revision``, when
+        given, must be the stored one (409 otherwise); an unknown id is a 404.  A task
+        without an id is created, owned by the caller (an admin may keep its ``owner``).
+        ``task_id`` (``POST /tasks/{id}/import``) imports one task into that task.  Returns
+        the tasks in the body's order and how many were created.
+        """
+        items = _import_items(body)
+        if task_id is not None:
+            items = [_into(items, task_id)]
         problems: list[TaskPlannerError] = []
-        prepared = []
-        for index, item in enumerate(_import_items(body)):
+        creates: builtins.list[tuple[str, dict[str, Any]]] = []
+        updates: builtins.list[tuple[int, dict[str, Any], int | None]] = []
+        order: builtins.list[tuple[bool, int]] = []
+        for index, item in enumerate(items):
             if not isinstance(item, dict):
                 problems.append(InvalidConfig(f"tasks[{index}]: each task must be a JSON object"))
                 continue
+            writable = {key: value for key, value in item.items() if key not in READ_ONLY_FIELDS}
             try:
-                owner = access.check_import_owner(item.get("owner"))
-                writable = {
-                    key: value for key, value in item.items() if key not in READ_ONLY_FIELDS
-                }
-                context = self._context(owner, importing=True)
-                document = prepare(writable, context, new_credentials=True)
+                if "id" in item:
+                    stored = self.get(access, _import_id(item["id"]))
+                    context = self._context(stored["owner"], stored["id"], importing=True)
+                    document = prepare(writable, context, stored=stored)
+                    order.append((False, len(updates)))
+                    updates.append((stored["id"], document, _import_revision(item)))
+                else:
+                    owner = access.check_import_owner(item.get("owner"))
+                    context = self._context(owner, importing=True)
+                    document = prepare(writable, context, new_credentials=True)
+                    order.append((True, len(creates)))
+                    creates.append((owner, document))
             except TaskPlannerError as exc:
                 problems.append(exc.within(f"tasks[{index}]"))
-                continue
-            prepared.append((owner, document))
         if problems:
             raise combine(problems)
-        return self.store.create_tasks(prepared)
+        created, updated = self.store.import_tasks(creates, updates)
+        return [created[i] if new else updated[i] for new, i in order], len(created)
+
+
+def _into(items: list[Any], task_id: int) -> Any:
+    """The one task of an import into task ``task_id``, its id set (or checked)."""
+    if len(items) != 1:
+        raise InvalidConfig(
+            f"an import into task {task_id} takes one task, not {len(items)}", field="tasks"
+        )
+    [item] = items
+    if not isinstance(item, dict):
+        raise InvalidConfig("the task must be a JSON object")
+    if item.get("id", task_id) != task_id:
+        raise InvalidConfig(
+            f"id: the body is task {item['id']}, not task {task_id}; leave the id out", field="id"
+        )
+    return {**item, "id": task_id}
+
+
+def _import_id(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidConfig("id: a task id (an integer); leave it out to create", field="id")
+    return parse_task_id(str(value))
+
+
+def _import_revision(item: dict[str, Any]) -> int | None:
+    revision = item.get("revision")
+    if revision is not None and (isinstance(revision, bool) or not isinstance(revision, int)):
+        raise InvalidConfig("revision: the task's revision, an integer", field="revision")
+    return revision
 
 
 def _import_items(body: Any) -> list[Any]:

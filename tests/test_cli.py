@@ -122,8 +122,18 @@ def test_import_list_show_export_round_trip(cli: Cli, db: Path, tmp_path: Path) 
     assert document["format"] == "jupyter-taskplanner"
     assert [task["name"] for task in document["tasks"]] == ["Morning report", "Cleanup"]
 
+    # Imported again as it is, the export updates tasks 1 and 2 (their ids and revisions).
+    assert cli("import", str(export)).stdout.split() == ["1", "2"]
+    assert [task["revision"] for task in cli.json("list", "--json")] == [2, 2]
+    # Without ids, it makes new tasks.
+    for task in document["tasks"]:
+        del task["id"], task["revision"]
+    write_json(export, document)
     assert cli("import", str(export)).stdout.split() == ["3", "4"]
-    assert cli.json("export", "3", "4") == document
+    again = cli.json("export", "3", "4")
+    assert [task.pop("id") for task in again["tasks"]] == [3, 4]
+    assert [task.pop("revision") for task in again["tasks"]] == [1, 1]
+    assert again == document
 
 
 async def test_the_server_sees_tasks_imported_by_the_cli(

@@ -11,6 +11,7 @@ import pytest
 from jupyter_taskplanner.components.base import Action, Job
 from jupyter_taskplanner.errors import InvalidConfig
 from jupyter_taskplanner.model import SETTINGS_DEFAULTS
+from jupyter_taskplanner.testing import create_task
 
 API = "/taskplanner/api"
 
@@ -237,6 +238,8 @@ async def test_export_import_round_trip(planner, api):
     assert "s3cret" not in json.dumps(document)
     assert "secrets" not in document["tasks"][0]["actions"][0]
 
+    # Without its id the exported task is created anew (with it, it would update the task).
+    del document["tasks"][0]["id"], document["tasks"][0]["revision"]
     imported = await alice("POST", "/tasks/import", document)
     assert imported.status == 201, imported
     [copy] = imported.body["tasks"]
@@ -261,16 +264,66 @@ async def test_import_a_list_and_a_single_task(planner, api):
     assert listed.body["tasks"][1]["jobs"][0]["config"] == REPORT["config"]
 
     single = await alice(
-        "POST",
-        "/tasks/import",
-        {"name": "C", "id": 77, "revision": 9, "created": "x", "owner": "alice"},
+        "POST", "/tasks/import", {"name": "C", "created": "x", "updated": "y", "owner": "alice"}
     )
     assert single.status == 201, single
     [task] = single.body["tasks"]
     assert (task["name"], task["owner"], task["revision"]) == ("C", "alice", 1)
-    assert task["id"] != 77 and task["created"] != "x"
+    assert task["created"] != "x"
     names = [t["name"] for t in (await alice("GET", "/tasks")).body["tasks"]]
     assert names == ["A", "B", "C"]
+
+
+async def test_import_with_an_id_updates_that_task(planner, api):
+    alice, bob, root = api("alice"), api("bob"), api("root")
+    task = await create_task(alice, name="Report", description="weekly", enabled=False)
+    document = (await alice("GET", f"/tasks/{task['id']}/export")).body
+    assert (document["tasks"][0]["id"], document["tasks"][0]["revision"]) == (task["id"], 1)
+    document["tasks"][0]["description"] = "daily"
+    new = {"name": "New one"}
+    document["tasks"].append(new)
+
+    imported = await alice("POST", "/tasks/import", document)
+    assert imported.status == 201, imported
+    updated, created = imported.body["tasks"]
+    assert (updated["id"], updated["description"], updated["revision"]) == (task["id"], "daily", 2)
+    assert created["id"] != task["id"] and created["name"] == "New one"
+
+    # The same document again: the task changed since (revision 2), so nothing is imported.
+    document["tasks"][1] = {"name": "Not created"}
+    stale = await alice("POST", "/tasks/import", document)
+    assert stale.status == 409, stale
+    assert (await alice("GET", "/tasks")).body["total"] == 2
+
+    # Another user's task is not there for bob; an unknown id is a 404 too.
+    for caller, body in ((bob, {"id": task["id"], "name": "x"}), (alice, {"id": 999, "name": "x"})):
+        reply = await caller("POST", "/tasks/import", body)
+        assert (reply.status, reply.body["field"]) == (404, "tasks[0]"), reply
+    # An admin updates it; the owner stays as stored.
+    by_root = await root(
+        "POST", "/tasks/import", {"id": task["id"], "name": "Checked", "owner": "root"}
+    )
+    assert by_root.status == 200, by_root
+    assert by_root.body["tasks"][0]["owner"] == "alice"
+    assert (await alice("GET", f"/tasks/{task['id']}")).body["name"] == "Checked"
+
+
+async def test_import_into_a_task(planner, api):
+    alice = api("alice")
+    task = await create_task(alice, name="Report", enabled=False)
+    edited = {"name": "Report", "description": "edited", "revision": 1}
+    reply = await alice("POST", f"/tasks/{task['id']}/import", edited)
+    assert reply.status == 200, reply
+    assert reply.body["tasks"][0]["description"] == "edited"
+    for body, status, field in (
+        ({"name": "x", "id": task["id"] + 1}, 400, "id"),
+        ([{"name": "a"}, {"name": "b"}], 400, "tasks"),
+        ({"name": "x", "revision": 1}, 409, None),
+    ):
+        reply = await alice("POST", f"/tasks/{task['id']}/import", body)
+        assert reply.status == status and reply.body.get("field") == field, reply
+    assert (await api("bob")("POST", f"/tasks/{task['id']}/import", {"name": "x"})).status == 404
+    assert (await alice("GET", f"/tasks/{task['id']}")).body["revision"] == 2
 
 
 @pytest.mark.parametrize(
