@@ -81,6 +81,22 @@ class TaskRunHandler(PlannerHandler):
         self.send(run, 202)
 
 
+class ExecuteHandler(PlannerHandler):
+    """``POST /execute``: run jobs, actions and a series at once, without a stored task."""
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        document, parameters = await self.db(
+            self.planner.tasks.adhoc, self.access, self.json_body()
+        )
+        run = await self.planner.engine.execute(
+            document, owner=self.access.user, started_by=self.access.user, parameters=parameters
+        )
+        self.set_header("Location", f"{self.base_url.rstrip('/')}{API}/runs/{run['id']}")
+        self.send(run, 202)
+
+
 class TaskRunsHandler(RunsPage):
     """``GET /tasks/{id}/runs``: the runs of one task, newest first."""
 
@@ -301,6 +317,7 @@ RUN_HANDLERS: list[tuple[str, type[PlannerHandler]]] = [
     (rf"{API}/tasks/{TASK_ID}/next", TaskNextHandler),
     (rf"{API}/tasks/{TASK_ID}/series/preview", SeriesPreviewHandler),
     (rf"{API}/tasks/{TASK_ID}/trigger/(?P<token>[^/]+)", TaskTriggerHandler),
+    (rf"{API}/execute", ExecuteHandler),
     (rf"{API}/runs", RunsHandler),
     (rf"{API}/runs/(?P<raw_run_id>[^/]+)", RunHandler),
     (rf"{API}/runs/{RUN_ID}/log", RunLogHandler),

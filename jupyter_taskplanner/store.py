@@ -132,7 +132,67 @@ def _migration_2(db: sqlite_utils.Database) -> None:
     db.execute("CREATE TABLE task_changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, task_id INTEGER)")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1, _migration_2]
+RUN_COLUMNS = (
+    "id, task_id, owner, task_name, status, trigger, started_by, parameters, chain, "
+    "idempotency_key, holder, created, started, finished, error"
+)
+
+
+def _migration_3(db: sqlite_utils.Database) -> None:
+    """Runs without a stored task (ad-hoc executions), and the state components keep.
+
+    SQLite cannot drop a NOT NULL in place, so ``runs`` is rebuilt (foreign keys are off
+    while migrating: dropping the old table must not cascade to its steps).
+    """
+    db.execute(
+        """
+        CREATE TABLE runs_new (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            task_id INTEGER,
+            owner TEXT NOT NULL,
+            task_name TEXT NOT NULL,
+            status TEXT NOT NULL,
+            trigger TEXT NOT NULL,
+            started_by TEXT NOT NULL,
+            parameters TEXT NOT NULL DEFAULT '{}',
+            chain TEXT NOT NULL DEFAULT '[]',
+            idempotency_key TEXT,
+            holder TEXT,
+            created TEXT NOT NULL,
+            started TEXT,
+            finished TEXT,
+            error TEXT,
+            document TEXT
+        )
+        """
+    )
+    db.execute(f"INSERT INTO runs_new ({RUN_COLUMNS}) SELECT {RUN_COLUMNS} FROM runs")
+    db.execute("DROP TABLE runs")
+    db.execute("ALTER TABLE runs_new RENAME TO runs")
+    db.table("runs").create_index(["task_id", "id"], index_name="runs_task")
+    db.table("runs").create_index(["owner", "id"], index_name="runs_owner")
+    db.table("runs").create_index(["status"], index_name="runs_status")
+    db.table("runs").create_index(
+        ["task_id", "idempotency_key"], index_name="runs_idempotency", unique=True
+    )
+    db.execute(
+        """
+        CREATE TABLE component_state (
+            task_id INTEGER NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
+            key TEXT NOT NULL,
+            value TEXT NOT NULL,
+            updated TEXT NOT NULL,
+            PRIMARY KEY (task_id, key)
+        )
+        """
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+    _migration_1,
+    _migration_2,
+    _migration_3,
+]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -173,10 +233,12 @@ class Store:
         self.on_change: Callable[[], None] = lambda: None
         """Called after a task is created, changed or deleted (wakes the scheduler)."""
         self.db.execute("PRAGMA busy_timeout = 30000")
-        self.db.execute("PRAGMA foreign_keys = ON")
         if str(path) != ":memory:":
             self.db.enable_wal()
+        # Off while migrating (a rebuilt table must not cascade), on for everything else.
+        self.db.execute("PRAGMA foreign_keys = OFF")
         self._migrate()
+        self.db.execute("PRAGMA foreign_keys = ON")
 
     def close(self) -> None:
         self.db.close()
@@ -483,6 +545,8 @@ class Store:
             "chain": json.dumps(fields.get("chain") or []),
             "created": utcnow(),
         }
+        if fields.get("document") is not None:
+            columns["document"] = json.dumps(fields["document"])
         with self._write() as db:
             if columns.get("idempotency_key"):
                 existing = db.execute(
@@ -580,15 +644,27 @@ class Store:
             steps.append(cast(StoredStep, row))
         return steps
 
-    def prune_runs(self, task_id: int, keep: int, before: str | None) -> list[int]:
-        """Delete finished runs of a task beyond the newest ``keep`` or older than ``before``."""
+    def run_document(self, run_id: int) -> dict[str, Any] | None:
+        """The task document an ad-hoc run executes (None for a run of a stored task)."""
+        row = self.db.execute("SELECT document FROM runs WHERE id = ?", [run_id]).fetchone()
+        return json.loads(row[0]) if row and row[0] else None
+
+    def prune_runs(
+        self, task_id: int | None, keep: int, before: str | None, owner: str = ""
+    ) -> list[int]:
+        """Delete finished runs of a task beyond the newest ``keep`` or older than ``before``.
+
+        ``task_id`` None: the owner's ad-hoc runs, kept under the same rule.
+        """
+        scope = "task_id = ?" if task_id is not None else "task_id IS NULL AND owner = ?"
+        values: list[int | str] = [task_id if task_id is not None else owner]
         with self._write() as db:
             finished = f"status NOT IN ({_ACTIVE_SQL})"
             rows = db.execute(
-                f"SELECT id FROM runs WHERE task_id = ? AND {finished} AND (id NOT IN "
-                "(SELECT id FROM runs WHERE task_id = ? ORDER BY id DESC LIMIT ?)"
+                f"SELECT id FROM runs WHERE {scope} AND {finished} AND (id NOT IN "
+                f"(SELECT id FROM runs WHERE {scope} ORDER BY id DESC LIMIT ?)"
                 " OR (? IS NOT NULL AND created < ?))",
-                [task_id, task_id, keep, before, before],
+                [*values, *values, keep, before, before],
             ).fetchall()
             ids = [row[0] for row in rows]
             for run_id in ids:
@@ -596,9 +672,34 @@ class Store:
                 db.execute("DELETE FROM runs WHERE id = ?", [run_id])
         return ids
 
+    # -- component state -------------------------------------------------------------------
+
+    def states(self, task_id: int) -> dict[str, Any]:
+        """The state each component of a task kept from its last successful run, by key."""
+        rows = self.db.execute(
+            "SELECT key, value FROM component_state WHERE task_id = ?", [task_id]
+        ).fetchall()
+        return {key: json.loads(value) for key, value in rows}
+
+    def save_states(self, task_id: int, states: dict[str, Any]) -> None:
+        """Store components' state (a task deleted meanwhile keeps nothing)."""
+        now = utcnow()
+        with self._write() as db:
+            if db.execute("SELECT 1 FROM tasks WHERE id = ?", [task_id]).fetchone() is None:
+                return
+            for key, value in states.items():
+                db.execute(
+                    "INSERT INTO component_state (task_id, key, value, updated) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT (task_id, key) DO UPDATE SET "
+                    "value = excluded.value, updated = excluded.updated",
+                    [task_id, key, json.dumps(value), now],
+                )
+
 
 def _row_to_run(row: dict[str, Any]) -> RunRecord:
     run = dict(row)
+    # The document of an ad-hoc run may hold secrets: it is read on its own (run_document).
+    run.pop("document", None)
     run["parameters"] = json.loads(run["parameters"])
     run["chain"] = json.loads(run["chain"])
     # The columns of the runs table are the fields of the record (its JSON ones decoded).

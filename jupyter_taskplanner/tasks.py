@@ -14,6 +14,7 @@ from .model import (
     READ_ONLY_FIELDS,
     WRITABLE_FIELDS,
     SaveContext,
+    check_parameters,
     drop_credentials,
     prepare,
     redact_secrets,
@@ -152,6 +153,37 @@ class TaskService:
             tasks.append(exported)
         return {"format": EXPORT_FORMAT, "version": EXPORT_VERSION, "tasks": tasks}
 
+    def adhoc(self, access: Access, body: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The task document and parameters of an ad-hoc execution (``POST /execute``).
+
+        The body is a task without triggers (``name`` optional), or ``{"task_id": N}`` for
+        a stored task the caller may read; either way checked as a task of the caller, who
+        runs it.  Optional ``parameters`` as for a run.
+        """
+        if not isinstance(body, dict):
+            raise InvalidConfig("the body must be a JSON object: a task to run, or a task_id")
+        source = dict(body)
+        parameters = check_parameters(source.pop("parameters", None) or {})
+        if "task_id" in source:
+            raw_id = source.pop("task_id")
+            if source:
+                raise InvalidConfig(
+                    f"{sorted(source)[0]}: with task_id the body holds only parameters",
+                    field=sorted(source)[0],
+                )
+            if isinstance(raw_id, bool) or not isinstance(raw_id, int):
+                raise InvalidConfig("task_id: a task id, an integer", field="task_id")
+            stored = self.get(access, parse_task_id(str(raw_id)))
+            source = {field: stored[field] for field in WRITABLE_FIELDS if field != "triggers"}
+            source["settings"] = stored["settings"]
+        elif source.get("triggers"):
+            raise InvalidConfig(
+                "triggers: an ad-hoc execution runs at once; leave the triggers out",
+                field="triggers",
+            )
+        document = prepare({"name": ADHOC_NAME, **source}, self._context(access.user))
+        return document, parameters
+
     def import_(
         self, access: Access, body: Any, *, task_id: int | None = None
     ) -> tuple[builtins.list[TaskRecord], int]:
@@ -195,6 +227,9 @@ class TaskService:
             raise combine(problems)
         created, updated = self.store.import_tasks(creates, updates)
         return [created[i] if new else updated[i] for new, i in order], len(created)
+
+
+ADHOC_NAME = "Ad-hoc run"
 
 
 def _into(items: list[Any], task_id: int) -> Any:

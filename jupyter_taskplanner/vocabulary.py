@@ -85,7 +85,8 @@ class RunRecord(TypedDict):
     """A run as the API returns it (listings, ``POST /tasks/{id}/run``, cancel)."""
 
     id: int
-    task_id: int
+    task_id: int | None
+    """None for an ad-hoc execution (``POST /execute``), which belongs to no stored task."""
     owner: str
     task_name: str
     status: RunStatus

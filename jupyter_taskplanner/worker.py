@@ -63,6 +63,7 @@ def execute(request: dict[str, Any], cancelled: threading.Event | None = None) -
         output_dir=Path(ctx_data["output_dir"]),
         placeholders=ctx_data["placeholders"],
         private_folders=tuple(Path(path) for path in ctx_data.get("private_folders", ())),
+        state=ctx_data.get("state") or {},
         max_filled=ctx_data.get("max_filled", DEFAULT_MAX_FILLED),
         log=logging.getLogger("jupyter_taskplanner.worker"),
         cancelled=cancelled or threading.Event(),
@@ -82,11 +83,11 @@ def execute(request: dict[str, Any], cancelled: threading.Event | None = None) -
             for index, item in enumerate(sets):
                 if not isinstance(item, dict):
                     raise TypeError(f"set {index} is a {type(item).__name__}, not a dict")
-            return {"sets": json.loads(json.dumps(sets, default=str))}
+            return {"sets": json.loads(json.dumps(sets, default=str)), "state": ctx.state}
         results = cast(Job, component).run(ctx)
         for result in results:
             result.job = result.job or component.name
-        return {"results": [result.to_json() for result in results]}
+        return {"results": [result.to_json() for result in results], "state": ctx.state}
     except BaseException as exc:
         traceback.print_exc()
         return {"error": f"{type(exc).__name__}: {exc}"}

@@ -408,6 +408,10 @@ class RunContext:
     """The planner's own folders, which no component may reach (see ``files``)."""
     max_filled: int = DEFAULT_MAX_FILLED
     """The most characters a text may have once its placeholders are filled."""
+    state: dict[str, Any] = field(default_factory=dict)
+    """The component's own small state (JSON values), kept with the task between runs: what
+    a step leaves here is what the next run's step of the same component finds, once the run
+    succeeded (a failed run keeps the state it started with)."""
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("jupyter_taskplanner"))
     cancelled: threading.Event = field(default_factory=threading.Event)
     settings: Configurable | None = None

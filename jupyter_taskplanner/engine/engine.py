@@ -12,7 +12,7 @@ import socket
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from traitlets.config import Configurable
 
@@ -29,7 +29,7 @@ from ..vocabulary import ACTIVE, RunRecord, RunStatus, StepStatus, TaskRecord
 from .execution import RunExecution, RunStart, run_context
 from .queue import RunQueue
 from .settings import EngineSettings
-from .steps import StepRunner, step_request
+from .steps import States, StepRunner, step_request
 
 HOLDER = f"{socket.gethostname()}:{os.getpid()}"
 """Who executes a run: this host and process (recorded on each run it holds)."""
@@ -151,6 +151,36 @@ class RunEngine:
             self.queue.add(task["owner"], run["id"])
         return run
 
+    async def execute(
+        self,
+        document: dict[str, Any],
+        *,
+        owner: str,
+        started_by: str,
+        parameters: dict[str, Any] | None = None,
+    ) -> RunRecord:
+        """Record and queue an ad-hoc run: a validated task ``document`` stored with the run,
+        not as a task (no triggers, no overlap, no component state)."""
+        if self.queue.stopping:
+            raise Unavailable("the task planner is shutting down; this run was not started")
+        run = await self.db.call(
+            self.store.create_run,
+            {
+                "task_id": None,
+                "owner": owner,
+                "task_name": document["name"],
+                "trigger": "execute",
+                "started_by": started_by,
+                "parameters": parameters or {},
+                "chain": [],
+                "status": RunStatus.QUEUED,
+                "holder": HOLDER,
+                "document": document,
+            },
+        )
+        self.queue.add(owner, run["id"])
+        return run
+
     async def start_in_chain(self, run: RunRecord, task_id: int) -> RunRecord | None:
         """Start ``task_id`` as the next link of ``run``'s chain, at most once.
 
@@ -262,15 +292,26 @@ class RunEngine:
 
     # -- executing -------------------------------------------------------------------------------
 
+    async def _task_of(self, run: RunRecord) -> TaskRecord | None:
+        """The task a run executes: the stored one, or an ad-hoc run's own document."""
+        if run["task_id"] is not None:
+            return await self.db.call(self.store.find_task, run["task_id"])
+        document = await self.db.call(self.store.run_document, run["id"])
+        # The document was validated when the run was made; it stands for a task here.
+        return cast(TaskRecord, {**(document or {}), "id": None, "owner": run["owner"]})
+
     async def _execute(self, run_id: int) -> None:
         run = await self.db.call(self.store.get_run, run_id, None)
-        task = await self.db.call(self.store.find_task, run["task_id"])
+        task = await self._task_of(run)
         if task is None:  # deleted since the run was picked from the queue
             self.queue.ended(run_id, run["owner"], None)
             await self._cancel_orphan(run_id)
             await self.queue.dispatch()
             return
-        self.queue.begin_task(task["id"])
+        stored = run["task_id"] is not None
+        if stored:
+            self.queue.begin_task(task["id"])
+        states = States(await self.db.call(self.store.states, task["id"])) if stored else None
         status, error = RunStatus.FAILED, None
         try:
             await self.db.call(
@@ -287,9 +328,12 @@ class RunEngine:
                 settings=self.settings,
                 steps=self.steps,
                 start_task=self._chain_starter(run),
+                states=states,
             )
             async with asyncio.timeout(task["settings"].get("timeout")):
                 status = await execution.execute()
+            if status == RunStatus.SUCCEEDED and states is not None and states.changed:
+                await self.db.call(self.store.save_states, task["id"], states.changed)
             if status == RunStatus.FAILED:
                 error = await self.db.call(failure_summary, self.store, run_id)
         except TimeoutError:
@@ -306,7 +350,7 @@ class RunEngine:
             self.log.exception("run %s failed", run_id)
             error = f"{type(exc).__name__}: {exc}"
         finally:
-            self.queue.ended(run_id, task["owner"], task["id"])
+            self.queue.ended(run_id, task["owner"], task["id"] if stored else None)
             self._cancelled.discard(run_id)
         self._finishing += 1
         try:
@@ -335,7 +379,7 @@ class RunEngine:
             cutoff = datetime.now(UTC) - timedelta(days=self.settings.keep_run_days)
             before = cutoff.isoformat()
         removed = await self.db.call(
-            self.store.prune_runs, task["id"], self.settings.keep_runs, before
+            self.store.prune_runs, task["id"], self.settings.keep_runs, before, task["owner"]
         )
         loop = asyncio.get_running_loop()
         for run_id in removed:

@@ -17,7 +17,7 @@ from ..owners import OwnerFolders
 from ..permissions import ComponentRules
 from ..vocabulary import RunRecord, RunStatus, TaskRecord
 from .settings import EngineSettings
-from .steps import StepRunner, slug
+from .steps import States, StepRunner, slug, state_key
 
 
 class RunStart(TypedDict):
@@ -44,6 +44,7 @@ class RunExecution:
         settings: EngineSettings,
         steps: StepRunner,
         start_task: Callable[[int], RunRecord | None],
+        states: States | None = None,
     ) -> None:
         self.run = run
         self.task = task
@@ -53,6 +54,8 @@ class RunExecution:
         self.settings = settings
         self.steps = steps
         self.start_task = start_task
+        self.states = states
+        """The components' state (None: an ad-hoc run, which keeps none)."""
         self.folder = owners.run_folder(task["owner"], run["id"])
 
     def context(self, output: Path) -> RunContext:
@@ -75,6 +78,8 @@ class RunExecution:
                 set_index=None,
                 values=None,
                 attempt=1,
+                states=self.states,
+                key=state_key("series", 0, self.task["series"]),
             )
             if outcome.error is not None:
                 return RunStatus.FAILED
@@ -106,6 +111,8 @@ class RunExecution:
                         set_index=set_index,
                         values=values,
                         attempt=attempt,
+                        states=self.states,
+                        key=state_key("jobs", position, job),
                     )
                     for position, job in enumerate(jobs)
                 )
@@ -141,6 +148,8 @@ class RunExecution:
                 self.start_task,
                 set_index=set_index,
                 values=values,
+                states=self.states,
+                key=state_key("actions", position, action),
             )
             actions_ok = done and actions_ok
         return jobs_ok and actions_ok

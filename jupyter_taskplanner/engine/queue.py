@@ -99,6 +99,9 @@ class RunQueue:
             if run["status"] != RunStatus.QUEUED:
                 self.waiting[owner].remove(run_id)
                 continue
+            if run["task_id"] is None:  # an ad-hoc run: no task, no overlap
+                self.waiting[owner].remove(run_id)
+                return run_id
             task = await self.db.call(store.find_task, run["task_id"])
             if task is None:
                 self.waiting[owner].remove(run_id)

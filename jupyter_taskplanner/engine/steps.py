@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import re
 import traceback
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +52,7 @@ def step_request(
     ctx: RunContext,
     folder: Path,
     limit: int | None = None,
+    state: dict[str, Any] | None = None,
 ) -> StepRequest:
     """The executor request for a job or series (a job's config gets its placeholders filled).
 
@@ -71,12 +74,37 @@ def step_request(
             "placeholders": {k: v for k, v in ctx.placeholders.items() if _jsonable(v)},
             "private_folders": [str(path) for path in ctx.private_folders],
             "max_filled": ctx.max_filled,
+            "state": state or {},
         },
         folder=folder,
         output=folder / "output",
         cwd=ctx.owner_root,
         limit=limit,
     )
+
+
+def state_key(slot: str, position: int, entry: ComponentEntry) -> str:
+    """Where a component's state is kept: by its name (or place) and type, so reordering
+    named components keeps their state and a changed type starts afresh."""
+    return f"{slot}/{entry.get('name') or position}/{entry['type']}"
+
+
+@dataclass
+class States:
+    """The state of a run's components: as kept from the last successful run, and as its
+    steps leave it (saved only when the run succeeds)."""
+
+    kept: dict[str, Any] = field(default_factory=dict)
+    changed: dict[str, Any] = field(default_factory=dict)
+
+    def of(self, key: str) -> dict[str, Any]:
+        """A copy of the component's current state (empty when it has none)."""
+        return copy.deepcopy(self.changed.get(key, self.kept.get(key, {})))
+
+    def keep(self, key: str, state: dict[str, Any] | None) -> None:
+        """Note what a step left as its component's state."""
+        if isinstance(state, dict) and state != self.of(key):
+            self.changed[key] = copy.deepcopy(state)
 
 
 class StepRunner:
@@ -111,8 +139,14 @@ class StepRunner:
         set_index: int | None,
         values: dict[str, Any] | None,
         attempt: int,
+        states: States | None = None,
+        key: str = "",
     ) -> StepOutcome:
-        """Execute a job or series through the executor and record it as a step."""
+        """Execute a job or series through the executor and record it as a step.
+
+        ``states`` and ``key``: where the component's state is read and, after a success,
+        noted (a preview or an ad-hoc run keeps none).
+        """
         store = self.db.store
         if attempt > 1:
             folder = folder.with_name(f"{folder.name}-attempt-{attempt}")
@@ -141,7 +175,8 @@ class StepRunner:
             publishing.add_done_callback(self._publishing.discard)
 
         try:
-            request = step_request(self.registry, kind, entry, ctx, folder)
+            state = states.of(key) if states is not None else {}
+            request = step_request(self.registry, kind, entry, ctx, folder, state=state)
         except InvalidConfig as exc:
             outcome = StepOutcome(error=exc.message)
         else:
@@ -155,6 +190,8 @@ class StepRunner:
             except Exception as exc:
                 outcome = StepOutcome(error=f"the executor failed: {exc}")
             outcome = _placed(outcome, request.output, run_folder)
+        if outcome.error is None and states is not None:
+            states.keep(key, outcome.state)
         await self.db.call(
             store.update_step,
             step_id,
@@ -176,6 +213,8 @@ class StepRunner:
         *,
         set_index: int | None,
         values: dict[str, Any] | None,
+        states: States | None = None,
+        key: str = "",
     ) -> bool:
         """Run one action in a thread of the server, if it qualifies; record it as a step."""
         store = self.db.store
@@ -204,6 +243,7 @@ class StepRunner:
             return True
         action_ctx = RunContext(**{**ctx.__dict__, "placeholders": dict(ctx.placeholders)})
         action_ctx.settings = self.component_settings.get(cls)
+        action_ctx.state = states.of(key) if states is not None else {}
         action_ctx.start_task = start_task
         # Not logging.getLogger: that registers a logger per step for the life of the process.
         action_ctx.log = logging.Logger(f"jupyter_taskplanner.run.{run['id']}.{step_id}")
@@ -226,6 +266,8 @@ class StepRunner:
         finally:
             action_ctx.log.removeHandler(handler)
             handler.close()
+        if error is None and states is not None:
+            states.keep(key, action_ctx.state)
         await self.db.call(
             store.update_step,
             step_id,

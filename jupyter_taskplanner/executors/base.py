@@ -59,6 +59,8 @@ class StepOutcome:
     results: list[dict[str, Any]] = field(default_factory=list)
     sets: list[dict[str, Any]] | None = None
     error: str | None = None
+    state: dict[str, Any] | None = None
+    """The component's state as the step left it (``RunContext.state``); None: unknown."""
 
     @classmethod
     def from_document(cls, document: dict[str, Any]) -> StepOutcome:
@@ -67,6 +69,7 @@ class StepOutcome:
             results=list(document.get("results", [])),
             sets=document.get("sets"),
             error=document.get("error"),
+            state=document.get("state"),
         )
 
 

@@ -221,6 +221,13 @@ class DirectorySeries(Series):
                 ".ipynb_checkpoints.",
                 "default": False,
             },
+            "new_only": {
+                "type": "boolean",
+                "title": "Only new or changed files",
+                "description": "Only the files that are new, or changed, since the last run "
+                "that succeeded (the first run takes them all).",
+                "default": False,
+            },
         },
     }
 
@@ -248,10 +255,22 @@ class DirectorySeries(Series):
                 or not any(part.startswith(".") for part in path.relative_to(folder).parts)
             )
         )
+        new_only = self.config.get("new_only", False)
+        # The files present at the last successful run, with their modification times: the
+        # component's state (kept only when the run succeeds, so a failed run's files come
+        # again).
+        seen: dict[str, int] = ctx.state.get("files", {}) if new_only else {}
+        present: dict[str, int] = {}
         for path in files:
+            relative = path.relative_to(root).as_posix()
+            present[relative] = path.stat().st_mtime_ns
+            if new_only and seen.get(relative) == present[relative]:
+                continue
             yield {
-                "path": path.relative_to(root).as_posix(),
+                "path": relative,
                 "filename": path.name,
                 "stem": path.stem,
                 "suffix": path.suffix,
             }
+        if new_only:
+            ctx.state["files"] = present
