@@ -32,12 +32,12 @@ from .cli import (
     _common_flags,
     _label,
     find_in_scope,
+    id_argument,
 )
 from .components.base import is_builtin_placeholder
 from .errors import Conflict
 from .logs import log_text
 from .permissions import ALL_OWNERS, Access
-from .run_handlers import parse_run_id
 from .runs import RunService
 from .tasks import TaskService
 from .vocabulary import (
@@ -401,7 +401,7 @@ class RunsCommand(TaskPlannerCommand):
     def act(self, service: TaskService, access: Access, args: list[str]) -> None:
         runs = self.planner.runs
         if self.log_run:
-            self._print_log(runs, access, parse_run_id(self.log_run))
+            self._print_log(runs, access, id_argument(self.log_run, "run"))
             return
         task_id = self.find(service, access, args[0])["id"] if args else None
         found, total = runs.list(

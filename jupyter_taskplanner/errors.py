@@ -42,6 +42,10 @@ class TaskPlannerError(Exception):
         restated.others = tuple(other._single_within(where) for other in self.others)
         return restated
 
+    def within_source(self, source: str) -> TaskPlannerError:
+        """This error as found in the file ``source``: its first message says so."""
+        return type(self)(f"{source}: {self.message}", field=self.field, others=self.others)
+
     def _single_within(self, where: str) -> TaskPlannerError:
         field = f"{where}.{self.field}" if self.field else where
         message = self.message

@@ -295,7 +295,9 @@ def test_files_and_stdin(cli: Cli, tmp_path: Path) -> None:
 
 def test_unknown_ids(cli: Cli) -> None:
     assert cli.fails("show", "42") == "error: no task with id 42"
-    assert cli.fails("export", "abc") == "error: no task with id 'abc'"
+    assert cli.fails("export", "abc", expect=2) == (
+        "error: 'abc' is not a task id (a positive whole number)"
+    )
 
 
 @pytest.mark.parametrize(
@@ -392,3 +394,42 @@ def test_import_and_run_from_another_folder_use_the_configured_root(
     assert not (elsewhere / ".snapshots").exists()
     result = cli("run", str(stored["id"]), cwd=elsewhere, expect=1)
     assert f"'data/regions.csv' does not exist in your root folder {root}" in result.stderr
+
+
+def test_create_from_yaml_or_json_reports_every_problem(cli: Cli, tmp_path: Path) -> None:
+    (tmp_path / "report.yaml").write_text(
+        "name: Morning report\n"
+        "triggers:\n"
+        "  - type: cron\n"
+        "    config: {expression: '0 7 * * 1-5'}\n"
+        "jobs:\n"
+        "  - type: python\n"
+        "    config: {function: 'reports:build'}\n"
+    )
+    assert cli("create", str(tmp_path / "report.yaml")).stdout.split() == ["1"]
+    [task] = cli.json("list", "--json")
+    assert task["triggers"][0]["config"]["expression"] == "0 7 * * 1-5"
+    # Ids in the file are not this database's: create always creates.
+    path = write_json(tmp_path / "two.json", [{"id": 1, "name": "A"}, {"name": "B"}])
+    assert cli("create", path).stdout.split() == ["2", "3"]
+
+    bad = [
+        {"name": "x", "triggers": [{"type": "cron", "config": {"expression": "61 * * * *"}}]},
+        {"name": "y", "settings": {"speed": 11}, "jobs": [{"type": "nope"}]},
+    ]
+    message = cli.fails("create", write_json(tmp_path / "bad.json", bad))
+    for field in ("tasks[0].triggers[0].config.expression", "tasks[1].settings.speed"):
+        assert field in message, message
+    assert "tasks[1].jobs[0].type" in message
+    assert message.count(";") == 2, message
+    assert len(cli.json("list", "--json")) == 3
+    (tmp_path / "broken.yaml").write_text("name: [unclosed\n")
+    assert "not valid YAML" in cli.fails("create", str(tmp_path / "broken.yaml"))
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("run", "abc"), ("show", "1x"), ("enable", "1.5"), ("runs", "--log", "abc"), ("export", "0")],
+)
+def test_a_malformed_id_is_a_usage_error(cli: Cli, args: tuple[str, ...]) -> None:
+    assert "is not a" in cli.fails(*args, expect=2)
