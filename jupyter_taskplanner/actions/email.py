@@ -19,6 +19,7 @@ from ..errors import InvalidConfig
 
 ADDRESS_FIELDS = ("to", "cc", "bcc", "reply_to")
 DEFAULT_SUBJECT = "{task.name}: run {run.id} {run.status}"
+DEFAULT_BODY = "Run {run.id} of {task.name}, started {run.started:%Y-%m-%d %H:%M}: {run.status}."
 
 
 class EmailSettings(Configurable):
@@ -122,7 +123,7 @@ class EmailAction(Action):
                 "type": "string",
                 "title": "Body",
                 "description": "Plain text; placeholders are filled.",
-                "default": "",
+                "default": DEFAULT_BODY,
             },
             "attach_files": {
                 "type": "boolean",
@@ -190,7 +191,7 @@ class EmailAction(Action):
         message["Date"] = formatdate(localtime=True)
         message["Message-ID"] = make_msgid(domain=_bare(settings.sender).rpartition("@")[2])
 
-        paragraphs = [ctx.fill(self.config.get("body", ""))]
+        paragraphs = [ctx.fill(self.config.get("body", DEFAULT_BODY))]
         if self.config.get("text_in_body", True):
             for result in results:
                 if result.flavor == "text" and result.value:
