@@ -14,8 +14,9 @@ from traitlets import Bool, Float, Int, TraitError, Type, Unicode, default, vali
 
 from . import __version__
 from .components.base import DEFAULT_MAX_FILLED
+from .errors import StoreError
 from .executors import Executor, LocalExecutor
-from .handlers import API, HANDLERS, UnknownRouteHandler
+from .handlers import API, HANDLERS, UnavailableHandler, UnknownRouteHandler
 from .logs import DEFAULT_MAX_LOG_BYTES
 from .planner import Planner, build_planner
 from .run_handlers import RUN_HANDLERS
@@ -199,25 +200,38 @@ class TaskPlannerApp(ExtensionApp):
         help="The scheduler that fires triggers (a subclass of Scheduler).",
     )
 
-    planner: Planner
-    """The planner's services, built when the server loads the extension."""
+    planner: Planner | None = None
+    """The planner's services, built when the server loads the extension (None when its
+    database cannot be used: the server runs on, and the API says why)."""
+    unavailable: str = ""
 
     def initialize_settings(self) -> None:
         """Build the planner; its services are in the tornado settings as ``taskplanner``."""
-        self.planner = build_planner(self, self.serverapp)
+        try:
+            self.planner = build_planner(self, self.serverapp)
+        except StoreError as exc:
+            # The rest of the server works on; the database is left exactly as it is.
+            self.unavailable = exc.message
+            self.log.error("jupyter-taskplanner is not available: %s", exc.message)
+            return
         self.settings["taskplanner"] = self.planner
         self.log.info("jupyter-taskplanner: tasks stored in %s", self.db_path)
 
     def initialize_handlers(self) -> None:
+        if self.planner is None:
+            self.handlers.append((rf"{API}(/.*)?", UnavailableHandler))
+            return
         self.handlers.extend([*RUN_HANDLERS, *HANDLERS, (rf"{API}/.*", UnknownRouteHandler)])
 
     async def _start_jupyter_server_extension(self, serverapp: ServerApp) -> None:
         """Recover runs a dead server left behind, then start the scheduler loop."""
-        await self.planner.start(server=True)
+        if self.planner is not None:
+            await self.planner.start(server=True)
 
     def owner_name(self, user: User) -> str:
         """The owner name of an authenticated identity-provider user."""
         return self.single_user_name if self.single_user else user.username
 
     async def stop_extension(self) -> None:
-        await self.planner.stop()
+        if self.planner is not None:
+            await self.planner.stop()

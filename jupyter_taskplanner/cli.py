@@ -603,6 +603,14 @@ SUBCOMMANDS: dict[str, tuple[type[TaskPlannerCommand] | str, str]] = {
         "jupyter_taskplanner.cli_runs.RunsCommand",
         "List recent runs (of your tasks or of one task), or print one run's log.",
     ),
+    "backup": (
+        "jupyter_taskplanner.cli_data.BackupCommand",
+        "Copy the task database to a file, safely while servers use it.",
+    ),
+    "restore": (
+        "jupyter_taskplanner.cli_data.RestoreCommand",
+        "Replace the task database with a backup (no server may use it meanwhile).",
+    ),
 }
 """The subcommands of `jupyter taskplanner`: name -> (app class, one-line help).
 

@@ -386,6 +386,18 @@ class UnknownRouteHandler(APIHandler):
         )
 
 
+class UnavailableHandler(ExtensionHandlerMixin, APIHandler):
+    """Every API path while the planner cannot run (its database is damaged, say): a JSON
+    503 saying why, to authenticated users."""
+
+    @web.authenticated
+    async def get(self, *args: str) -> None:
+        why = getattr(self.extensionapp, "unavailable", "")
+        raise web.HTTPError(503, f"the task planner is not available: {why}")
+
+    post = put = patch = delete = get
+
+
 TASK_ID = r"(?P<raw_id>[^/]+)"
 HANDLERS: list[tuple[str, type[PlannerHandler]]] = [
     (rf"{API}/tasks", TasksHandler),

@@ -11,6 +11,7 @@ import contextlib
 import json
 import sqlite3
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NotRequired, cast
@@ -216,6 +217,47 @@ def _task_columns(document: dict[str, Any]) -> dict[str, Any]:
     return columns
 
 
+def check_database(path: Path) -> int:
+    """The schema version of the SQLite file ``path``, checked whole and known to this version.
+
+    ``StoreError`` for a file that is not a database, is damaged (``PRAGMA integrity_check``)
+    or was written by a newer jupyter-taskplanner.  Opened read-only: nothing is changed.
+    """
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open {path}: {exc}") from None
+    try:
+        (result,) = conn.execute("PRAGMA integrity_check").fetchone()
+        if result != "ok":
+            raise StoreError(f"{path} is damaged (integrity check: {result})")
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        if "schema_version" not in tables:
+            raise StoreError(f"{path} is not a task planner database")
+        version = int(conn.execute("SELECT version FROM schema_version").fetchone()[0])
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path} is not a task planner database: {exc}") from None
+    finally:
+        conn.close()
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{path} has schema version {version}, newer than this jupyter-taskplanner knows "
+            f"({SCHEMA_VERSION}); upgrade the package"
+        )
+    return version
+
+
+def copy_database(source: Path, target: Path) -> None:
+    """Copy the database ``source`` into ``target`` with SQLite's online backup.
+
+    Safe while servers use ``source``: the copy is a consistent snapshot.  ``target`` is
+    replaced whole (its other connections must be closed).
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with closing(sqlite3.connect(source)) as reading, closing(sqlite3.connect(target)) as writing:
+        reading.backup(writing)
+
+
 class Store:
     """Tasks in one SQLite file; safe for several processes (WAL, busy timeout)."""
 
@@ -232,13 +274,21 @@ class Store:
         self.db = sqlite_utils.Database(conn)
         self.on_change: Callable[[], None] = lambda: None
         """Called after a task is created, changed or deleted (wakes the scheduler)."""
-        self.db.execute("PRAGMA busy_timeout = 30000")
-        if str(path) != ":memory:":
-            self.db.enable_wal()
-        # Off while migrating (a rebuilt table must not cascade), on for everything else.
-        self.db.execute("PRAGMA foreign_keys = OFF")
-        self._migrate()
-        self.db.execute("PRAGMA foreign_keys = ON")
+        try:
+            self.db.execute("PRAGMA busy_timeout = 30000")
+            if str(path) != ":memory:":
+                self.db.enable_wal()
+            # Off while migrating (a rebuilt table must not cascade), on for everything else.
+            self.db.execute("PRAGMA foreign_keys = OFF")
+            self._migrate()
+            self.db.execute("PRAGMA foreign_keys = ON")
+        except sqlite3.DatabaseError as exc:
+            # A damaged file is never written to: refused as it is, to be restored by hand.
+            conn.close()
+            raise StoreError(
+                f"the task database {path} cannot be used ({exc}); restore a backup with "
+                "`jupyter taskplanner restore BACKUP`"
+            ) from None
 
     def close(self) -> None:
         self.db.close()

@@ -624,6 +624,25 @@ class ServerProcess:
         self.log.close()
 
 
+def cli_environment(home: Path, user: str = "alice", **extra: str) -> dict[str, str]:
+    """An environment for the command line: private Jupyter folders under ``home``, acting as
+    ``user`` (``extra`` variables added, e.g. ``PYTHONPATH``)."""
+    environ = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("JUPYTER", "PYTHONPATH"))
+    }
+    environ.update(
+        JUPYTER_CONFIG_DIR=str(home / "config"),
+        JUPYTER_DATA_DIR=str(home / "data"),
+        JUPYTER_RUNTIME_DIR=str(home / "runtime"),
+        JUPYTERHUB_USER=user,
+        PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        **extra,
+    )
+    return environ
+
+
 class Cli:
     """Runs the ``jupyter-taskplanner`` command with a fixed environment and database."""
 

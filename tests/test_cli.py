@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from jupyter_taskplanner.store import Store
-from jupyter_taskplanner.testing import BIN, CLI, Cli
+from jupyter_taskplanner.testing import BIN, CLI, Cli, cli_environment
 
 # A real plugin, installed by putting its module and dist-info on PYTHONPATH: an action whose
 # `token` is a secret (writeOnly), so the tests can check secrets never reach the output.
@@ -58,20 +58,7 @@ def plugin_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def env(tmp_path: Path, plugin_path: Path) -> dict[str, str]:
     """A private Jupyter config and data folder; the acting user is alice."""
-    environ = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("JUPYTER", "PYTHONPATH"))
-    }
-    environ.update(
-        JUPYTER_CONFIG_DIR=str(tmp_path / "config"),
-        JUPYTER_DATA_DIR=str(tmp_path / "data"),
-        JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
-        JUPYTERHUB_USER="alice",
-        PYTHONPATH=str(plugin_path),
-        PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-    )
-    return environ
+    return cli_environment(tmp_path, PYTHONPATH=str(plugin_path))
 
 
 @pytest.fixture

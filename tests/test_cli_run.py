@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from jupyter_taskplanner.store import Store
-from jupyter_taskplanner.testing import BIN, CLI, Cli
+from jupyter_taskplanner.testing import CLI, Cli, cli_environment
 
 # Functions the python jobs call, in the owner's root folder.
 OWNER_MODULE = """
@@ -143,19 +143,7 @@ def planner(tmp_path_factory: pytest.TempPathFactory) -> Planner:
     config.mkdir()
     # Jobs run in the root folder the server's config names, wherever the command is typed.
     (config / "jupyter_server_config.py").write_text(f"c.ServerApp.root_dir = {str(root)!r}\n")
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("JUPYTER", "PYTHONPATH"))
-    }
-    env.update(
-        JUPYTER_CONFIG_DIR=str(config),
-        JUPYTER_DATA_DIR=str(base / "data"),
-        JUPYTER_RUNTIME_DIR=str(base / "runtime"),
-        JUPYTERHUB_USER="alice",
-        PYTHONPATH=str(plugin),
-        PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-    )
+    env = cli_environment(base, PYTHONPATH=str(plugin))
     planner = Planner(env, base / "tasks.db", root)
     (base / "tasks.json").write_text(json.dumps(TASKS))
     created = planner("import", str(base / "tasks.json"), "--all").stdout.split()
