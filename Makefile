@@ -9,28 +9,82 @@ INSTALLED := $(VENV)/.installed
 WORKSPACE := workspace
 MAIL_PORT ?= 8025
 
-.PHONY: run test venv lint
+# The Lab extension (labextension/, TypeScript): npm packages from the committed lock file,
+# built into the Python package (jupyter_taskplanner/labextension), again only when a source
+# changed.
+LAB := labextension
+LAB_DEPS := $(LAB)/node_modules/.package-lock.json
+LAB_SOURCES := $(shell find $(LAB)/src $(LAB)/style $(LAB)/schema -type f ! -name '*.spec.ts') \
+	$(LAB)/package.json $(LAB)/tsconfig.json
+LAB_BUILT := jupyter_taskplanner/labextension/static/style.js
+LAB_LINKED := $(VENV)/share/jupyter/labextensions/jupyter-taskplanner
+LAB_PATH := PATH="$(abspath $(BIN)):$$PATH"
+# What the browser tests drive: Debian's Chromium (Playwright never downloads a browser).
+CHROMIUM := /usr/bin/chromium
+WHEEL_CHECK := build/wheel-check
+
+.PHONY: run test venv lint lab lab-test lab-wheel-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # Install (or refresh) the package, its test dependencies and the sample plugins.
+# The Lab extension is built by its own rule below, not by the package's build hook.
 $(INSTALLED): pyproject.toml $(PLUGINS) | $(BIN)/python
 	$(PIP) install --upgrade pip
-	$(PIP) install -e ".[test,lab,dask]" $(foreach p,$(PLUGINS),-e $(dir $(p)))
+	SKIP_JUPYTER_BUILDER=1 $(PIP) install -e ".[test,lab,dask]" $(foreach p,$(PLUGINS),-e $(dir $(p)))
 	touch $@
 
 venv: $(INSTALLED)
 
+$(LAB_DEPS): $(LAB)/package.json $(LAB)/package-lock.json
+	cd $(LAB) && npm ci --no-audit --no-fund
+	touch $@
+
+$(LAB_BUILT): $(LAB_SOURCES) $(LAB_DEPS) | $(INSTALLED)
+	cd $(LAB) && $(LAB_PATH) npm run build:prod
+	touch $@
+
+# The editable install's Lab finds the build through a link (a rebuild is live at once).
+$(LAB_LINKED): | $(INSTALLED) $(LAB_BUILT)
+	$(LAB_PATH) $(BIN)/jupyter-builder develop --overwrite .
+
+lab: $(LAB_BUILT) $(LAB_LINKED)
+
+$(CHROMIUM):
+	apt-get update -qq && apt-get install -y -qq chromium
+
+# The frontend's unit tests (vitest) beside its code.
+lab-test: $(LAB_DEPS)
+	cd $(LAB) && npm test
+
+# What pip users install: a wheel built from this tree holds the extension, and a Lab with
+# that wheel installed (into a scratch prefix; the rest of its packages come from .venv)
+# lists it enabled and OK.
+lab-wheel-check: lab
+	rm -rf $(WHEEL_CHECK) && mkdir -p $(WHEEL_CHECK)
+	$(PIP) wheel --no-deps --no-build-isolation -w $(WHEEL_CHECK)/dist .
+	$(BIN)/python -m venv --without-pip $(WHEEL_CHECK)/venv
+	$(PIP) install --no-deps --prefix $(WHEEL_CHECK)/venv $(WHEEL_CHECK)/dist/*.whl
+	$(BIN)/python -c "import site; print(site.getsitepackages()[0])" \
+		> $$(echo $(WHEEL_CHECK)/venv/lib/python*/site-packages)/main-venv.pth
+	# `jupyter labextension list` of that environment (its console script is not installed there).
+	$(WHEEL_CHECK)/venv/bin/python -m jupyterlab.labextensions list 2>&1 \
+		| sed 's/\x1b\[[0-9;]*m//g' | tee $(WHEEL_CHECK)/list.txt
+	grep -A1 "^$(abspath $(WHEEL_CHECK))/venv/share/jupyter/labextensions" $(WHEEL_CHECK)/list.txt \
+		| grep -q "jupyter-taskplanner v.* enabled OK (python, jupyter-taskplanner)"
+
 # Format, lint, then type-check the package and the sample plugin ([tool.mypy] in pyproject.toml).
-lint: venv
+lint: venv $(LAB_DEPS)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	cd $(LAB) && npm run lint && npx tsc --noEmit
 
-test: venv lint
+# TASKPLANNER_LAB_TESTS=required: the Lab browser tests fail, not skip, if something is missing.
+test: venv lint lab lab-test lab-wheel-check | $(CHROMIUM)
 	$(BIN)/jupyter server extension list 2>&1 | grep -A2 "jupyter_taskplanner" | grep -q "OK"
-	$(BIN)/pytest
+	TASKPLANNER_LAB_TESTS=required $(BIN)/pytest
 
 # A workspace for trying the planner (ignored by git), seeded once with the example
 # notebooks; files already there are kept.
@@ -40,7 +94,7 @@ $(WORKSPACE)/.seeded:
 	touch $@
 
 # JupyterLab on the workspace, with a local mail sink: mails land in workspace/mail as .eml.
-run: venv $(WORKSPACE)/.seeded
+run: venv lab $(WORKSPACE)/.seeded
 	$(BIN)/python devtools/mail_sink.py $(WORKSPACE)/mail --port $(MAIL_PORT) & sink=$$!; \
 	trap 'kill $$sink 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/jupyter lab --ip=127.0.0.1 --allow-root --no-browser \

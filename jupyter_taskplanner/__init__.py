@@ -11,3 +11,8 @@ def _jupyter_server_extension_points() -> list[dict[str, Any]]:
     from .app import TaskPlannerApp
 
     return [{"module": "jupyter_taskplanner", "app": TaskPlannerApp}]
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """The built Lab extension inside the package (``labextension/``'s npm build)."""
+    return [{"src": "labextension", "dest": "jupyter-taskplanner"}]

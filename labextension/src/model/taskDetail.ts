@@ -1,0 +1,195 @@
+import { IDisposable } from '@lumino/disposable';
+import { ISignal, Signal } from '@lumino/signaling';
+
+import { IRunEvent } from '../events';
+import { ITaskPlanner } from '../tokens';
+import { ACTIVE, INextFires, IRun, IRunDetail, ITask } from '../types';
+
+/** How long log reloads wait after a progress event, so a fast notebook reloads rarely. */
+const LOG_RELOAD_DELAY = 1500;
+
+/**
+ * One task's page: the task, its next fire times, its recent runs, the selected run's steps
+ * and log; live through run events (progress is applied as it comes, no polling).
+ */
+export class TaskDetailModel implements IDisposable {
+  constructor(
+    readonly planner: ITaskPlanner,
+    readonly taskId: number
+  ) {
+    planner.runEvent.connect(this.onRunEvent, this);
+  }
+
+  task: ITask | null = null;
+  next: INextFires | null = null;
+  runs: IRun[] = [];
+  run: IRunDetail | null = null;
+  log = '';
+  error: string | null = null;
+
+  get changed(): ISignal<this, void> {
+    return this._changed;
+  }
+
+  get isDisposed(): boolean {
+    return this._disposed;
+  }
+
+  async refresh(): Promise<void> {
+    const { api, preferences, viewerTimezone } = this.planner;
+    try {
+      const [task, next, runs] = await Promise.all([
+        api.getTask(this.taskId),
+        api.nextFires(this.taskId, preferences.nextFireCount, viewerTimezone),
+        api.taskRuns(this.taskId, Math.max(preferences.chartRuns, 10))
+      ]);
+      this.task = task;
+      this.next = next;
+      this.runs = runs.runs;
+      this.error = null;
+      const selected = this.run?.id ?? this.runs[0]?.id;
+      if (selected !== undefined) {
+        await this.select(selected, false);
+      }
+    } catch (error) {
+      this.error = (error as Error).message;
+    }
+    this._changed.emit();
+  }
+
+  /** Show one run: its steps and log. */
+  async select(runId: number, emit = true): Promise<void> {
+    const { api, preferences } = this.planner;
+    try {
+      const [run, log] = await Promise.all([
+        api.getRun(runId),
+        api.runLog(runId, preferences.logTailBytes)
+      ]);
+      this.run = this.withLiveProgress(run);
+      this.log = log;
+    } catch (error) {
+      this.error = (error as Error).message;
+    }
+    if (emit) {
+      this._changed.emit();
+    }
+  }
+
+  async runNow(): Promise<void> {
+    try {
+      const run = await this.planner.api.runTask(this.taskId);
+      this.runs = [run, ...this.runs.filter(item => item.id !== run.id)];
+      await this.select(run.id, false);
+      this.error = null;
+    } catch (error) {
+      this.error = (error as Error).message;
+    }
+    this._changed.emit();
+  }
+
+  async cancel(runId: number): Promise<void> {
+    try {
+      await this.planner.api.cancelRun(runId);
+      this.error = null;
+    } catch (error) {
+      this.error = (error as Error).message;
+    }
+    await this.refresh();
+  }
+
+  async setEnabled(enabled: boolean): Promise<void> {
+    try {
+      this.task = await this.planner.api.setEnabled(this.taskId, enabled);
+      this.next = await this.planner.api.nextFires(
+        this.taskId,
+        this.planner.preferences.nextFireCount,
+        this.planner.viewerTimezone
+      );
+      this.error = null;
+    } catch (error) {
+      this.error = (error as Error).message;
+    }
+    this._changed.emit();
+  }
+
+  get isRunning(): boolean {
+    return this.run !== null && ACTIVE.includes(this.run.status);
+  }
+
+  /** The selected run's steps with the progress its events reported. */
+  private withLiveProgress(run: IRunDetail): IRunDetail {
+    const live = this.planner.liveRuns.get(run.id);
+    if (!live) {
+      return run;
+    }
+    return {
+      ...run,
+      steps: run.steps.map(step =>
+        live.steps[step.id] && step.status === 'running'
+          ? { ...step, progress: live.steps[step.id] }
+          : step
+      )
+    };
+  }
+
+  private onRunEvent(_: ITaskPlanner, event: IRunEvent): void {
+    if (event.task_id !== this.taskId) {
+      return;
+    }
+    if (event.action === 'started' || event.action === 'finished') {
+      if (
+        event.action === 'started' &&
+        (!this.run || !ACTIVE.includes(this.run.status))
+      ) {
+        this.run = null; // follow the new run
+      }
+      void this.refresh();
+      return;
+    }
+    if (this.run?.id !== event.run_id) {
+      return;
+    }
+    const stepId = event.step_id;
+    const known = this.run.steps.some(step => step.id === stepId);
+    if (!known) {
+      void this.select(event.run_id); // a step this page has not seen yet
+      return;
+    }
+    this.run = this.withLiveProgress({ ...this.run, status: event.status });
+    this._changed.emit();
+    this.scheduleLogReload(event.run_id);
+  }
+
+  private scheduleLogReload(runId: number): void {
+    if (this._logTimer !== null) {
+      return;
+    }
+    this._logTimer = window.setTimeout(() => {
+      this._logTimer = null;
+      if (this.run?.id === runId && !this._disposed) {
+        void this.planner.api
+          .runLog(runId, this.planner.preferences.logTailBytes)
+          .then(log => {
+            this.log = log;
+            this._changed.emit();
+          })
+          .catch(() => undefined);
+      }
+    }, LOG_RELOAD_DELAY);
+  }
+
+  dispose(): void {
+    if (this._disposed) {
+      return;
+    }
+    this._disposed = true;
+    if (this._logTimer !== null) {
+      window.clearTimeout(this._logTimer);
+    }
+    Signal.clearData(this);
+  }
+
+  private _changed = new Signal<this, void>(this);
+  private _disposed = false;
+  private _logTimer: number | null = null;
+}
