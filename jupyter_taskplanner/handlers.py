@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from importlib.resources import files
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, ParamSpec, TypeVar
 from urllib.parse import urlencode
 
 from jupyter_server.auth.decorator import authorized
@@ -46,8 +46,60 @@ def nesting_depth(value: Any, limit: int) -> int:
     return deepest
 
 
+UNAUTHENTICATED = (
+    "not authenticated: send an API token as the header 'Authorization: token <token>' "
+    "(a browser uses the server's login cookie)"
+)
+
+
+class LoginRequiredHandler(APIHandler):
+    """Answers a request without a known user 401, with ``WWW-Authenticate``, on every method.
+
+    jupyter_server refuses an unknown user with 403, the status of a missing permission, so
+    a client could not tell "log in" from "ask for access".  Here 403 stays for an
+    authenticated user without the permission.  ``login_required`` False: a route whose URL
+    is its own credential (an HTTP trigger's token).
+    """
+
+    login_required: ClassVar[bool] = True
+
+    async def prepare(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            await super().prepare(*args, **kwargs)
+        except web.HTTPError as exc:
+            # With ServerApp.allow_unauthenticated_access off, jupyter_server refuses an
+            # unknown user itself (403); a refused Host header stays 403.
+            if exc.status_code == 403 and self.current_user is None and self.check_host():
+                raise self._unauthenticated() from None
+            raise
+        # OPTIONS: a browser's CORS preflight, which never carries credentials.
+        if self.current_user is None and self.login_required and self.request.method != "OPTIONS":
+            raise self._unauthenticated()
+
+    def _unauthenticated(self) -> web.HTTPError:
+        return web.HTTPError(401, UNAUTHENTICATED, reason="Unauthorized")
+
+    def check_xsrf_cookie(self) -> None:
+        # A request without a user is refused with 401 in prepare whatever its XSRF token
+        # (else it would be a 403 for the token); a logged-in one is checked as usual.
+        if self.login_required and getattr(self, "_jupyter_current_user", True) is None:
+            return
+        super().check_xsrf_cookie()
+
+    def get_login_url(self) -> str:
+        # @web.authenticated asks for the login page to redirect a GET to; an API answers.
+        if not self.current_user:
+            raise self._unauthenticated()
+        return super().get_login_url()
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        if status_code == 401:
+            self.set_header("WWW-Authenticate", 'token realm="jupyter_server"')
+        super().write_error(status_code, **kwargs)
+
+
 @web.stream_request_body
-class PlannerHandler(ExtensionHandlerMixin, APIHandler):
+class PlannerHandler(ExtensionHandlerMixin, LoginRequiredHandler):
     """Base: JSON errors for domain exceptions, the caller's access, the database thread.
 
     Request bodies are received in chunks and kept only up to
@@ -386,7 +438,7 @@ class UnknownRouteHandler(APIHandler):
         )
 
 
-class UnavailableHandler(ExtensionHandlerMixin, APIHandler):
+class UnavailableHandler(ExtensionHandlerMixin, LoginRequiredHandler):
     """Every API path while the planner cannot run (its database is damaged, say): a JSON
     503 saying why, to authenticated users."""
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from jupyter_server.auth.decorator import authorized
+from jupyter_server.auth.decorator import allow_unauthenticated, authorized
 from tornado import httputil, web
 
 from .bus import HttpCall
@@ -266,13 +266,18 @@ class TaskTriggerHandler(PlannerHandler):
     mismatch answers 404 so the URL reveals nothing.
     """
 
+    login_required = False
+
     def check_xsrf_cookie(self) -> None:
         """The secret token authenticates the call; there is no session to forge."""
 
+    # Also where ServerApp.allow_unauthenticated_access is off: the token is the login.
+    @allow_unauthenticated
     async def get(self, raw_id: str, token: str) -> None:
         """A GET starts the task too (a link in a mail, a service that only GETs)."""
         await self.post(raw_id, token)
 
+    @allow_unauthenticated
     async def post(self, raw_id: str, token: str) -> None:
         not_found = TaskNotFound("no such trigger URL")
         try:

@@ -45,11 +45,14 @@ async def test_every_route_refuses_strangers_and_hides_other_users_tasks(
         body = {"name": "hijacked"} if method in ("post", "put", "patch") else None
         where = f"{method.upper()} {template}"
         public = handler.__name__ in PUBLIC_HANDLERS
-        for stranger in (None, "eve"):
+        # Anonymous: 401 (log in); eve, logged in without the planner permission: 403.
+        for stranger, refused in ((None, 401), ("eve", 403)):
             reply = await api(stranger)(method.upper(), path, body)
-            expected = 404 if public else 403
+            expected = 404 if public else refused
             assert reply.status == expected, (where, stranger, reply)
             assert reply.body["message"], (where, stranger, reply)
+            if reply.status == 401:
+                assert reply.headers["WWW-Authenticate"].startswith("token"), (where, reply)
         if "{" in template:
             reply = await api("bob")(method.upper(), path, body)
             assert reply.status == 404, (where, "bob", reply)

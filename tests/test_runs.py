@@ -299,7 +299,7 @@ async def test_runs_permissions(api, funcs, job):
     ]:
         assert (await bob(method, path)).status == 404, (method, path)
         assert (await api("eve")(method, path)).status == 403, (method, path)
-        assert (await api(None)(method, path)).status == 403, (method, path)
+        assert (await api(None)(method, path)).status == 401, (method, path)
     assert (await bob("GET", "/runs")).body["runs"] == []
     assert (await bob("GET", "/runs", params={"owner": "alice"})).status == 403
     listed = await root("GET", "/runs", params={"owner": "alice"})
