@@ -29,10 +29,14 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # Install (or refresh) the package, its test dependencies and the sample plugins.
-# The Lab extension is built by its own rule below, not by the package's build hook.
+# The Lab extension is built by its own rule below, not by the package's build hook; the
+# copy of it pip installs is replaced by a link to the build (and pip must not write through
+# an old link into the build).
 $(INSTALLED): pyproject.toml $(PLUGINS) | $(BIN)/python
 	$(PIP) install --upgrade pip
+	rm -rf $(LAB_LINKED)
 	SKIP_JUPYTER_BUILDER=1 $(PIP) install -e ".[test,lab,dask]" $(foreach p,$(PLUGINS),-e $(dir $(p)))
+	rm -rf $(LAB_LINKED)
 	touch $@
 
 venv: $(INSTALLED)
@@ -46,7 +50,7 @@ $(LAB_BUILT): $(LAB_SOURCES) $(LAB_DEPS) | $(INSTALLED)
 	touch $@
 
 # The editable install's Lab finds the build through a link (a rebuild is live at once).
-$(LAB_LINKED): | $(INSTALLED) $(LAB_BUILT)
+$(LAB_LINKED): $(INSTALLED) | $(LAB_BUILT)
 	$(LAB_PATH) $(BIN)/jupyter-builder develop --overwrite .
 
 lab: $(LAB_BUILT) $(LAB_LINKED)
@@ -65,14 +69,20 @@ lab-wheel-check: lab
 	rm -rf $(WHEEL_CHECK) && mkdir -p $(WHEEL_CHECK)
 	$(PIP) wheel --no-deps --no-build-isolation -w $(WHEEL_CHECK)/dist .
 	$(BIN)/python -m venv --without-pip $(WHEEL_CHECK)/venv
-	$(PIP) install --no-deps --prefix $(WHEEL_CHECK)/venv $(WHEEL_CHECK)/dist/*.whl
+	# --python: pip works on that environment alone (with --prefix it would first uninstall
+	# the editable install from .venv); .venv's packages are linked in only afterwards.
+	$(PIP) --python $(WHEEL_CHECK)/venv/bin/python install --no-deps $(WHEEL_CHECK)/dist/*.whl
 	$(BIN)/python -c "import site; print(site.getsitepackages()[0])" \
 		> $$(echo $(WHEEL_CHECK)/venv/lib/python*/site-packages)/main-venv.pth
-	# `jupyter labextension list` of that environment (its console script is not installed there).
-	$(WHEEL_CHECK)/venv/bin/python -m jupyterlab.labextensions list 2>&1 \
-		| sed 's/\x1b\[[0-9;]*m//g' | tee $(WHEEL_CHECK)/list.txt
+	# `jupyter labextension list` and `jupyter server extension list` of that environment (its
+	# console scripts are not installed there), run outside the checkout, which would be
+	# imported instead of the wheel.
+	cd $(WHEEL_CHECK) && venv/bin/python -m jupyterlab.labextensions list 2>&1 \
+		| sed 's/\x1b\[[0-9;]*m//g' | tee list.txt
 	grep -A1 "^$(abspath $(WHEEL_CHECK))/venv/share/jupyter/labextensions" $(WHEEL_CHECK)/list.txt \
 		| grep -q "jupyter-taskplanner v.* enabled OK (python, jupyter-taskplanner)"
+	cd $(WHEEL_CHECK) && venv/bin/python -m jupyter_server.extension.serverextension list 2>&1 \
+		| sed 's/\x1b\[[0-9;]*m//g' | grep -A2 "jupyter_taskplanner enabled" | grep -q "jupyter_taskplanner .* OK"
 
 # Format, lint, then type-check the package and the sample plugin ([tool.mypy] in pyproject.toml).
 lint: venv $(LAB_DEPS)

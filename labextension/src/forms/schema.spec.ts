@@ -11,6 +11,7 @@ import {
 
 const labels = {
   name: 'Name',
+  config: 'Configuration',
   nameHelp: 'label',
   when: 'When',
   secretStored: 'stored'
@@ -69,7 +70,7 @@ describe('entrySchema', () => {
     );
     expect(Object.keys(schema.properties)).toEqual(['name', 'config']);
     expect(schema.properties.config.required).toEqual(['path']);
-    expect(schema.properties.config.title).toBeUndefined();
+    expect(schema.properties.config.title).toBe('Configuration');
   });
 
   it("gives actions their 'when'", () => {

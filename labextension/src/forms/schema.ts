@@ -88,6 +88,7 @@ export function formUiSchema(
 /** The labels of an entry's own fields, translated by the caller. */
 export interface IEntryLabels {
   name: string;
+  config: string;
   nameHelp: string;
   when: string;
   secretStored: string;
@@ -115,8 +116,9 @@ export function entrySchema(
     properties.when = { ...entryFields.when, title: labels.when };
   }
   const config = formSchema(component.schema);
-  delete config.title; // the entry's heading already names the type
-  properties.config = { ...config, type: 'object' };
+  // The entry's heading names the type; its description is shown there too.
+  properties.config = { ...config, type: 'object', title: labels.config };
+  delete properties.config.description;
   return { type: 'object', properties };
 }
 

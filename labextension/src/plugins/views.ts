@@ -71,10 +71,11 @@ export const viewsPlugin: JupyterFrontEndPlugin<ITaskPlannerViews> = {
         shell.activateById(id);
         return;
       }
-      const widget = new MainAreaWidget({ content: make() });
+      const content = make();
+      content.title.label = label;
+      content.title.icon = plannerIcon;
+      const widget = new MainAreaWidget({ content });
       widget.id = id;
-      widget.title.label = label;
-      widget.title.icon = plannerIcon;
       widget.title.closable = true;
       void tracker.add(widget);
       shell.add(widget, 'main');

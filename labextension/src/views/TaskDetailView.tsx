@@ -21,14 +21,24 @@ function duration(start: string | null, end: string | null): string {
   return formatDuration((Date.parse(end) - Date.parse(start)) / 1000);
 }
 
+/** Whether two ISO times of one instant have the same UTC offset. */
+function sameOffset(a: string, b: string): boolean {
+  const offset = (iso: string) => iso.match(/([+-]\d\d:\d\d|Z)$/)?.[1] ?? '';
+  return offset(a) === offset(b);
+}
+
 /** The next fire times in the server's time and, where it differs, the viewer's. */
 function NextFires(props: { model: TaskDetailModel; next: INextFires }) {
   const { model, next } = props;
   const trans = model.planner.trans;
+  // The viewer's time only where it reads differently (another zone, not another name).
   const viewer =
     model.planner.preferences.showViewerTime &&
     next.viewer_timezone &&
-    next.viewer_timezone !== next.server_timezone
+    next.next.some(
+      fire =>
+        fire.viewer_time && !sameOffset(fire.viewer_time, fire.server_time)
+    )
       ? next.viewer_timezone
       : null;
   if (!next.next.length) {
@@ -349,6 +359,11 @@ export class TaskDetailWidget extends ReactWidget {
   ) {
     super();
     this.addClass('jp-TaskPlanner');
+    model.changed.connect(() => {
+      if (model.task) {
+        this.title.label = model.task.name; // the tab shows the task's name
+      }
+    });
     void model.refresh();
   }
 

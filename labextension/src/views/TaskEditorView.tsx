@@ -196,6 +196,7 @@ export function TaskEditor(props: {
   const { draft } = model;
   const labels: IEntryLabels = {
     name: trans.__('Name'),
+    config: trans.__('Configuration'),
     nameHelp: trans.__(
       'An optional label, used in placeholders such as {job.<name>.<key>}.'
     ),
