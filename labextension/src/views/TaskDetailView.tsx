@@ -188,7 +188,9 @@ function RunView(props: {
     >
       <h3 id="tp-run">
         {trans.__('Run %1', run.id)}{' '}
-        <StatusBadge status={run.status} trans={trans} />
+        <span aria-live="polite">
+          <StatusBadge status={run.status} trans={trans} />
+        </span>
       </h3>
       <p className="jp-TaskPlanner-help">
         {trans.__(
