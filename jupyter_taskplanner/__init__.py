@@ -16,3 +16,10 @@ def _jupyter_server_extension_points() -> list[dict[str, Any]]:
 def _jupyter_labextension_paths() -> list[dict[str, str]]:
     """The built Lab extension inside the package (``labextension/``'s npm build)."""
     return [{"src": "labextension", "dest": "jupyter-taskplanner"}]
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext jupyter_taskplanner``: the ``%taskplanner`` and ``%%schedule`` magics."""
+    from .magics import TaskPlannerMagics
+
+    ipython.register_magics(TaskPlannerMagics)

@@ -54,6 +54,7 @@ SETTINGS_DEFAULTS: dict[str, Any] = {
     "retry_backoff": 30,
     "timezone": "UTC",
     "jitter": 0,
+    "resources": {},
 }
 
 
@@ -89,6 +90,11 @@ SETTINGS_SCHEMA: dict[str, Any] = {
         "retry_backoff": {"type": "number", "minimum": 0},
         "timezone": {"type": "string", "minLength": 1},
         "jitter": {"type": "number", "minimum": 0},
+        "resources": {
+            "type": "object",
+            "additionalProperties": {"type": "number", "exclusiveMinimum": 0},
+            "maxProperties": 20,
+        },
     },
 }
 

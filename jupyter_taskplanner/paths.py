@@ -120,7 +120,8 @@ def path_fields(schema: dict[str, Any], prefix: str = "") -> Iterator[tuple[str,
             yield from path_fields(spec, f"{dotted}.")
 
 
-def _value(config: dict[str, Any], dotted: str) -> Any:
+def config_value(config: dict[str, Any], dotted: str) -> Any:
+    """The value of a dotted field of a config (``condition.expression``), or None."""
     value: Any = config
     for part in dotted.split("."):
         if not isinstance(value, dict) or part not in value:
@@ -138,7 +139,7 @@ def check_path_fields(
     ``reports/{region}`` passes and ``{region}/../../etc`` does not.
     """
     for dotted, kind in path_fields(schema):
-        value = _value(config, dotted)
+        value = config_value(config, dotted)
         if not isinstance(value, str) or not value:
             continue
         text = _PLACEHOLDER.sub("x", value) if template else value

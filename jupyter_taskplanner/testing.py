@@ -24,7 +24,8 @@ users the plugin configures.
   ago left it.
 - Outside servers: ``smtp_server`` and ``http_server`` record mails and requests on 127.0.0.1.
 - Processes: ``ServerProcess`` runs a real server (restarts, several processes on one
-  database, benchmarks); ``Cli`` runs the ``jupyter-taskplanner`` command.
+  database, benchmarks); ``KernelSession`` runs cells in a kernel such a server started for a
+  notebook; ``Cli`` runs the ``jupyter-taskplanner`` command.
 - Components: ``validate_as_saved`` checks an entry as saving a task does;
   ``WatchRecorder`` records what an event trigger's ``watch`` yields.
 """
@@ -602,10 +603,19 @@ class ServerProcess:
             time.sleep(0.05)
         return time.monotonic() - self.started
 
+    @property
+    def url(self) -> str:
+        """The server's base URL."""
+        return f"http://{HOST}:{self.port}/"
+
     def call(self, method: str, path: str, body: Any = None) -> Any:
         """Call the planner's REST API; returns the decoded JSON answer."""
+        return self.request(method, f"/taskplanner/api{path}", body)
+
+    def request(self, method: str, path: str, body: Any = None) -> Any:
+        """Call any route of the server (``/api/sessions``); the decoded JSON answer."""
         request = urllib.request.Request(
-            f"http://{HOST}:{self.port}/taskplanner/api{path}",
+            f"http://{HOST}:{self.port}{path}",
             method=method,
             data=None if body is None else json.dumps(body).encode(),
             headers={"Authorization": f"token {self.token}"},
@@ -641,6 +651,72 @@ def cli_environment(home: Path, user: str = "alice", **extra: str) -> dict[str, 
         **extra,
     )
     return environ
+
+
+@dataclass
+class CellOutput:
+    """What executing one cell gave: its printed and displayed text, its outputs as a
+    notebook stores them, and its error (``ename: evalue``) or None."""
+
+    text: str
+    outputs: list[dict[str, Any]]
+    error: str | None
+
+
+class KernelSession:
+    """A kernel that a ``ServerProcess`` started for a notebook (``POST /api/sessions``),
+    driven as a notebook frontend drives it: ``run(code)`` executes a cell.  Always
+    ``stop()`` it (it shuts the kernel down through the server).
+    """
+
+    def __init__(self, server: ServerProcess, path: str, runtime_dir: Path) -> None:
+        from jupyter_client.blocking import BlockingKernelClient
+
+        self.server = server
+        body = {"path": path, "type": "notebook", "kernel": {"name": "python3"}}
+        session = server.request("POST", "/api/sessions", body)
+        self.kernel_id = session["kernel"]["id"]
+        self.client = BlockingKernelClient(
+            connection_file=str(runtime_dir / f"kernel-{self.kernel_id}.json")
+        )
+        self.client.load_connection_file()
+        # No heartbeat: a heartbeat not yet beating reads as a dead kernel in wait_for_ready.
+        self.client.start_channels(hb=False)
+        self.client.wait_for_ready(timeout=60)
+
+    def run(self, code: str, timeout: float = 120) -> CellOutput:
+        """Execute ``code`` as a cell; what it printed, displayed and raised."""
+        outputs: list[dict[str, Any]] = []
+
+        def record(message: dict[str, Any]) -> None:
+            kind, content = message["msg_type"], message["content"]
+            if kind == "stream":
+                outputs.append(
+                    {"output_type": "stream", "name": content["name"], "text": content["text"]}
+                )
+            elif kind in ("display_data", "execute_result"):
+                outputs.append(
+                    {
+                        "output_type": kind,
+                        "data": content["data"],
+                        "metadata": content.get("metadata", {}),
+                    }
+                )
+            elif kind == "error":
+                outputs.append({"output_type": "error", **content})
+
+        self.client.execute_interactive(
+            code, output_hook=record, timeout=timeout, allow_stdin=False
+        )
+        text = "".join(
+            output.get("text") or output.get("data", {}).get("text/plain", "") for output in outputs
+        )
+        errors = [f"{o['ename']}: {o['evalue']}" for o in outputs if o["output_type"] == "error"]
+        return CellOutput(text, outputs, errors[0] if errors else None)
+
+    def stop(self) -> None:
+        self.client.stop_channels()
+        self.server.request("DELETE", f"/api/kernels/{self.kernel_id}")
 
 
 class Cli:

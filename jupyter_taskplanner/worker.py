@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import traceback
 from datetime import datetime
 from importlib.metadata import entry_points
@@ -46,14 +47,14 @@ class Cancelled(BaseException):
     """Raised in a worker process when the executor stops it (cancel or timeout)."""
 
 
-def execute(request: dict[str, Any], cancelled: threading.Event | None = None) -> dict[str, Any]:
-    """Run the requested component; return the outcome document (never raises).
+def run_context(request: dict[str, Any], cancelled: threading.Event | None = None) -> RunContext:
+    """The run context of a request document; progress reports go to its ``progress.json``.
 
-    ``cancelled`` becomes the run context's cancellation event.
+    ``cancelled`` becomes the context's cancellation event.
     """
     folder = Path(request["folder"])
     ctx_data = request["context"]
-    ctx = RunContext(
+    return RunContext(
         owner=ctx_data["owner"],
         owner_root=Path(ctx_data["owner_root"]),
         task_id=ctx_data["task_id"],
@@ -71,6 +72,14 @@ def execute(request: dict[str, Any], cancelled: threading.Event | None = None) -
             folder / "progress.json", {"done": done, "total": total, "message": message}
         ),
     )
+
+
+def execute(request: dict[str, Any], cancelled: threading.Event | None = None) -> dict[str, Any]:
+    """Run the requested component; return the outcome document (never raises).
+
+    ``cancelled`` becomes the run context's cancellation event.
+    """
+    ctx = run_context(request, cancelled)
     entry = request["entry"]
     try:
         component = load_component(request["kind"], entry["type"]).from_entry(entry)
@@ -106,11 +115,33 @@ def main(argv: list[str] | None = None) -> int:
         raise Cancelled("the run was cancelled or timed out")
 
     signal.signal(signal.SIGTERM, stop)
+    if "stop_when_orphaned" in request:
+        threading.Thread(
+            target=_stop_when_orphaned,
+            args=(os.getppid(), float(request["stop_when_orphaned"])),
+            name="orphan-watch",
+            daemon=True,
+        ).start()
     outcome = execute(request, cancelled)
     sys.stdout.flush()
     sys.stderr.flush()
     _write_json(Path(request["folder"]) / "outcome.json", outcome)
     return 1 if "error" in outcome else 0
+
+
+def _stop_when_orphaned(parent: int, grace: float) -> None:
+    """Stop this worker's process group as a cancel would, once ``parent`` is gone.
+
+    For a job whose executor may die without killing it (a Dask worker process killed by
+    its nanny or the OOM killer): nothing waits for its outcome any more.  A changed parent
+    id is the only sign a process gets of that without help from its parent, hence the
+    check each half second.
+    """
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        os.killpg(os.getpgid(0), sig)
+        time.sleep(grace)
 
 
 if __name__ == "__main__":

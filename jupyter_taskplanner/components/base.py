@@ -33,7 +33,7 @@ from traitlets.config import Configurable
 
 from ..bus import PlannerEvent
 from ..errors import InvalidConfig
-from ..paths import OwnerFiles, check_path_fields
+from ..paths import OwnerFiles, check_path_fields, config_value, path_fields
 
 if TYPE_CHECKING:
     from ..vocabulary import TaskRecord
@@ -483,6 +483,26 @@ class Job(Component):
     def run(self, ctx: RunContext) -> list[Result]:
         """Do the work; write files into ``ctx.output_dir``; raise on failure."""
         raise NotImplementedError
+
+    def inputs(self, ctx: RunContext) -> list[Path]:
+        """The files and folders ``run`` needs, for workers that do not share the server's
+        files (a Dask cluster): each file travels with the job, each folder is made there.
+
+        Called in the server with the config's placeholders filled; return resolved
+        absolute paths (``ctx.resolve_path``).  A file inside the owner's root lands at the
+        same place under the worker's root; one outside (a snapshot) lands elsewhere and
+        the config value naming it is changed to match.  Default: what the config's
+        ``x-path`` fields name, where it exists.  Override for inputs no field names, such
+        as a function's module.
+        """
+        found = []
+        for dotted, kind in path_fields(self.config_schema):
+            value = config_value(self.config, dotted)
+            if kind != "glob" and isinstance(value, str) and value:
+                path = ctx.resolve_path(value, field_name=dotted)
+                if path.exists():
+                    found.append(path)
+        return found
 
     @classmethod
     def describe_extra(cls) -> dict[str, Any]:

@@ -84,11 +84,29 @@ class RunExecution:
             if outcome.error is not None:
                 return RunStatus.FAILED
             sets = list(outcome.sets or [])
-        ok = True
-        for index, values in enumerate(sets):
-            set_folder = self.folder if values is None else self.folder / f"set-{index + 1}"
-            ok = await self._run_set(index, values, set_folder) and ok
-        return RunStatus.SUCCEEDED if ok else RunStatus.FAILED
+        return RunStatus.SUCCEEDED if await self._run_sets(sets) else RunStatus.FAILED
+
+    async def _run_sets(self, sets: list[dict[str, Any] | None]) -> bool:
+        """Every set, started in order, as many at once as the executor takes
+        (``Executor.concurrent_sets``; one after the other on the local executor)."""
+        slots = asyncio.Semaphore(self.steps.executor.concurrent_sets)
+
+        async def run_set(index: int, values: dict[str, Any] | None) -> bool:
+            async with slots:
+                folder = self.folder if values is None else self.folder / f"set-{index + 1}"
+                return await self._run_set(index, values, folder)
+
+        running = [
+            asyncio.ensure_future(run_set(index, values)) for index, values in enumerate(sets)
+        ]
+        try:
+            return all(await asyncio.gather(*running))
+        except BaseException:
+            # An error or a cancel ends the run: no set goes on after it.
+            for future in running:
+                future.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+            raise
 
     async def _run_set(self, index: int, values: dict[str, Any] | None, folder: Path) -> bool:
         """Jobs (with retries), then actions, for one parameter set."""
@@ -113,6 +131,7 @@ class RunExecution:
                         attempt=attempt,
                         states=self.states,
                         key=state_key("jobs", position, job),
+                        resources=settings.get("resources"),
                     )
                     for position, job in enumerate(jobs)
                 )

@@ -53,6 +53,7 @@ def step_request(
     folder: Path,
     limit: int | None = None,
     state: dict[str, Any] | None = None,
+    resources: Mapping[str, float] | None = None,
 ) -> StepRequest:
     """The executor request for a job or series (a job's config gets its placeholders filled).
 
@@ -80,6 +81,7 @@ def step_request(
         output=folder / "output",
         cwd=ctx.owner_root,
         limit=limit,
+        resources=dict(resources or {}),
     )
 
 
@@ -141,11 +143,13 @@ class StepRunner:
         attempt: int,
         states: States | None = None,
         key: str = "",
+        resources: Mapping[str, float] | None = None,
     ) -> StepOutcome:
         """Execute a job or series through the executor and record it as a step.
 
         ``states`` and ``key``: where the component's state is read and, after a success,
-        noted (a preview or an ad-hoc run keeps none).
+        noted (a preview or an ad-hoc run keeps none).  ``resources``: the task's worker
+        resources (``StepRequest.resources``).
         """
         store = self.db.store
         if attempt > 1:
@@ -176,7 +180,9 @@ class StepRunner:
 
         try:
             state = states.of(key) if states is not None else {}
-            request = step_request(self.registry, kind, entry, ctx, folder, state=state)
+            request = step_request(
+                self.registry, kind, entry, ctx, folder, state=state, resources=resources
+            )
         except InvalidConfig as exc:
             outcome = StepOutcome(error=exc.message)
         else:

@@ -23,6 +23,8 @@ class StepRequest:
     ``context`` the run context as JSON (see ``worker.execute``).  ``folder`` is the step's
     folder on the server, ``output`` the folder its result files belong in, ``cwd`` the
     owner's root.  ``limit`` asks a series for its first sets only (a preview).
+    ``resources`` are the task's worker resources (``{"GPU": 1}``), for executors that
+    place steps on workers which declare them; others ignore them.
     """
 
     kind: Literal["job", "series"]
@@ -32,6 +34,7 @@ class StepRequest:
     output: Path
     cwd: Path
     limit: int | None = None
+    resources: dict[str, float] = field(default_factory=dict)
 
     def document(self, folder: Path, output: Path) -> dict[str, Any]:
         """The JSON request ``jupyter_taskplanner.worker`` executes, for folders where it runs."""
@@ -99,6 +102,10 @@ class Executor(LoggingConfigurable):
     """True when every job runs under its owner's own system account, so the owner's code
     cannot read other users' files; components that run code then need no extra permission
     (see ``permissions.ComponentRules``)."""
+
+    concurrent_sets: int = 1
+    """How many parameter sets of one run may execute at once (each with its jobs and
+    actions); 1: one after the other."""
 
     @property
     def max_log_bytes(self) -> int:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import watchfiles
-from traitlets import Float
+from traitlets import Bool, Float
 
 from ..components.base import Result
 from ..logs import CHUNK_SIZE, CappedLog
@@ -36,11 +36,22 @@ class LocalExecutor(Executor):
         help="Seconds a cancelled job gets after SIGTERM before its process group is killed.",
     )
 
+    stop_when_orphaned = Bool(
+        False,
+        config=True,
+        help="""Stop a job (as a cancel does) when the process that started it dies, so a
+        crashed server leaves no job running. Off: such a job runs to its end unobserved
+        (its run is marked interrupted when the server starts again).""",
+    )
+
     async def run_step(self, request: StepRequest, progress: Progress) -> StepOutcome:
         folder = request.folder
         request.output.mkdir(parents=True, exist_ok=True)
         request_path = folder / "request.json"
-        request_path.write_text(json.dumps(request.document(folder, request.output)))
+        document = request.document(folder, request.output)
+        if self.stop_when_orphaned:
+            document["stop_when_orphaned"] = self.kill_grace
+        request_path.write_text(json.dumps(document))
         relaying = asyncio.Event()
         relay = asyncio.ensure_future(_relay_progress(folder, progress, relaying))
         log = CappedLog(folder / "log.txt", self.max_log_bytes)

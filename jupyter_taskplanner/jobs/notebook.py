@@ -256,6 +256,12 @@ class NotebookJob(Job):
                 )
         return results
 
+    def inputs(self, ctx: RunContext) -> list[Path]:
+        """The notebook, or its snapshot and the folder it runs in."""
+        if setting(self, "input") == "snapshot" and self.config.get("snapshot"):
+            return [Path(self.config["snapshot"]), ctx.resolve_path(self.config["path"]).parent]
+        return super().inputs(ctx)
+
     def _read(self, notebook: Path) -> str:
         """The notebook's text: the live file, or the snapshot taken when the task was saved."""
         if setting(self, "input") == "live":

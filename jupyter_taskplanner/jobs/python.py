@@ -85,6 +85,19 @@ class PythonJob(Job):
                 sys.path.remove(str(folder))
         return self._results(ctx, value)
 
+    def inputs(self, ctx: RunContext) -> list[Path]:
+        """The import folder, its modules (``*.py``, which the function's module may
+        import) and the whole package the function is in; a module found nowhere there is
+        an installed package, which does not travel."""
+        folder = ctx.resolve_path(setting(self, "path"), field_name="path")
+        package = folder / self.config["function"].partition(":")[0].split(".")[0]
+        files = [*sorted(folder.glob("*.py")), *sorted(package.rglob("*"))]
+        return [folder] + [
+            path
+            for path in files
+            if path.is_file() and "__pycache__" not in path.parts and ctx.files.contains(path)
+        ]
+
     def _results(self, ctx: RunContext, value: Any) -> list[Result]:
         """Turn the function's return value into results (see the class description)."""
         if value is None:
