@@ -670,7 +670,7 @@ class KernelSession:
     """
 
     def __init__(self, server: ServerProcess, path: str, runtime_dir: Path) -> None:
-        from jupyter_client.blocking import BlockingKernelClient
+        from jupyter_client.blocking.client import BlockingKernelClient
 
         self.server = server
         body = {"path": path, "type": "notebook", "kernel": {"name": "python3"}}
