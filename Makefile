@@ -21,6 +21,8 @@ LAB_LINKED := $(VENV)/share/jupyter/labextensions/jupyter-taskplanner
 LAB_PATH := PATH="$(abspath $(BIN)):$$PATH"
 # What the browser tests drive: Debian's Chromium (Playwright never downloads a browser).
 CHROMIUM := /usr/bin/chromium
+# The hub tests' JupyterHub proxy (configurable-http-proxy from npm), in a local node_modules.
+HUB_PROXY := .hub/node_modules/.bin/configurable-http-proxy
 WHEEL_CHECK := build/wheel-check
 
 .PHONY: run test venv lint lab lab-test lab-wheel-check
@@ -91,10 +93,15 @@ lint: venv $(LAB_DEPS)
 	$(BIN)/mypy
 	cd $(LAB) && npm run lint && npx tsc --noEmit
 
-# TASKPLANNER_LAB_TESTS=required: the Lab browser tests fail, not skip, if something is missing.
-test: venv lint lab lab-test lab-wheel-check | $(CHROMIUM)
+$(HUB_PROXY):
+	npm install --no-save --no-audit --no-fund --loglevel=error --prefix .hub \
+		configurable-http-proxy@5.3.0
+
+# TASKPLANNER_LAB_TESTS=required: the Lab browser tests fail, not skip, if something is missing;
+# TASKPLANNER_HUB_TESTS=required: the same for the JupyterHub tests.
+test: venv lint lab lab-test lab-wheel-check $(HUB_PROXY) | $(CHROMIUM)
 	$(BIN)/jupyter server extension list 2>&1 | grep -A2 "jupyter_taskplanner" | grep -q "OK"
-	TASKPLANNER_LAB_TESTS=required $(BIN)/pytest
+	TASKPLANNER_LAB_TESTS=required TASKPLANNER_HUB_TESTS=required $(BIN)/pytest
 
 # A workspace for trying the planner (ignored by git), seeded once with the example
 # notebooks; files already there are kept.

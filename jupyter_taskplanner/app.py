@@ -17,6 +17,9 @@ from .components.base import DEFAULT_MAX_FILLED
 from .errors import StoreError
 from .executors import Executor, LocalExecutor
 from .handlers import API, HANDLERS, UnavailableHandler, UnknownRouteHandler
+from .hub import DEFAULT_SERVICE_NAME, in_user_server
+from .hub.forward import HANDLERS as FORWARD_HANDLERS
+from .hub.forward import ServiceLocation
 from .logs import DEFAULT_MAX_LOG_BYTES
 from .planner import Planner, build_planner
 from .run_handlers import RUN_HANDLERS
@@ -200,13 +203,64 @@ class TaskPlannerApp(ExtensionApp):
         help="The scheduler that fires triggers (a subclass of Scheduler).",
     )
 
+    hub_client = Bool(
+        config=True,
+        help="""Run this server's planner as a thin client of the JupyterHub service
+        `hub_service_name`: its /taskplanner/api is forwarded to the service with the
+        server's own hub token (no store and no scheduler here), and the service may hand
+        jobs to this server to run (the user_server executor). Defaults to True in a user's
+        server spawned by JupyterHub (JUPYTERHUB_API_TOKEN, JUPYTERHUB_API_URL and
+        JUPYTERHUB_USER set) and False elsewhere, the service itself included. Set it to
+        False to keep a planner of its own in each user's server.""",
+    )
+
+    @default("hub_client")
+    def _default_hub_client(self) -> bool:
+        return in_user_server()
+
+    hub_service_name = Unicode(
+        config=True,
+        help="""The name of the planner's JupyterHub service, which users' servers forward
+        to and which alone may hand them jobs. Default: TASKPLANNER_HUB_SERVICE, else
+        'taskplanner'.""",
+    )
+
+    @default("hub_service_name")
+    def _default_hub_service_name(self) -> str:
+        return os.environ.get("TASKPLANNER_HUB_SERVICE") or DEFAULT_SERVICE_NAME
+
+    hub_service_url = Unicode(
+        config=True,
+        help="""Where a user's server reaches the planner service directly (its own
+        address, such as http://127.0.0.1:10101 or http://taskplanner:10101, not the
+        proxy's). Default: TASKPLANNER_SERVICE_URL, else the URL the hub's API gives for the
+        service (the server's token then needs read:services!service=<name>).""",
+    )
+
+    @default("hub_service_url")
+    def _default_hub_service_url(self) -> str:
+        return os.environ.get("TASKPLANNER_SERVICE_URL", "")
+
     planner: Planner | None = None
     """The planner's services, built when the server loads the extension (None when its
     database cannot be used: the server runs on, and the API says why)."""
     unavailable: str = ""
 
+    hub_location: ServiceLocation
+    """Where the planner service is, in hub client mode."""
+
     def initialize_settings(self) -> None:
-        """Build the planner; its services are in the tornado settings as ``taskplanner``."""
+        """Build the planner; its services are in the tornado settings as ``taskplanner``.
+
+        In hub client mode there is no planner here: only the way to the service.
+        """
+        if self.hub_client:
+            self.hub_location = ServiceLocation(self)
+            self.log.info(
+                "jupyter-taskplanner: the planner is the JupyterHub service %r",
+                self.hub_service_name,
+            )
+            return
         try:
             self.planner = build_planner(self, self.serverapp)
         except StoreError as exc:
@@ -218,6 +272,9 @@ class TaskPlannerApp(ExtensionApp):
         self.log.info("jupyter-taskplanner: tasks stored in %s", self.db_path)
 
     def initialize_handlers(self) -> None:
+        if self.hub_client:
+            self.handlers.extend(FORWARD_HANDLERS)
+            return
         if self.planner is None:
             self.handlers.append((rf"{API}(/.*)?", UnavailableHandler))
             return

@@ -611,6 +611,10 @@ SUBCOMMANDS: dict[str, tuple[type[TaskPlannerCommand] | str, str]] = {
         "jupyter_taskplanner.cli_data.RestoreCommand",
         "Replace the task database with a backup (no server may use it meanwhile).",
     ),
+    "service": (
+        "jupyter_taskplanner.hub.service.TaskPlannerService",
+        "Run the planner of every user of a JupyterHub, as a hub service (see the docs).",
+    ),
 }
 """The subcommands of `jupyter taskplanner`: name -> (app class, one-line help).
 

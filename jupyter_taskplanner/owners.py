@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import PermissionDenied
 from .paths import OwnerFiles
 
 DATABASE_SIDECARS = ("", "-wal", "-shm", "-journal", ".watch-lock")
@@ -27,7 +28,13 @@ class OwnerFolders:
     def root(self, owner: str) -> Path:
         """The folder of ``owner``'s files, where their jobs run and paths are resolved."""
         if self.root_template:
-            return Path(self.root_template.format(owner=owner)).expanduser()
+            try:
+                return Path(self.root_template.format(owner=owner)).expanduser()
+            except RuntimeError:  # '~{owner}' of an owner without a system account
+                raise PermissionDenied(
+                    f"{owner!r} has no home folder on this server, which the planner's "
+                    f"owner_root_template {self.root_template!r} needs"
+                ) from None
         return self.default_root.expanduser()
 
     def files(self, owner: str) -> OwnerFiles:

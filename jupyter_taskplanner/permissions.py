@@ -4,16 +4,18 @@ Authorizer resources: ``taskplanner`` (use the planner at all), ``taskplanner:ad
 and change every user's tasks) and ``taskplanner:shell`` (components that run code, where
 the server runs jobs of several users under its own OS account; ``command`` jobs always).
 They are asked of Jupyter Server's authorizer, so a deployment decides through its own
-authorizer (JupyterHub scopes, a custom class, ...).
+authorizer (JupyterHub scopes, a custom class, ...).  As a JupyterHub service the planner's
+authorizer is ``hub.auth.HubAuthorizer``, which maps each resource to the hub custom scope
+in ``HUB_SCOPES``.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from .errors import PermissionDenied
 
@@ -27,6 +29,25 @@ USE = "taskplanner"
 ADMIN = "taskplanner:admin"
 SHELL = "taskplanner:shell"
 ALL_OWNERS = "*"
+HUB_SCOPES = {
+    USE: "custom:taskplanner:use",
+    ADMIN: "custom:taskplanner:admin",
+    SHELL: "custom:taskplanner:shell",
+}
+"""The JupyterHub custom scope that grants each resource (roles and groups hand them out)."""
+
+
+@runtime_checkable
+class PreparesOwners(Protocol):
+    """An authorizer that must look an owner up before it can answer without a request."""
+
+    async def prepare_owner(self, owner: str) -> None:
+        """Have the owner's permissions ready for ``is_authorized(None, ...)``."""
+
+
+def owner_lookup(authorizer: object) -> Callable[[str], Awaitable[None]] | None:
+    """``ComponentRules.prepare`` for an authorizer: its ``prepare_owner``, if it has one."""
+    return authorizer.prepare_owner if isinstance(authorizer, PreparesOwners) else None
 
 
 @dataclass(frozen=True)
@@ -38,10 +59,27 @@ class ComponentRules:
     OS account: there, code one user runs could read every other user's files, so every
     component that ``runs_code`` needs ``taskplanner:shell``.  A single-user server, and a
     deployment that runs each job as its owner, grant code to whoever may use the planner.
+    ``prepare(owner)``, when given, is awaited (``ready``) on the event loop before
+    ``owner_has`` is asked there, so an authorizer that looks owners up elsewhere (the
+    JupyterHub API) has the answer at hand.
     """
 
     owner_has: Callable[[str, str], bool]
     code_needs_shell: bool
+    prepare: Callable[[str], Awaitable[None]] | None = None
+
+    async def ready(self, owner: str) -> None:
+        """Let ``owner_has`` answer about ``owner`` without waiting (see ``prepare``)."""
+        if self.prepare is not None:
+            await self.prepare(owner)
+
+    def check_owner(self, owner: str) -> None:
+        """Refuse a run of an owner who may no longer use the planner at all."""
+        if not self.owner_has(owner, USE):
+            raise PermissionDenied(
+                f"the task's owner {owner!r} no longer holds the {USE!r} permission, so "
+                "their tasks do not run"
+            )
 
     def needed(self, cls: type[Component]) -> list[str]:
         """The resources an owner needs to use component type ``cls``."""

@@ -22,7 +22,7 @@ from .database import Database
 from .engine import EngineSettings, RunEngine
 from .executors import Executor
 from .owners import OwnerFolders
-from .permissions import ComponentRules, decided
+from .permissions import ComponentRules, decided, owner_lookup
 from .runs import RunService
 from .scheduler import Scheduler
 from .store import Store
@@ -99,6 +99,7 @@ def build_planner(settings: TaskPlannerApp, serverapp: ServerApp | None = None) 
     rules = ComponentRules(
         _owner_has(serverapp),
         code_needs_shell=not settings.single_user and not executor.runs_as_owner,
+        prepare=owner_lookup(serverapp.authorizer) if serverapp is not None else None,
     )
     bus = EventBus()
     component_settings = {

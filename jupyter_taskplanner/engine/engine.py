@@ -191,6 +191,7 @@ class RunEngine:
         if self.queue.stopping:
             self.log.info("the server is stopping; run %s starts no next task", run["id"])
             return None
+        await self.rules.ready(run["owner"])
         admin = self.rules.owner_has(run["owner"], ADMIN)
         task = await self.db.call(self.store.get_task, task_id, None if admin else run["owner"])
         skip = None

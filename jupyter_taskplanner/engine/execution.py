@@ -65,7 +65,10 @@ class RunExecution:
     async def execute(self) -> RunStatus:
         """Run the series (if any), then every set; ``succeeded`` or ``failed``."""
         # Checked at save time too; the owner may have lost a permission since.
-        self.rules.check(self.task["owner"], component_classes(self.task, self.registry))
+        owner = self.task["owner"]
+        await self.rules.ready(owner)
+        self.rules.check_owner(owner)
+        self.rules.check(owner, component_classes(self.task, self.registry))
         sets: list[dict[str, Any] | None] = [None]
         if self.task["series"]:
             outcome = await self.steps.work(

@@ -99,17 +99,14 @@ class LocalExecutor(Executor):
             os.close(write_fd)
             raise
         try:
+            command, options = self.worker_process(request_path, cwd)
             process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "jupyter_taskplanner.worker",
-                str(request_path),
-                cwd=str(cwd),
+                *command,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=write_fd,
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                **options,
             )
         except BaseException:
             transport.close()
@@ -117,6 +114,13 @@ class LocalExecutor(Executor):
         finally:
             os.close(write_fd)  # the worker holds its own copy; EOF comes when it closes it
         return process, reader, transport
+
+    def worker_process(self, request_path: Path, cwd: Path) -> tuple[list[str], dict[str, Any]]:
+        """The worker's command line and how it starts (``cwd``, ``env``; a subclass may add
+        ``user``, ``group``, ``umask``), asked just before it starts: the step's folder,
+        request and log are in place."""
+        command = [sys.executable, "-m", "jupyter_taskplanner.worker", str(request_path)]
+        return command, {"cwd": str(cwd), "env": {**os.environ, "PYTHONUNBUFFERED": "1"}}
 
     async def _copy(self, reader: asyncio.StreamReader, log: CappedLog) -> None:
         """Copy the worker's output into its log as it arrives, until the pipe closes.

@@ -1,0 +1,190 @@
+"""The planner as a JupyterHub service, on a real hub: who sees what, and jobs that run as
+their owners' system accounts (``local_user``).
+
+One hub for the module: alice and bob use the planner (each with a system account and a
+private home), carol is a hub admin (a planner admin by that), dave is a hub user without
+the planner's scope.  Users reach the service through the proxy with their API tokens, and
+alice also through her own server, whose planner extension forwards to the service.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hub_support import (
+    Hub,
+    missing,
+    skip_or_fail,
+    start_hub,
+    task_json,
+    unique,
+    users_python,
+)
+
+ALICE, BOB, CAROL, DAVE = unique("alice"), unique("bob"), unique("carol"), unique("dave")
+PROBE = """\
+import json, os, pathlib, sys
+report = {"uid": os.getuid()}
+for target in sys.argv[1:]:
+    try:
+        open(target, "rb").read(1)
+        report[target] = "read"
+    except OSError as exc:
+        report[target] = type(exc).__name__
+pathlib.Path("probe.json").write_text(json.dumps(report))
+print(json.dumps(report))
+"""
+
+
+@pytest.fixture(scope="module")
+def hub() -> Iterator[Hub]:
+    if missing():
+        skip_or_fail(str(missing()))
+    # Not under pytest's tmp folder (mode 700): the users must reach it.
+    folder = Path(tempfile.mkdtemp(prefix="taskplanner-python-"))
+    os.chmod(folder, 0o711)
+    try:
+        python = users_python(folder)
+        if python is None:
+            skip_or_fail("no Python here that other users may run (see tests/hub_support.py)")
+        yield from _hub(python)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _hub(python: str) -> Iterator[Hub]:
+    hub = start_hub(
+        executor="local_user",
+        users=[ALICE, BOB],
+        admins=[CAROL],
+        outsiders=[DAVE],
+        accounts=True,
+        args=[f"--LocalUserExecutor.python={python}"],
+    )
+    try:
+        for name in (ALICE, BOB):
+            account = pwd.getpwnam(name)
+            home = Path(account.pw_dir)
+            for path, text in ((home / "probe.py", PROBE), (home / "secret.txt", name)):
+                path.write_text(text)
+                os.chown(path, account.pw_uid, account.pw_gid)
+                os.chmod(path, 0o600)
+        yield hub
+    finally:
+        hub.stop()
+
+
+def probe_task(hub: Hub, owner: str, *targets: str) -> dict[str, Any]:
+    body = {
+        "name": f"probe of {owner}",
+        "jobs": [
+            {
+                "type": "script",
+                "name": "probe",
+                "config": {"path": "probe.py", "args": list(targets), "output_glob": "probe.json"},
+            }
+        ],
+    }
+    return task_json(hub.planner(owner, "POST", "/tasks", body))
+
+
+def run_and_wait(hub: Hub, user: str, task_id: int) -> dict[str, Any]:
+    started = task_json(hub.planner(user, "POST", f"/tasks/{task_id}/run"))
+    return hub.wait_run(user, int(started["id"]))
+
+
+def probe_report(hub: Hub, owner: str, run_id: int) -> tuple[dict[str, Any], os.stat_result]:
+    assert hub.db is not None
+    [found] = (hub.db.parent / "runs" / owner / str(run_id)).rglob("output/probe.json")
+    return json.loads(found.read_text()), found.stat()
+
+
+def test_each_user_sees_only_their_own_tasks(hub: Hub) -> None:
+    mine = probe_task(hub, ALICE)
+    theirs = probe_task(hub, BOB)
+    assert mine["owner"] == ALICE and theirs["owner"] == BOB
+
+    listed = task_json(hub.planner(ALICE, "GET", "/tasks"))["tasks"]
+    assert {task["owner"] for task in listed} == {ALICE}
+    assert theirs["id"] not in {task["id"] for task in listed}
+    assert hub.planner(ALICE, "GET", f"/tasks/{theirs['id']}").status_code == 404
+    assert hub.planner(ALICE, "GET", "/tasks?owner=*").status_code == 403
+    listed = task_json(hub.planner(BOB, "GET", "/tasks"))["tasks"]
+    assert {task["owner"] for task in listed} == {BOB}
+
+
+def test_the_admin_sees_and_runs_every_users_tasks(hub: Hub) -> None:
+    bobs = probe_task(hub, BOB)
+    everyone = task_json(hub.planner(CAROL, "GET", "/tasks?owner=*"))["tasks"]
+    assert {ALICE, BOB} <= {task["owner"] for task in everyone}
+
+    run = run_and_wait(hub, CAROL, bobs["id"])
+    assert run["status"] == "succeeded", run
+    assert run["owner"] == BOB and run["started_by"] == CAROL
+    # It ran as its owner, whoever started it.
+    report, _ = probe_report(hub, BOB, run["id"])
+    assert report["uid"] == pwd.getpwnam(BOB).pw_uid
+
+
+def test_a_user_without_the_scope_is_refused_naming_it(hub: Hub) -> None:
+    reply = hub.planner(DAVE, "GET", "/tasks")
+    assert reply.status_code == 403
+    assert "custom:taskplanner:use" in reply.json()["message"]
+    assert hub.planner(DAVE, "POST", "/tasks", {"name": "mine"}).status_code == 403
+
+
+def test_a_jobs_files_belong_to_its_owner(hub: Hub) -> None:
+    task = probe_task(hub, ALICE)
+    run = run_and_wait(hub, ALICE, task["id"])
+    assert run["status"] == "succeeded", run
+    report, stat = probe_report(hub, ALICE, run["id"])
+    account = pwd.getpwnam(ALICE)
+    assert report["uid"] == account.pw_uid
+    assert stat.st_uid == account.pw_uid
+    download = hub.planner(ALICE, "GET", f"/runs/{run['id']}/files/1-probe/output/probe.json")
+    assert download.status_code == 200, download.text
+    assert download.json() == report
+
+
+def test_a_job_reads_neither_other_homes_nor_the_planners_database(hub: Hub) -> None:
+    assert hub.db is not None
+    bobs_secret = str(Path(pwd.getpwnam(BOB).pw_dir) / "secret.txt")
+    own_secret = str(Path(pwd.getpwnam(ALICE).pw_dir) / "secret.txt")
+    task = probe_task(hub, ALICE, bobs_secret, str(hub.db), own_secret)
+    run = run_and_wait(hub, ALICE, task["id"])
+    assert run["status"] == "succeeded", run
+    report, _ = probe_report(hub, ALICE, run["id"])
+    assert report[bobs_secret] == "PermissionError"
+    assert report[str(hub.db)] == "PermissionError"
+    assert report[own_secret] == "read"
+    assert not os.stat(hub.db).st_mode & 0o077  # the database is root's alone
+
+
+def test_the_client_in_a_users_server_lists_that_users_tasks(hub: Hub) -> None:
+    from jupyter_taskplanner.client import TaskPlanner
+
+    mine = probe_task(hub, ALICE)
+    probe_task(hub, BOB)
+    hub.start_server(ALICE)
+    base = f"/user/{ALICE}/taskplanner/api"
+
+    # Alice's server has no planner of its own: it forwards to the service.
+    listed = task_json(hub.planner(ALICE, "GET", "/tasks", base=base))["tasks"]
+    assert {task["owner"] for task in listed} == {ALICE}
+    assert mine["id"] in {task["id"] for task in listed}
+    created = hub.planner(ALICE, "POST", "/tasks", {"name": "made in the Lab"}, base=base)
+    assert created.status_code == 201, created.text
+    assert created.headers["Location"].startswith(f"/user/{ALICE}/taskplanner/api/tasks/")
+    assert created.json()["owner"] == ALICE
+
+    client = TaskPlanner(url=f"{hub.url}user/{ALICE}/", token=hub.tokens[ALICE])
+    names = {task["name"] for task in client.list_tasks()}
+    assert "made in the Lab" in names and f"probe of {BOB}" not in names
