@@ -1,6 +1,7 @@
 """Executors: where the steps of a run execute (local subprocesses, or a Dask cluster)."""
 
 from .base import Executor, Progress, StepOutcome, StepRequest
+from .dask import DaskExecutor
 from .local import LocalExecutor
 
-__all__ = ["Executor", "LocalExecutor", "Progress", "StepOutcome", "StepRequest"]
+__all__ = ["DaskExecutor", "Executor", "LocalExecutor", "Progress", "StepOutcome", "StepRequest"]
