@@ -164,7 +164,7 @@ export class TaskDetailModel implements IDisposable {
     if (this._logTimer !== null) {
       return;
     }
-    this._logTimer = window.setTimeout(() => {
+    this._logTimer = setTimeout(() => {
       this._logTimer = null;
       if (this.run?.id === runId && !this._disposed) {
         void this.planner.api
@@ -184,12 +184,12 @@ export class TaskDetailModel implements IDisposable {
     }
     this._disposed = true;
     if (this._logTimer !== null) {
-      window.clearTimeout(this._logTimer);
+      clearTimeout(this._logTimer);
     }
     Signal.clearData(this);
   }
 
   private _changed = new Signal<this, void>(this);
   private _disposed = false;
-  private _logTimer: number | null = null;
+  private _logTimer: ReturnType<typeof setTimeout> | null = null;
 }

@@ -1,0 +1,150 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+
+import { FakePlanner, asPlanner, fakeAPI } from '../testing/fakePlanner';
+import { IRunDetail, ITask } from '../types';
+import { TaskDetailModel } from './taskDetail';
+
+const task = {
+  id: 1,
+  name: 'Report',
+  enabled: true,
+  settings: {}
+} as unknown as ITask;
+
+function run(status: IRunDetail['status'], stepStatus = 'running'): IRunDetail {
+  return {
+    id: 7,
+    task_id: 1,
+    owner: 'alice',
+    task_name: 'Report',
+    status,
+    trigger: 'api',
+    started_by: 'alice',
+    parameters: {},
+    created: '2026-12-01T06:00:00+00:00',
+    started: '2026-12-01T06:00:00+00:00',
+    finished: null,
+    error: null,
+    steps: [
+      {
+        id: 3,
+        run_id: 7,
+        kind: 'job',
+        name: 'report',
+        type: 'notebook',
+        set_index: null,
+        set_values: null,
+        attempt: 1,
+        status: stepStatus,
+        started: null,
+        finished: null,
+        error: null,
+        results: []
+      }
+    ]
+  };
+}
+
+function setUp(detail: IRunDetail) {
+  const calls: string[] = [];
+  const fake = new FakePlanner(
+    fakeAPI(calls, { tasks: [task], runs: [detail] })
+  );
+  fake.calls = calls;
+  const model = new TaskDetailModel(asPlanner(fake), 1);
+  return { fake, calls, model };
+}
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('TaskDetailModel and run events', () => {
+  it('loads the task, its next starts in the viewer zone, its runs and the newest run', async () => {
+    const { model, calls } = setUp(run('running'));
+    await model.refresh();
+    expect(model.task?.name).toBe('Report');
+    expect(model.next?.viewer_timezone).toBe('Asia/Tokyo');
+    expect(model.run?.id).toBe(7);
+    expect(model.log).toBe('log of 7');
+    expect(calls).toEqual(
+      expect.arrayContaining([
+        'getTask 1',
+        'taskRuns 1',
+        'getRun 7',
+        'runLog 7'
+      ])
+    );
+  });
+
+  it('applies progress events to the running step without asking the server', async () => {
+    vi.useFakeTimers();
+    const { model, fake, calls } = setUp(run('running'));
+    await model.refresh();
+    calls.length = 0;
+    let changes = 0;
+    model.changed.connect(() => changes++);
+    fake.emit({
+      action: 'progress',
+      run_id: 7,
+      task_id: 1,
+      status: 'running',
+      step_id: 3,
+      done: 2,
+      total: 5,
+      message: 'cell 2 of 5'
+    });
+    expect(model.run?.steps[0].progress).toEqual({
+      done: 2,
+      total: 5,
+      message: 'cell 2 of 5'
+    });
+    expect(changes).toBe(1);
+    expect(calls).toEqual([]);
+    // The log follows, once, a moment later (not per event).
+    fake.emit({
+      action: 'progress',
+      run_id: 7,
+      task_id: 1,
+      status: 'running',
+      step_id: 3,
+      done: 3,
+      total: 5,
+      message: 'cell 3 of 5'
+    });
+    await vi.advanceTimersByTimeAsync(2000);
+    expect(calls).toEqual(['runLog 7']);
+  });
+
+  it("ignores other tasks' events and reloads on its own run's end", async () => {
+    const { model, fake, calls } = setUp(run('running'));
+    await model.refresh();
+    calls.length = 0;
+    fake.emit({ action: 'finished', run_id: 99, task_id: 2, status: 'failed' });
+    expect(calls).toEqual([]);
+    fake.emit({
+      action: 'finished',
+      run_id: 7,
+      task_id: 1,
+      status: 'succeeded'
+    });
+    await vi.waitFor(() => expect(calls).toContain('getRun 7'));
+    expect(calls).toContain('taskRuns 1');
+  });
+
+  it('fetches the run when a step it has not seen reports', async () => {
+    const { model, fake, calls } = setUp(run('running'));
+    await model.refresh();
+    calls.length = 0;
+    fake.emit({
+      action: 'progress',
+      run_id: 7,
+      task_id: 1,
+      status: 'running',
+      step_id: 4,
+      done: 1,
+      total: 2
+    });
+    await vi.waitFor(() => expect(calls).toContain('getRun 7'));
+  });
+});

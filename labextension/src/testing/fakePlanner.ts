@@ -1,0 +1,100 @@
+/** A Task Planner service for the models' unit tests: a fake API, real signals and state. */
+import { Signal } from '@lumino/signaling';
+
+import type { PlannerAPI } from '../api';
+import { IRunEvent, LiveRuns, RUN_EVENT_SCHEMA, asRunEvent } from '../events';
+import { DEFAULT_PREFERENCES, IPreferences, ITaskPlanner } from '../tokens';
+import { IRun, IRunDetail, ITask } from '../types';
+
+const trans = {
+  __: (text: string, ...args: any[]) =>
+    text.replace(/%(\d)/g, (_, n) => String(args[Number(n) - 1])),
+  _n: (one: string, many: string, n: number) =>
+    (n === 1 ? one : many).replace('%1', String(n))
+};
+
+export class FakePlanner {
+  calls: string[] = [];
+  readonly liveRuns = new LiveRuns();
+  preferences: IPreferences = { ...DEFAULT_PREFERENCES };
+  readonly viewerTimezone = 'Asia/Tokyo';
+  readonly runEvent = new Signal<any, IRunEvent>(this);
+  readonly preferencesChanged = new Signal<any, IPreferences>(this);
+  readonly trans = trans as any;
+  settings = null;
+
+  constructor(readonly api: PlannerAPI) {}
+
+  components = async () => [];
+  openapi = async () => ({});
+  isAdmin = async () => false;
+
+  /** Deliver a run event as the event bus would (schema id and all). */
+  emit(data: { [key: string]: any }): void {
+    const event = asRunEvent({
+      schema_id: RUN_EVENT_SCHEMA,
+      owner: 'alice',
+      ...data
+    });
+    if (!event) {
+      throw new Error(`not a run event: ${JSON.stringify(data)}`);
+    }
+    this.liveRuns.apply(event);
+    this.runEvent.emit(event);
+  }
+}
+
+/** A fake API over fixed tasks and runs that records each call's name. */
+export function fakeAPI(
+  calls: string[],
+  data: { tasks: ITask[]; runs: IRunDetail[] }
+): PlannerAPI {
+  const page = (runs: IRun[]) => ({
+    runs,
+    total: runs.length,
+    limit: 50,
+    offset: 0
+  });
+  const api = {
+    listTasks: async () => {
+      calls.push('listTasks');
+      return {
+        tasks: data.tasks,
+        total: data.tasks.length,
+        limit: 20,
+        offset: 0
+      };
+    },
+    getTask: async (id: number) => {
+      calls.push(`getTask ${id}`);
+      return data.tasks.find(task => task.id === id)!;
+    },
+    taskRuns: async (id: number) => {
+      calls.push(`taskRuns ${id}`);
+      return page(data.runs.filter(run => run.task_id === id));
+    },
+    nextFires: async (id: number, _count: number, timezone?: string) => {
+      calls.push(`nextFires ${id}`);
+      return {
+        timezone: 'UTC',
+        server_timezone: 'UTC',
+        viewer_timezone: timezone,
+        enabled: true,
+        next: []
+      };
+    },
+    getRun: async (id: number) => {
+      calls.push(`getRun ${id}`);
+      return data.runs.find(run => run.id === id)!;
+    },
+    runLog: async (id: number) => {
+      calls.push(`runLog ${id}`);
+      return `log of ${id}`;
+    }
+  };
+  return api as unknown as PlannerAPI;
+}
+
+export function asPlanner(fake: FakePlanner): ITaskPlanner {
+  return fake as unknown as ITaskPlanner;
+}
