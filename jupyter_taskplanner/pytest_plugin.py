@@ -32,6 +32,7 @@ import pytest
 if TYPE_CHECKING:
     from jupyter_server.serverapp import ServerApp
 
+    from .client import TaskPlanner
     from .planner import Planner
     from .testing import Api, FakeClock, HttpServer, SmtpServer
 
@@ -145,6 +146,27 @@ def api(
             return Reply(response)
 
         return call
+
+    return as_user
+
+
+@pytest.fixture
+def planner_client(
+    jp_fetch: Any,
+    jp_http_port: int,
+    jp_base_url: str,
+    start_planner: Callable[[], Awaitable[None]],
+) -> Callable[[str], Awaitable[TaskPlanner]]:
+    """``await planner_client("alice")``: a ``client.TaskPlanner`` of the (started) test server
+    acting as that user.  It blocks: call it off the event loop with ``testing.in_thread``.
+    (``jp_fetch`` makes the test server listen on its port.)"""
+    from .client import TaskPlanner
+    from .testing import TOKENS
+
+    async def as_user(user: str) -> TaskPlanner:
+        await start_planner()
+        url = f"http://127.0.0.1:{jp_http_port}{jp_base_url}"
+        return TaskPlanner(url=url, token=TOKENS[user])
 
     return as_user
 

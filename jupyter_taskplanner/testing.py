@@ -18,7 +18,7 @@ then ``Authorization: token alice-token`` acts as alice.  ``TOKENS`` and ``GRANT
 users the plugin configures.
 
 - The REST API: ``Reply`` (what an ``Api`` caller returns), ``create_task``, ``runs_of``,
-  ``wait_for_run``, ``wait_until``, ``wait_idle``.
+  ``wait_for_run``, ``wait_until``, ``wait_idle``; ``in_thread`` for the blocking client.
 - Time: ``FakeClock`` is a scheduler clock only the test moves; ``saved_document``,
   ``store_task`` and ``schedule_as_stopped`` leave a database as a server that stopped long
   ago left it.
@@ -209,6 +209,12 @@ async def wait_idle(planner: Planner, within: float = 30) -> None:
         return not planner.engine.busy
 
     await wait_until(idle, within)
+
+
+async def in_thread(function: Callable[..., Item], *args: Any, **kwargs: Any) -> Item:
+    """Call blocking code (the ``client.TaskPlanner``, a widget's ``click()``) off the event
+    loop the test server runs on."""
+    return await asyncio.to_thread(function, *args, **kwargs)
 
 
 # -- time ----------------------------------------------------------------------------------------

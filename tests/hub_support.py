@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from collections.abc import Iterable
@@ -66,26 +67,25 @@ def users_python(folder: Path) -> str | None:
     one, or one made from the system's Python that adds this environment's site-packages
     (a venv whose interpreter lies under /root cannot be run by other users)."""
 
+    def reachable(python: str) -> bool:
+        # Every folder above the interpreter must let others through (no process needed).
+        return all(folder.stat().st_mode & 0o001 for folder in Path(python).resolve().parents)
+
     def works(python: str) -> bool:
-        probe = [python, "-c", "import jupyter_taskplanner.worker"]
+        probe = [python, "-c", "import jupyter_taskplanner"]
         try:
             return subprocess.run(probe, user="nobody", capture_output=True).returncode == 0
         except OSError:  # the interpreter itself is out of reach
             return False
 
-    if works(sys.executable):
+    if reachable(sys.executable) and works(sys.executable):
         return sys.executable
     system = Path("/usr/bin/python3")
     if not system.exists():
         return None
     venv = folder / "users-python"
     subprocess.run([str(system), "-m", "venv", "--without-pip", str(venv)], check=True)
-    site = subprocess.run(
-        [sys.executable, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    site = sysconfig.get_paths()["purelib"]
     (next((venv / "lib").glob("python3*")) / "site-packages" / "main-venv.pth").write_text(
         f"import site; site.addsitedir({site!r})\n"
     )
@@ -167,7 +167,8 @@ class Hub:
                 self.process.wait()
         for name in self.accounts:
             subprocess.run(["userdel", "-r", name], capture_output=True)
-        shutil.rmtree(self.folder, ignore_errors=True)
+        if not os.environ.get("TASKPLANNER_KEEP_HUB"):
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 CONFIG = """\
@@ -188,6 +189,8 @@ c.Spawner.cmd = [{singleuser!r}]
 c.Spawner.args = ["--ServerApp.allow_root=True"]
 c.Spawner.start_timeout = 60
 c.Spawner.http_timeout = 60
+# A server asked to stop with SIGINT lingers (no one confirms); SIGTERM stops it at once.
+c.LocalProcessSpawner.interrupt_timeout = 1
 c.JupyterHub.services = [{{"name": "tester", "api_token": {tester!r}}}]
 c.JupyterHub.load_roles = [
     {{
@@ -209,10 +212,12 @@ def start_hub(
     shell: Iterable[str] = (),
     accounts: bool = False,
     args: Iterable[str] = (),
+    owner_root: str | None = None,
 ) -> Hub:
     """Start a hub whose planner service uses ``executor``; ``users`` use the planner,
     ``admins`` are hub and planner admins, ``outsiders`` are hub users without it.
-    ``accounts``: make a system account (with a private home) for each user and admin."""
+    ``accounts``: make a system account (with a private home) for each user and admin.
+    ``owner_root``: the owners' root folders, relative to the hub's folder."""
     # Not under pytest's tmp folder (mode 700): jobs run as other users must reach theirs.
     folder = Path(tempfile.mkdtemp(prefix="taskplanner-hub-"))
     os.chmod(folder, 0o711)
@@ -242,7 +247,16 @@ def start_hub(
             "shell": list(shell),
             "proxy_url": f"http://127.0.0.1:{port}",
             "command": [sys.executable, "-m", "jupyter_taskplanner.cli", "service"],
-            "args": [f"--db-path={db}", "--TaskPlannerApp.default_timezone=UTC", *args],
+            "args": [
+                f"--db-path={db}",
+                "--TaskPlannerApp.default_timezone=UTC",
+                *(
+                    [f"--TaskPlannerService.owner_root_template={folder / owner_root}"]
+                    if owner_root
+                    else []
+                ),
+                *args,
+            ],
             "environment": environment,
         }
         (folder / "jupyterhub_config.py").write_text(

@@ -3,11 +3,9 @@ and how it finds its server."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from collections.abc import Awaitable, Callable
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,31 +29,14 @@ from jupyter_taskplanner.client import (
 from jupyter_taskplanner.client.discovery import DiscoveryError, discover
 from jupyter_taskplanner.client.events import RUN_EVENT_SCHEMA
 from jupyter_taskplanner.planner import EVENT_SCHEMA
-from jupyter_taskplanner.testing import TOKENS, wait_until
+from jupyter_taskplanner.testing import in_thread, wait_until
 
 Client = Callable[[str], Awaitable[TaskPlanner]]
 
 
-async def sync(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Call the (blocking) client off the event loop the test server runs on."""
-    return await asyncio.to_thread(partial(function, *args, **kwargs))
-
-
 @pytest.fixture
-def client(
-    jp_fetch: Any,
-    jp_http_port: int,
-    jp_base_url: str,
-    start_planner: Callable[[], Awaitable[None]],
-) -> Client:
-    """``await client("alice")``: a TaskPlanner of the (started) test server as that user
-    (``jp_fetch`` makes the server listen on its port)."""
-
-    async def as_user(user: str) -> TaskPlanner:
-        await start_planner()
-        return TaskPlanner(url=f"http://127.0.0.1:{jp_http_port}{jp_base_url}", token=TOKENS[user])
-
-    return as_user
+def client(planner_client: Client) -> Client:
+    return planner_client
 
 
 def hello_task(task_name: str = "hello", **kwargs: Any) -> Task:
@@ -64,49 +45,49 @@ def hello_task(task_name: str = "hello", **kwargs: Any) -> Task:
 
 async def test_tasks_crud_and_paging(client: Client) -> None:
     alice = await client("alice")
-    created = [await sync(alice.create_task, hello_task(f"t{i}")) for i in range(5)]
+    created = [await in_thread(alice.create_task, hello_task(f"t{i}")) for i in range(5)]
     assert [task["owner"] for task in created] == ["alice"] * 5
 
-    page = await sync(alice.tasks_page, limit=2)
+    page = await in_thread(alice.tasks_page, limit=2)
     assert (len(page.items), page.total, page.has_next) == (2, 5, True)
     # The iteration fetches page after page.
-    listed = await sync(lambda: [task["name"] for task in alice.list_tasks(page_size=2)])
+    listed = await in_thread(lambda: [task["name"] for task in alice.list_tasks(page_size=2)])
     assert listed == [f"t{i}" for i in range(5)]
-    assert await sync(lambda: [t["name"] for t in alice.list_tasks(q="t3")]) == ["t3"]
+    assert await in_thread(lambda: [t["name"] for t in alice.list_tasks(q="t3")]) == ["t3"]
 
-    stored = await sync(alice.get_task, "t1")
+    stored = await in_thread(alice.get_task, "t1")
     assert stored["id"] == created[1]["id"]
     # A stored task reads back as the builder's classes and round-trips to the same JSON.
     rebuilt = Task.from_json(stored)
     assert isinstance(rebuilt.jobs[0], Python) and rebuilt.id == stored["id"]
     assert rebuilt.to_json() == {key: stored[key] for key in rebuilt.to_json()}  # type: ignore[literal-required]
 
-    patched = await sync(alice.update_task, stored, {"description": "by patch"})
+    patched = await in_thread(alice.update_task, stored, {"description": "by patch"})
     assert patched["description"] == "by patch"
     with pytest.raises(Conflict) as conflict:
-        await sync(alice.replace_task, stored, hello_task("t1"), revision=stored["revision"])
+        await in_thread(alice.replace_task, stored, hello_task("t1"), revision=stored["revision"])
     assert conflict.value.status == 409
     assert "changed by someone else" in conflict.value.message
 
-    assert (await sync(alice.disable_task, "t1"))["enabled"] is False
-    assert await sync(lambda: [t["name"] for t in alice.list_tasks(enabled=False)]) == ["t1"]
-    assert (await sync(alice.enable_task, "t1"))["enabled"] is True
+    assert (await in_thread(alice.disable_task, "t1"))["enabled"] is False
+    assert await in_thread(lambda: [t["name"] for t in alice.list_tasks(enabled=False)]) == ["t1"]
+    assert (await in_thread(alice.enable_task, "t1"))["enabled"] is True
 
-    copy = await sync(alice.copy_task, "t1", name="t1 copy", enabled=False)
+    copy = await in_thread(alice.copy_task, "t1", name="t1 copy", enabled=False)
     assert (copy["name"], copy["enabled"]) == ("t1 copy", False)
 
-    await sync(alice.delete_task, copy)
+    await in_thread(alice.delete_task, copy)
     with pytest.raises(NotFound) as missing:
-        await sync(alice.get_task, copy["id"])
+        await in_thread(alice.get_task, copy["id"])
     assert missing.value.status == 404
     with pytest.raises(NotFound, match="no task named 'nope'"):
-        await sync(alice.get_task, "nope")
+        await in_thread(alice.get_task, "nope")
 
 
 async def test_save_task_creates_then_updates_by_name(client: Client) -> None:
     alice = await client("alice")
-    first = await sync(alice.save_task, hello_task("daily"))
-    second = await sync(alice.save_task, hello_task("daily", name="bob"))
+    first = await in_thread(alice.save_task, hello_task("daily"))
+    second = await in_thread(alice.save_task, hello_task("daily", name="bob"))
     assert second["id"] == first["id"]
     assert second["revision"] == first["revision"] + 1
     assert second["jobs"][0]["config"]["kwargs"] == {"name": "bob"}
@@ -120,7 +101,7 @@ async def test_errors_carry_message_field_and_every_problem(client: Client) -> N
         "settings": {"speed": 3},
     }
     with pytest.raises(BadRequest) as invalid:
-        await sync(alice.create_task, body)
+        await in_thread(alice.create_task, body)
     error = invalid.value
     assert error.status == 400 and error.reason == "Invalid"
     fields = {problem["field"] for problem in error.errors}
@@ -130,9 +111,9 @@ async def test_errors_carry_message_field_and_every_problem(client: Client) -> N
 
     with pytest.raises(Forbidden):
         eve = await client("eve")
-        await sync(eve.list_tasks().__next__)
+        await in_thread(eve.list_tasks().__next__)
     with pytest.raises(PlannerError) as other:
-        await sync(alice.request, "DELETE", "taskplanner/api/components")
+        await in_thread(alice.request, "DELETE", "taskplanner/api/components")
     assert other.value.status == 405
 
 
@@ -144,103 +125,105 @@ async def test_export_import_components_next_series_openapi(client: Client) -> N
         jobs=[Python("tp_funcs:hello")],
         series=Values([{"region": "north"}, {"region": "south"}]),
     )
-    stored = await sync(alice.create_task, task)
-    document = await sync(alice.export_task, stored)
+    stored = await in_thread(alice.create_task, task)
+    document = await in_thread(alice.export_task, stored)
     assert document["tasks"][0]["id"] == stored["id"]
     document["tasks"][0]["description"] = "edited"
-    [imported] = await sync(alice.import_tasks, document)
+    [imported] = await in_thread(alice.import_tasks, document)
     assert (imported["id"], imported["description"]) == (stored["id"], "edited")
-    [copy] = await sync(alice.import_tasks, Task("imported", jobs=[Python("tp_funcs:hello")]))
+    [copy] = await in_thread(alice.import_tasks, Task("imported", jobs=[Python("tp_funcs:hello")]))
     assert copy["name"] == "imported"
-    [into] = await sync(alice.import_tasks, {**copy, "description": "into"}, into=copy["id"])
+    [into] = await in_thread(alice.import_tasks, {**copy, "description": "into"}, into=copy["id"])
     assert into["description"] == "into"
 
-    fires = await sync(alice.next_fires, stored, count=3, timezone="Asia/Tokyo")
+    fires = await in_thread(alice.next_fires, stored, count=3, timezone="Asia/Tokyo")
     assert len(fires["next"]) == 3 and fires["viewer_timezone"] == "Asia/Tokyo"
-    assert await sync(alice.preview_series, stored, count=1) == [{"region": "north"}]
+    assert await in_thread(alice.preview_series, stored, count=1) == [{"region": "north"}]
 
-    types = {(c["kind"], c["type"]) for c in await sync(alice.components)}
+    types = {(c["kind"], c["type"]) for c in await in_thread(alice.components)}
     assert {("trigger", "cron"), ("job", "notebook"), ("series", "csv")} <= types
-    assert "/taskplanner/api/tasks" in (await sync(alice.openapi))["paths"]
+    assert "/taskplanner/api/tasks" in (await in_thread(alice.openapi))["paths"]
 
 
 async def test_run_waits_with_progress_and_returns_the_finished_run(
     client: Client, funcs: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     alice = await client("alice")
-    stored = await sync(alice.create_task, hello_task("hello", name="{who}"))
-    run = await sync(alice.run, stored, parameters={"who": "kernel"})
+    stored = await in_thread(alice.create_task, hello_task("hello", name="{who}"))
+    run = await in_thread(alice.run, stored, parameters={"who": "kernel"})
     assert run["status"] == "succeeded", run
     [step] = run["steps"]
     assert step["results"][0]["value"] == "hello kernel"
     # Text progress in a terminal (tqdm writes to stderr).
     assert f"run {run['id']} succeeded" in capsys.readouterr().err
 
-    assert "hello kernel" in await sync(alice.run_log, run)
-    assert "hello kernel" in await sync(alice.run_log, run, step=step["id"], tail=100)
-    raw = await sync(alice.run_log_range, run, step["id"], offset=0, length=5)
+    assert "hello kernel" in await in_thread(alice.run_log, run)
+    assert "hello kernel" in await in_thread(alice.run_log, run, step=step["id"], tail=100)
+    raw = await in_thread(alice.run_log_range, run, step["id"], offset=0, length=5)
     assert raw == b"hello"
-    assert [r["id"] for r in await sync(lambda: list(alice.list_runs(stored)))] == [run["id"]]
-    page = await sync(alice.runs_page, status="succeeded")
+    assert [r["id"] for r in await in_thread(lambda: list(alice.list_runs(stored)))] == [run["id"]]
+    page = await in_thread(alice.runs_page, status="succeeded")
     assert page.total == 1 and page.items[0]["id"] == run["id"]
 
-    queued = await sync(alice.run, stored, wait=False, idempotency_key="once")
-    again = await sync(alice.start_run, stored, idempotency_key="once")
+    queued = await in_thread(alice.run, stored, wait=False, idempotency_key="once")
+    again = await in_thread(alice.start_run, stored, idempotency_key="once")
     assert again["id"] == queued["id"]
-    finished = await sync(alice.wait, queued, progress=False)
+    finished = await in_thread(alice.wait, queued, progress=False)
     assert finished["status"] == "succeeded"
     with pytest.raises(Conflict):
-        await sync(alice.cancel_run, finished)
+        await in_thread(alice.cancel_run, finished)
 
 
 async def test_cancel_execute_and_result_files(
     client: Client, funcs: Path, tmp_path: Path, job: Callable[..., dict[str, Any]]
 ) -> None:
     alice = await client("alice")
-    sleeper = await sync(alice.create_task, {"name": "sleeper", "jobs": [job("sleep", seconds=30)]})
-    started = await sync(alice.start_run, sleeper)
+    sleeper = await in_thread(
+        alice.create_task, {"name": "sleeper", "jobs": [job("sleep", seconds=30)]}
+    )
+    started = await in_thread(alice.start_run, sleeper)
 
     async def running() -> bool:
-        return bool((await sync(alice.get_run, started))["steps"])
+        return bool((await in_thread(alice.get_run, started))["steps"])
 
     await wait_until(running)
-    assert (await sync(alice.cancel_run, started))["id"] == started["id"]
-    assert (await sync(alice.wait, started, progress=False))["status"] == "cancelled"
+    assert (await in_thread(alice.cancel_run, started))["id"] == started["id"]
+    assert (await in_thread(alice.wait, started, progress=False))["status"] == "cancelled"
 
     maker = Command(
         "sh",
         args=["-c", "mkdir -p out && echo '{region}' > out/{region}.txt"],
         output_glob="out/*.txt",
     )
-    run = await sync(
+    run = await in_thread(
         alice.execute, Task("files", jobs=[maker]), parameters={"region": "north"}, progress=False
     )
     assert (run["status"], run["task_id"], run["trigger"]) == ("succeeded", None, "execute")
-    [path] = await sync(alice.result_files, run)
+    [path] = await in_thread(alice.result_files, run)
     assert path.endswith("north.txt")
-    assert await sync(alice.read_file, run, path) == b"north\n"
-    saved = await sync(alice.download, run, path, tmp_path)
+    assert await in_thread(alice.read_file, run, path) == b"north\n"
+    saved = await in_thread(alice.download, run, path, tmp_path)
     assert saved == tmp_path / "north.txt" and saved.read_text() == "north\n"
     assert alice.file_url(run, path).startswith(alice.url + "taskplanner/api/runs/")
     with pytest.raises(NotFound):
-        await sync(alice.download, run, "../../etc/passwd", tmp_path)
+        await in_thread(alice.download, run, "../../etc/passwd", tmp_path)
     with pytest.raises(BadRequest) as refused:
-        await sync(alice.execute, Task("bad", jobs=[Notebook("report.txt")]))
+        await in_thread(alice.execute, Task("bad", jobs=[Notebook("report.txt")]))
     assert refused.value.field == "jobs[0].config.path"
 
 
 async def test_http_trigger_and_events(client: Client) -> None:
     alice = await client("alice")
-    stored = await sync(alice.create_task, Task("hook", triggers=[Http()]))
+    stored = await in_thread(alice.create_task, Task("hook", triggers=[Http()]))
     token = stored["triggers"][0]["config"]["token"]
-    with await sync(alice.events) as events:
+    with await in_thread(alice.events) as events:
         assert events.connected
-        fired = await sync(alice.fire_http_trigger, stored, token, {"region": "north"})
-        event = await sync(events.next, 10)
+        fired = await in_thread(alice.fire_http_trigger, stored, token, {"region": "north"})
+        event = await in_thread(events.next, 10)
     assert event is not None and event["run_id"] == fired["run_id"]
     assert event["schema_id"] == RUN_EVENT_SCHEMA == EVENT_SCHEMA
     with pytest.raises(NotFound):
-        await sync(alice.fire_http_trigger, stored, "wrong-token-wrong-token")
+        await in_thread(alice.fire_http_trigger, stored, "wrong-token-wrong-token")
 
 
 def write_server_file(runtime: Path, pid: int, url: str, token: str) -> None:

@@ -123,8 +123,11 @@ def taskplanner_service(
     service = {
         "name": name,
         "url": url,
-        "command": list(command or [sys.executable, "-m", "jupyter_taskplanner.cli", "service"])
-        + [f"--executor={executor}", *args],
+        "command": [
+            *(command or [sys.executable, "-m", "jupyter_taskplanner.cli", "service"]),
+            f"--executor={executor}",
+            *args,
+        ],
         "environment": env,
         "oauth_no_confirm": True,
         "oauth_client_allowed_scopes": [use, admin, code],
@@ -135,7 +138,7 @@ def taskplanner_service(
 
 def _get(section: Any, key: str, fallback: Any) -> Any:
     """A config value set before, or ``fallback`` (traitlets config sections are lazy)."""
-    return section[key] if key in section else fallback
+    return section.get(key, fallback)
 
 
 def _grant_everyone(roles: list[dict[str, Any]], scopes: list[str]) -> None:

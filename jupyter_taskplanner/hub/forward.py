@@ -257,13 +257,22 @@ class StepHandler(ExtensionHandlerMixin, APIHandler):
         )
         step.add_done_callback(lambda _: stop.set())
         tail = asyncio.ensure_future(_tail(folder / "log.txt", lines.put_nowait, stop))
+        ended = asyncio.ensure_future(asyncio.wait({step, tail}))
         try:
-            while not (step.done() and tail.done() and lines.empty()):
-                try:
-                    line = await asyncio.wait_for(lines.get(), HEARTBEAT_SECONDS)
-                except TimeoutError:
-                    line = {"alive": True}
-                await self._send(line)
+            while True:
+                line = asyncio.ensure_future(lines.get())
+                done, _ = await asyncio.wait(
+                    {line, ended}, timeout=HEARTBEAT_SECONDS, return_when=asyncio.FIRST_COMPLETED
+                )
+                if line in done:
+                    await self._send(line.result())
+                    continue
+                line.cancel()
+                if ended in done:
+                    break
+                await self._send({"alive": True})
+            while not lines.empty():
+                await self._send(lines.get_nowait())
             outcome = step.result()
             for path in sorted(request.output.rglob("*")):
                 if path.is_file() and not path.is_symlink():
@@ -272,7 +281,7 @@ class StepHandler(ExtensionHandlerMixin, APIHandler):
         except StreamClosedError:
             self.log.info("the planner service went away; the step is cancelled")
         finally:
-            for task in (step, tail):
+            for task in (step, tail, ended):
                 task.cancel()
                 with contextlib.suppress(BaseException):
                     await task
