@@ -20,7 +20,7 @@ import json
 import logging
 import random
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -36,10 +36,13 @@ from .engine import RunEngine
 from .errors import TaskNotFound, Unavailable
 from .listeners import EventListeners
 from .owners import OwnerFolders
-from .store import stamp
+from .store import ScheduledTask, stamp
 from .vocabulary import RunRecord, TaskRecord
 
 BATCH = 1000
+CATCH_UP_BATCH = 250
+"""Tasks scheduled per database call while catching up: small enough that API calls queued
+behind one on the database thread wait a few milliseconds only."""
 MAX_NEXT_FIRE_CALLS = 10_000
 """The most ``next_fire`` calls one misfire computation makes: it runs in the event loop, and a
 plugin trigger may fire far more densely than the search expects (10 times the largest limit)."""
@@ -163,10 +166,11 @@ class Scheduler:
 
         Runs beside the loop, so a large backlog does not delay the server's start.
         """
-        scheduled = 0
-        while stale := await self.db.call(self.store.tasks_to_schedule, BATCH):
+        scheduled = after = 0
+        while stale := await self.db.call(self.store.tasks_to_schedule, CATCH_UP_BATCH, after):
             await self._schedule(stale)
             scheduled += len(stale)
+            after = stale[-1]["id"]
         if scheduled:
             self.log.info("scheduler: %d new or changed tasks scheduled", scheduled)
 
@@ -187,20 +191,37 @@ class Scheduler:
 
     # -- schedules ---------------------------------------------------------------------------
 
-    def _timed(self, task: TaskRecord) -> dict[str, TimedTrigger]:
-        """The task's timed triggers by key."""
+    def _timed(
+        self, task: ScheduledTask, loaded: dict[str, TimedTrigger | None] | None = None
+    ) -> dict[str, TimedTrigger]:
+        """The task's timed triggers by key.
+
+        ``loaded``: triggers already made from identical entries (by digest; None for one that
+        is not timed or cannot be loaded), shared across the tasks of one batch.
+        """
         found = {}
         for index, entry in enumerate(task["triggers"]):
-            try:
-                trigger = self.registry.instantiate("trigger", entry)
-            except Exception:
-                self.log.exception("task %s: cannot load trigger %s", task["id"], entry["type"])
-                continue
-            if isinstance(trigger, TimedTrigger):
-                found[trigger_key(index, entry)] = trigger
+            key = trigger_key(index, entry)
+            digest = key.partition(":")[2]
+            if loaded is not None and digest in loaded:
+                trigger = loaded[digest]
+            else:
+                trigger = self._load_trigger(task, entry)
+                if loaded is not None:
+                    loaded[digest] = trigger
+            if trigger is not None:
+                found[key] = trigger
         return found
 
-    async def _schedule(self, tasks: list[TaskRecord]) -> None:
+    def _load_trigger(self, task: ScheduledTask, entry: Mapping[str, Any]) -> TimedTrigger | None:
+        try:
+            trigger = self.registry.instantiate("trigger", dict(entry))
+        except Exception:
+            self.log.exception("task %s: cannot load trigger %s", task["id"], entry["type"])
+            return None
+        return trigger if isinstance(trigger, TimedTrigger) else None
+
+    async def _schedule(self, tasks: Sequence[ScheduledTask]) -> None:
         """Compute and store the next fire of each timed trigger of new or changed tasks."""
         planned = await self.db.call(self._plan, tasks, self.now())
         for task, rows in zip(tasks, planned, strict=True):
@@ -209,20 +230,29 @@ class Scheduler:
                     self._push(task, key, nxt)
 
     def _plan(
-        self, tasks: list[TaskRecord], now: datetime
+        self, tasks: Sequence[ScheduledTask], now: datetime
     ) -> list[dict[str, tuple[str | None, str | None]]]:
         """On the database thread: each task's schedule rows, computed and stored at once."""
         previous = self.store.schedules_of([task["id"] for task in tasks])
         planned = []
+        # Tasks imported together often share triggers.  At one moment a trigger's next fire
+        # follows from its entry, the timezone and the time asked from alone, so each
+        # distinct one is loaded and computed once per batch.
+        loaded: dict[str, TimedTrigger | None] = {}
+        fires: dict[tuple[str, str, datetime], str | None] = {}
         for task in tasks:
             rows: dict[str, tuple[str | None, str | None]] = {}
             try:
-                tz = ZoneInfo(task["settings"]["timezone"])
-                for key, trigger in self._timed(task).items():
+                zone = task["settings"]["timezone"]
+                tz = ZoneInfo(zone)
+                for key, trigger in self._timed(task, loaded).items():
                     last = previous.get(task["id"], {}).get(key, {}).get("last_fire")
                     since = max(now, datetime.fromisoformat(last)) if last else now
-                    nxt = next_fire_or_none(trigger, since, tz)
-                    rows[key] = (last, stamp(nxt) if nxt else None)
+                    known = (key.partition(":")[2], zone, since)
+                    if known not in fires:
+                        nxt = next_fire_or_none(trigger, since, tz)
+                        fires[known] = stamp(nxt) if nxt else None
+                    rows[key] = (last, fires[known])
             except Exception:
                 # One broken stored task must not stop the others from being scheduled.
                 self.log.exception("task %s: cannot compute its next fire times", task["id"])
@@ -243,7 +273,7 @@ class Scheduler:
         for task_id, key, due in rows:
             self._push_entry(task_id, key, due, 0)
 
-    def _push(self, task: TaskRecord, key: str, due: str) -> None:
+    def _push(self, task: ScheduledTask, key: str, due: str) -> None:
         jitter = task["settings"].get("jitter") or 0
         self._push_entry(task["id"], key, due, random.uniform(0, jitter) if jitter else 0)
 

@@ -14,12 +14,12 @@ from collections.abc import Callable, Iterator
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NotRequired, cast
+from typing import Any, NotRequired, TypedDict, cast
 
 import sqlite_utils
 
 from .errors import Conflict, StoreError, TaskNotFound
-from .vocabulary import ACTIVE, RunRecord, StepRecord, TaskRecord
+from .vocabulary import ACTIVE, ComponentEntry, RunRecord, StepRecord, TaskRecord
 
 _ACTIVE_SQL = ", ".join(f"'{status}'" for status in sorted(ACTIVE))
 """The active run statuses as an SQL list (constants of the vocabulary, not input)."""
@@ -32,6 +32,15 @@ class StoredStep(StepRecord):
 
     folder: NotRequired[str | None]
     """Always read from the store; ``RunService.detail`` removes it from what it returns."""
+
+
+class ScheduledTask(TypedDict):
+    """The fields of a task the scheduler computes its schedule from (``tasks_to_schedule``)."""
+
+    id: int
+    revision: int
+    triggers: list[ComponentEntry]
+    settings: dict[str, Any]
 
 
 def utcnow() -> str:
@@ -486,15 +495,25 @@ class Store:
 
     # -- schedules: next fire times and the fire lease ------------------------------------
 
-    def tasks_to_schedule(self, limit: int) -> list[TaskRecord]:
-        """Enabled tasks with triggers whose schedule rows are missing or of an older revision."""
-        rows = self.db.query(
-            "SELECT * FROM tasks t WHERE enabled = 1 AND triggers != '[]' AND NOT EXISTS "
-            "(SELECT 1 FROM trigger_state s WHERE s.task_id = t.id AND s.revision = t.revision) "
-            "ORDER BY id LIMIT ?",
-            [limit],
-        )
-        return [_row_to_task(row) for row in rows]
+    def tasks_to_schedule(self, limit: int, after: int = 0) -> list[ScheduledTask]:
+        """Enabled tasks with triggers whose schedule rows are missing or of an older revision,
+        by id from ``after`` on (the last id of the previous batch: each batch starts where the
+        last ended instead of passing over every task scheduled so far)."""
+        rows = self.db.execute(
+            "SELECT id, revision, triggers, settings FROM tasks t WHERE id > ? AND enabled = 1 "
+            "AND triggers != '[]' AND NOT EXISTS (SELECT 1 FROM trigger_state s WHERE "
+            "s.task_id = t.id AND s.revision = t.revision) ORDER BY id LIMIT ?",
+            [after, limit],
+        ).fetchall()
+        return [
+            {
+                "id": task_id,
+                "revision": revision,
+                "triggers": json.loads(triggers),
+                "settings": json.loads(settings),
+            }
+            for task_id, revision, triggers, settings in rows
+        ]
 
     def drop_unscheduled(self) -> None:
         """Forget schedule rows of tasks that were deleted or disabled."""
