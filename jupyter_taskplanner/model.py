@@ -8,7 +8,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import jsonschema
 
@@ -356,16 +356,36 @@ def _components(document: Mapping[str, Any]) -> list[tuple[str, str, dict[str, A
 
 
 def redact_secrets(document: TaskRecord, registry: Registry) -> TaskRecord:
-    """A copy without ``writeOnly`` config fields; ``secrets`` lists the ones that are set."""
-    document = copy.deepcopy(document)
-    for kind, _, entry in _components(document):
-        config = entry.get("config") or {}
-        hidden = [name for name in registry.secret_fields(kind, entry["type"]) if name in config]
-        for name in hidden:
-            del config[name]
-        if hidden:
-            entry["secrets"] = hidden
-    return document
+    """A copy without ``writeOnly`` config fields; ``secrets`` lists the ones that are set.
+
+    The task, its lists, settings, components and their configs are new objects (callers may
+    change them); values inside a config are shared with ``document``.  Not a deep copy: a
+    page of tasks is redacted on every listing.
+    """
+    copied: dict[str, Any] = dict(document)
+    if isinstance(copied.get("settings"), dict):
+        copied["settings"] = dict(copied["settings"])
+    for list_name, kind in COMPONENT_LISTS.items():
+        if isinstance(copied.get(list_name), list):
+            copied[list_name] = [_redacted(kind, entry, registry) for entry in copied[list_name]]
+    if copied.get("series"):
+        copied["series"] = _redacted("series", copied["series"], registry)
+    # The same fields as ``document``, each a copy of its own.
+    return cast(TaskRecord, copied)
+
+
+def _redacted(kind: str, entry: dict[str, Any], registry: Registry) -> dict[str, Any]:
+    """A copy of one component entry without its secret config fields."""
+    redacted = dict(entry)
+    if "config" not in entry:
+        return redacted
+    config = redacted["config"] = dict(entry["config"] or {})
+    hidden = [name for name in registry.secret_fields(kind, entry["type"]) if name in config]
+    for name in hidden:
+        del config[name]
+    if hidden:
+        redacted["secrets"] = hidden
+    return redacted
 
 
 def drop_credentials(document: TaskRecord, registry: Registry) -> None:

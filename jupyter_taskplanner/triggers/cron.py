@@ -41,8 +41,13 @@ _RANDOM_OR_HASHED = re.compile(r"(?<![a-z])[rh](?![a-z])", re.IGNORECASE)
 _YEAR_SPAN = 2099 - 1970 + 1
 
 
+@functools.lru_cache(maxsize=4096)
 def expression_problem(expression: str, dialect: str = "unix") -> str | None:
-    """What is wrong with a cron expression of the dialect, in words, or None when it is fine."""
+    """What is wrong with a cron expression of the dialect, in words, or None when it is fine.
+
+    Kept per line: checking one costs a millisecond, and saving tasks checks the same few
+    lines again and again.
+    """
     if dialect == "quartz":
         try:
             line = quartz_line(expression)
