@@ -44,7 +44,7 @@ $(INSTALLED): pyproject.toml $(PLUGINS) | $(BIN)/python
 venv: $(INSTALLED)
 
 $(LAB_DEPS): $(LAB)/package.json $(LAB)/package-lock.json
-	cd $(LAB) && npm ci --no-audit --no-fund
+	cd $(LAB) && npm ci --prefer-offline --no-audit --no-fund
 	touch $@
 
 $(LAB_BUILT): $(LAB_SOURCES) $(LAB_DEPS) | $(INSTALLED)
@@ -118,3 +118,11 @@ run: venv lab $(WORKSPACE)/.seeded
 		--ServerApp.root_dir=$(WORKSPACE) \
 		--EmailSettings.host=127.0.0.1 --EmailSettings.port=$(MAIL_PORT) \
 		--EmailSettings.sender=planner@localhost
+
+# The performance figures, each beside its target and a reference measured in the same run
+# (bare papermill, jupyter-scheduler in a venv of its own under build/bench-peer, the server's
+# /api/status): prints the table, writes build/bench/results.json and refreshes the table in
+# docs/performance.md.  `make bench BENCH=--quick` is a smoke run (smaller, docs untouched).
+.PHONY: bench
+bench: venv
+	$(BIN)/python bench/run.py $(BENCH)

@@ -125,6 +125,13 @@ def test_planner_opens_from_launcher_palette_and_sidebar(page: Any) -> None:
     sidebar = page.locator("#jupyter-taskplanner-sidebar")
     sidebar.get_by_role("heading", name="Running now").wait_for()
     screenshot(page, "lab-sidebar")
+    # The UI preferences are in the Settings Editor.
+    page.keyboard.press("Control+Shift+C")
+    page.keyboard.type("Settings Editor")
+    page.keyboard.press("Enter")
+    page.locator(".jp-SettingsPanel, .jp-SettingsEditor").first.get_by_text(
+        "Task Planner", exact=True
+    ).first.wait_for()
 
 
 def test_create_task_bad_cron_then_run_with_live_progress(page: Any, lab: LabServer) -> None:
@@ -236,6 +243,14 @@ def test_accessibility_of_the_main_views(page: Any, lab: LabServer) -> None:
     view = open_planner(page)
     view.get_by_role("button", name="Checked", exact=True).wait_for()
     found = {"list": axe_violations(page, ".jp-TaskPlanner-list")}
+    # The row's enabled switch disables the task (and back).
+    switch = view.get_by_role("switch", name="Enabled: Checked")
+    switch.click()
+    page.wait_for_function(
+        "() => !document.querySelector('[role=switch][aria-label=\"Enabled: Checked\"]').checked"
+    )
+    assert lab.call("GET", f"/tasks/{task['id']}")["enabled"] is False
+    switch.click()
     # Keyboard: focus the task's link and open it with Enter.
     view.get_by_role("button", name="Checked", exact=True).focus()
     page.keyboard.press("Enter")
