@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from importlib.resources import files
 from types import TracebackType
@@ -14,7 +15,7 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import web
 
-from .errors import MAX_MESSAGE, InvalidConfig, StoreError, TaskPlannerError, TooLarge
+from .errors import MAX_MESSAGE, InvalidConfig, StoreError, TaskPlannerError, TooLarge, excerpt
 from .permissions import USE, Access, access_for
 from .tasks import parse_task_id
 from .timezones import known_timezones
@@ -26,6 +27,9 @@ if TYPE_CHECKING:
 P = ParamSpec("P")
 T = TypeVar("T")
 API = "/taskplanner/api"
+IF_MATCH = re.compile(r'\*|(?:W/)?"(?P<quoted>[0-9]{1,18})"|(?P<bare>[0-9]{1,18})')
+"""The If-Match values an update takes: ``*``, the ETag as sent (``"3"``, weak ``W/"3"``) or
+the bare revision (the pattern of the IfMatch parameter in openapi_template.json)."""
 MAX_DEPTH = 64
 """How deeply a request body's JSON may nest (a task needs far less)."""
 HTTP_METHODS = ("get", "head", "post", "put", "patch", "delete", "options")
@@ -174,6 +178,9 @@ class PlannerHandler(ExtensionHandlerMixin, LoginRequiredHandler):
             raise too_deep from None
         if nesting_depth(value, MAX_DEPTH) > MAX_DEPTH:
             raise too_deep
+        if value is None:
+            # No request body of this API is null (an optional one is left out instead).
+            raise InvalidConfig("the request body is JSON null; send a JSON object")
         return value
 
     def query_int(self, name: str, default: int, minimum: int, maximum: int) -> int:
@@ -229,15 +236,17 @@ class PlannerHandler(ExtensionHandlerMixin, LoginRequiredHandler):
 
     def expected_revision(self) -> int | None:
         header = self.request.headers.get("If-Match")
-        if not header or header.strip() == "*":  # "*": any current revision (RFC 9110)
+        if not header:
             return None
-        try:
-            return int(header.strip().removeprefix("W/").strip('"'))
-        except ValueError:
+        match = IF_MATCH.fullmatch(header.strip())
+        if match is None:
             raise InvalidConfig(
-                f"If-Match: expected the task's ETag (its revision), got {header!r}",
+                f'If-Match: expected the task\'s ETag (its revision, such as "3"), got '
+                f"{excerpt(header)}",
                 field="If-Match",
-            ) from None
+            )
+        revision = match["quoted"] or match["bare"]
+        return int(revision) if revision else None  # "*": any current revision (RFC 9110)
 
     def log_exception(
         self,
@@ -409,19 +418,33 @@ class ComponentsHandler(PlannerHandler):
         self.send({"components": components})
 
 
+COMPONENT_SCHEMAS = {"trigger": "Trigger", "job": "Job", "action": "Action", "series": "Series"}
+"""Component kind -> the schema of a component in a request body."""
+
+
 class OpenAPIHandler(PlannerHandler):
     """``GET /openapi.json``: the OpenAPI 3 document of this API.
 
-    The timezone names this server knows are listed where the document takes one, so a
-    client (or a fuzzer) can tell a name this server refuses from one it accepts.
+    The timezone names and component types this server knows are listed where the document
+    takes one, so a client (or a fuzzer) can tell a name this server refuses from one it
+    accepts.
     """
 
     @web.authenticated
     @authorized
     async def get(self) -> None:
         document = json.loads(files(__package__).joinpath("openapi.json").read_text())
-        settings = document["components"]["schemas"]["Settings"]["properties"]
-        settings["timezone"]["enum"] = known_timezones()
+        schemas = document["components"]["schemas"]
+        zones = known_timezones()
+        schemas["Settings"]["properties"]["timezone"]["enum"] = zones
+        for parameter in document["paths"][f"{API}/tasks/{{task_id}}/next"]["get"]["parameters"]:
+            if parameter["name"] == "timezone":
+                parameter["schema"]["enum"] = zones
+        # The component types of this server, in the schemas of what a request sends (a
+        # returned task may hold a type whose plugin is gone: its schemas stay open).
+        for kind, name in COMPONENT_SCHEMAS.items():
+            types = sorted(cls.type_name for cls in self.planner.registry.of_kind(kind))
+            schemas[name]["properties"]["type"]["enum"] = types
         self.send(document)
 
 

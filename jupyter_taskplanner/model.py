@@ -13,7 +13,7 @@ from typing import Any, Literal, cast
 import jsonschema
 
 from .components.base import Component, TaskLinks, is_builtin_placeholder
-from .components.registry import Registry
+from .components.registry import Registry, integers_as_ints
 from .errors import (
     InvalidConfig,
     PermissionDenied,
@@ -102,11 +102,11 @@ TASK_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
     "properties": {
-        "id": {"type": "integer"},
+        "id": {"type": "integer", "minimum": 1},
         "owner": {"type": "string"},
         "created": {"type": "string"},
         "updated": {"type": "string"},
-        "revision": {"type": "integer"},
+        "revision": {"type": "integer", "minimum": 1},
         "name": {"type": "string", "minLength": 1, "maxLength": NAME_MAX},
         "description": {"type": "string", "maxLength": 10_000},
         "enabled": {"type": "boolean"},
@@ -165,7 +165,9 @@ def prepare(
                 problems.append(InvalidConfig(f"{field}: cannot be changed", field=field))
     # A component whose entry (or list) breaks the schema is not checked further.
     malformed = {_component_key(problem.field) for problem in problems if problem.field}
-    document = _document(body, stored, partial, context.default_timezone)
+    document: dict[str, Any] = integers_as_ints(
+        TASK_SCHEMA, _document(body, stored, partial, context.default_timezone)
+    )
     previous = {key: entry for _, key, entry in _components(stored or {})}
     for kind, key, entry in _components(document):
         if malformed.isdisjoint((key, key.partition("[")[0])):

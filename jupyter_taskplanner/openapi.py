@@ -61,6 +61,17 @@ TASK_VARIANTS: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
     "ExportedTask": (_EXPORTED, _EXPORTED, ""),
 }
 """Schema name -> (its fields, the required ones, the suffix of its component schemas)."""
+_SET_BY_THE_SERVER = ("id", "owner", "created", "updated")
+READ_ONLY: dict[str, tuple[str, ...]] = {
+    "Task": _SET_BY_THE_SERVER,
+    "TaskInput": _SET_BY_THE_SERVER,
+    "TaskPatch": _SET_BY_THE_SERVER,
+    "TaskImport": ("created", "updated"),
+}
+"""Schema name -> its ``readOnly`` fields: returned by the server, so a task read back can
+be sent as is, but never set by a request (a changed one is a 400).  ``revision`` is not
+among them: sent back, it is the revision an update expects.  An import's ``id`` and
+``owner`` are input: they choose the task to update and the owner of a new one."""
 NOTES_FROM = {
     **{name: "TaskImport" for name in TASK_VARIANTS if name != "TaskImport"},
     **{f"{name}Out": name for name in COMPONENTS.values()},
@@ -110,6 +121,8 @@ def derived_schemas() -> dict[str, dict[str, Any]]:
             **({"required": list(required)} if required else {}),
             "properties": {field: _task_field(field, suffix) for field in fields},
         }
+        for field in READ_ONLY.get(name, ()):
+            schemas[name]["properties"][field]["readOnly"] = True
     return schemas
 
 

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from .errors import PermissionDenied
+from .errors import PermissionDenied, excerpt
 
 if TYPE_CHECKING:
     from jupyter_server.base.handlers import JupyterHandler
@@ -133,8 +133,9 @@ class Access:
             return self.user
         if not self.admin:
             raise PermissionDenied(
-                f"this task belongs to {owner!r}; only an admin may import tasks of other "
-                "users (remove the owner field to import it as your own)",
+                f"owner: this task belongs to {excerpt(owner)}; only an admin may import "
+                "tasks of other users (remove the owner field to import it as your own)",
+                field="owner",
             )
         return owner
 

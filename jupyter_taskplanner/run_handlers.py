@@ -61,15 +61,19 @@ class TaskRunHandler(PlannerHandler):
     @authorized
     async def post(self, raw_id: str) -> None:
         task = await self.db(self.planner.tasks.get, self.access, parse_task_id(raw_id))
-        body = self.json_body(required=False) or {}
+        body = self.json_body(required=False)
+        body = {} if body is None else body
         if not isinstance(body, dict) or set(body) - {"parameters", "idempotency_key"}:
             raise InvalidConfig("the run body may hold 'parameters' and 'idempotency_key'")
-        parameters = check_parameters(body.get("parameters") or {})
-        key = self.request.headers.get("Idempotency-Key") or body.get("idempotency_key")
-        if key is not None and (not isinstance(key, str) or not 0 < len(key) <= 200):
-            raise InvalidConfig(
-                "idempotency_key: a string of 1-200 characters", field="idempotency_key"
-            )
+        given = body.get("parameters")
+        parameters = check_parameters({} if given is None else given)
+        # Both are checked, though the header wins: a bad key is never ignored unseen.
+        keys = {"idempotency_key": body.get("idempotency_key")}
+        keys["Idempotency-Key"] = self.request.headers.get("Idempotency-Key")
+        for field, key in keys.items():
+            if key is not None and (not isinstance(key, str) or not 0 < len(key) <= 200):
+                raise InvalidConfig(f"{field}: a string of 1-200 characters", field=field)
+        key = keys["Idempotency-Key"] or keys["idempotency_key"]
         run = await self.planner.engine.submit(
             task,
             trigger="api",

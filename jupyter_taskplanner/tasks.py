@@ -9,7 +9,7 @@ from typing import Any
 
 from .components.base import TaskLinks
 from .components.registry import Registry
-from .errors import InvalidConfig, TaskNotFound, TaskPlannerError, combine
+from .errors import InvalidConfig, TaskNotFound, TaskPlannerError, combine, excerpt
 from .model import (
     READ_ONLY_FIELDS,
     WRITABLE_FIELDS,
@@ -18,6 +18,7 @@ from .model import (
     drop_credentials,
     prepare,
     redact_secrets,
+    shape_problems,
 )
 from .paths import OwnerFiles
 from .permissions import ADMIN, Access, ComponentRules
@@ -123,7 +124,7 @@ class TaskService:
     def copy(self, access: Access, task_id: int, body: Any = None) -> TaskRecord:
         """A copy owned by the caller (an admin's copy belongs to the admin)."""
         stored = self.get(access, task_id)
-        overrides = body or {}
+        overrides = {} if body is None else body
         if not isinstance(overrides, dict) or set(overrides) - {"name", "enabled"}:
             raise InvalidConfig("the copy body may only hold 'name' and 'enabled'")
         document: dict[str, Any] = {field: stored[field] for field in WRITABLE_FIELDS}
@@ -163,7 +164,8 @@ class TaskService:
         if not isinstance(body, dict):
             raise InvalidConfig("the body must be a JSON object: a task to run, or a task_id")
         source = dict(body)
-        parameters = check_parameters(source.pop("parameters", None) or {})
+        given = source.pop("parameters", None)
+        parameters = check_parameters({} if given is None else given)
         if "task_id" in source:
             raw_id = source.pop("task_id")
             if source:
@@ -171,9 +173,10 @@ class TaskService:
                     f"{sorted(source)[0]}: with task_id the body holds only parameters",
                     field=sorted(source)[0],
                 )
-            if isinstance(raw_id, bool) or not isinstance(raw_id, int):
+            task_id = whole_number(raw_id)
+            if task_id is None:
                 raise InvalidConfig("task_id: a task id, an integer", field="task_id")
-            stored = self.get(access, parse_task_id(str(raw_id)))
+            stored = self.get(access, parse_task_id(str(task_id)))
             source = {field: stored[field] for field in WRITABLE_FIELDS if field != "triggers"}
             source["settings"] = stored["settings"]
         elif source.get("triggers"):
@@ -208,9 +211,15 @@ class TaskService:
                 problems.append(InvalidConfig(f"tasks[{index}]: each task must be a JSON object"))
                 continue
             writable = {key: value for key, value in item.items() if key not in READ_ONLY_FIELDS}
+            # The fields the server sets are ignored, but must be of their types all the same.
+            given = {key: value for key, value in item.items() if key in READ_ONLY_FIELDS}
+            shaped = shape_problems(given, require_name=False)
+            if shaped:
+                problems += [problem.within(f"tasks[{index}]") for problem in shaped]
+                continue
             try:
                 if "id" in item:
-                    stored = self.get(access, _import_id(item["id"]))
+                    stored = self._import_target(access, _import_id(item["id"]))
                     context = self._context(stored["owner"], stored["id"], importing=True)
                     document = prepare(writable, context, stored=stored)
                     order.append((False, len(updates)))
@@ -227,6 +236,13 @@ class TaskService:
             raise combine(problems)
         created, updated = self.store.import_tasks(creates, updates)
         return [created[i] if new else updated[i] for new, i in order], len(created)
+
+    def _import_target(self, access: Access, task_id: int) -> TaskRecord:
+        """The task an imported task with this id updates (``TaskNotFound`` at ``id``)."""
+        try:
+            return self.get(access, task_id)
+        except TaskNotFound as exc:
+            raise TaskNotFound(f"id: {exc.message}", field="id") from None
 
 
 ADHOC_NAME = "Ad-hoc run"
@@ -248,16 +264,31 @@ def _into(items: list[Any], task_id: int) -> Any:
     return {**item, "id": task_id}
 
 
+def whole_number(value: Any) -> int | None:
+    """``value`` as an int when JSON Schema calls it an integer (``3``, also ``3.0``), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value if isinstance(value, int) else None
+
+
 def _import_id(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
+    task_id = whole_number(value)
+    if task_id is None:
         raise InvalidConfig("id: a task id (an integer); leave it out to create", field="id")
-    return parse_task_id(str(value))
+    return parse_task_id(str(task_id))
 
 
 def _import_revision(item: dict[str, Any]) -> int | None:
-    revision = item.get("revision")
-    if revision is not None and (isinstance(revision, bool) or not isinstance(revision, int)):
-        raise InvalidConfig("revision: the task's revision, an integer", field="revision")
+    if "revision" not in item:
+        return None
+    revision = whole_number(item["revision"])
+    if revision is None or revision < 1:
+        raise InvalidConfig(
+            "revision: the task's revision, an integer from 1; leave it out to skip the check",
+            field="revision",
+        )
     return revision
 
 
@@ -265,11 +296,25 @@ def _import_items(body: Any) -> list[Any]:
     if isinstance(body, list):
         return body
     if isinstance(body, dict) and "tasks" in body:
+        unknown = sorted(set(body) - {"format", "version", "tasks"})
+        if unknown:
+            raise InvalidConfig(
+                f"{excerpt(unknown[0])}: unknown field of an export document (allowed: "
+                "format, tasks, version)",
+                field=unknown[0][:80],
+            )
         if body.get("format", EXPORT_FORMAT) != EXPORT_FORMAT:
             raise InvalidConfig(f"format: expected {EXPORT_FORMAT!r}", field="format")
-        if body.get("version", EXPORT_VERSION) > EXPORT_VERSION:
+        version = whole_number(body.get("version", EXPORT_VERSION))
+        if version is None or version < 1:
             raise InvalidConfig(
-                f"version: export version {body['version']} is newer than this server "
+                f"version: the export format version, an integer from 1, not "
+                f"{excerpt(body['version'])}",
+                field="version",
+            )
+        if version > EXPORT_VERSION:
+            raise InvalidConfig(
+                f"version: export version {version} is newer than this server "
                 f"reads ({EXPORT_VERSION}); upgrade jupyter-taskplanner",
                 field="version",
             )

@@ -91,10 +91,17 @@ async def test_document_is_served_and_valid_openapi_3_1(api):
     reply = await api("alice")("GET", "/openapi.json")
     assert reply.status == 200
     assert reply.headers["Content-Type"].startswith("application/json")
-    # The server lists the timezone names it knows, which the file cannot.
+    # The server lists the timezone names and component types it knows, which the file cannot.
     served = copy.deepcopy(reply.body)
-    timezone = served["components"]["schemas"]["Settings"]["properties"]["timezone"]
+    schemas = served["components"]["schemas"]
+    timezone = schemas["Settings"]["properties"]["timezone"]
     assert "UTC" in timezone.pop("enum") and "Europe/Berlin" in known_timezones()
+    for parameter in served["paths"][f"{API}/tasks/{{task_id}}/next"]["get"]["parameters"]:
+        if parameter["name"] == "timezone":
+            assert parameter["schema"].pop("enum") == known_timezones()
+    assert "cron" in schemas["Trigger"]["properties"]["type"]["enum"]
+    for name in ("Trigger", "Job", "Action", "Series"):
+        schemas[name]["properties"]["type"].pop("enum")
     assert served == load_document()
 
     document = reply.body

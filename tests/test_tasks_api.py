@@ -298,7 +298,7 @@ async def test_import_with_an_id_updates_that_task(planner, api):
     # Another user's task is not there for bob; an unknown id is a 404 too.
     for caller, body in ((bob, {"id": task["id"], "name": "x"}), (alice, {"id": 999, "name": "x"})):
         reply = await caller("POST", "/tasks/import", body)
-        assert (reply.status, reply.body["field"]) == (404, "tasks[0]"), reply
+        assert (reply.status, reply.body["field"]) == (404, "tasks[0].id"), reply
     # An admin updates it; the owner stays as stored.
     by_root = await root(
         "POST", "/tasks/import", {"id": task["id"], "name": "Checked", "owner": "root"}

@@ -18,6 +18,53 @@ from ..errors import InvalidConfig, combine, schema_errors, schema_message
 from .base import ENTRY_POINT_GROUP, KINDS, Action, Component, Job, Series, Trigger
 
 log = logging.getLogger(__name__)
+_BRANCHES = ("allOf", "anyOf", "oneOf")
+
+
+def integers_as_ints(schema: Any, value: Any, root: Any = None) -> Any:
+    """``value`` (valid against ``schema``) with every number the schema types ``integer``
+    as a Python ``int``.
+
+    JSON Schema counts ``2.0`` as an integer, so validation lets it through; stored as a
+    float it breaks what takes an int (``range(retries)``, a deque's length).  Follows
+    properties, items, the branches of ``allOf``/``anyOf``/``oneOf`` and local ``$ref``s.
+    """
+    root = schema if root is None else root
+    if not isinstance(schema, dict):
+        return value
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/"):
+        target: Any = root
+        for part in ref[2:].split("/"):
+            target = target.get(part, {}) if isinstance(target, dict) else {}
+        value = integers_as_ints(target, value, root)
+    types = schema.get("type")
+    wanted = types if isinstance(types, list) else [types]
+    if (
+        isinstance(value, float)
+        and value.is_integer()
+        and "integer" in wanted
+        and "number" not in wanted
+    ):
+        return int(value)
+    for keyword in _BRANCHES:
+        for branch in schema.get(keyword) or ():
+            value = integers_as_ints(branch, value, root)
+    if isinstance(value, dict):
+        properties = schema.get("properties") or {}
+        extra = schema.get("additionalProperties")
+        return {
+            name: integers_as_ints(properties.get(name, extra), item, root)
+            for name, item in value.items()
+        }
+    if isinstance(value, list):
+        prefix = schema.get("prefixItems") or []
+        items = schema.get("items")
+        return [
+            integers_as_ints(prefix[index] if index < len(prefix) else items, item, root)
+            for index, item in enumerate(value)
+        ]
+    return value
 
 
 class Registry:
@@ -120,6 +167,7 @@ class Registry:
             problems.append(InvalidConfig(f"{field}: {schema_message(error)}", field=field))
         if problems:
             raise combine(problems)
+        config = integers_as_ints(cls.config_schema, config)
         try:
             cls.check_config(config)
         except InvalidConfig as exc:
