@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 
 from jupyter_server.serverapp import ServerApp
 from jupyter_server.serverapp import aliases as server_aliases
+from jupyter_server.serverapp import flags as server_flags
 from traitlets import Enum, Unicode, default
 
 from .. import __version__
@@ -41,6 +42,7 @@ class TaskPlannerService(ServerApp):
     # The planner's own routes only: no contents, kernels, terminals or nbconvert for users.
     default_services = ("auth", "api")  # type: ignore[assignment]
 
+    flags = dict(server_flags)
     aliases = {
         **server_aliases,
         "executor": "TaskPlannerService.executor",
