@@ -40,6 +40,20 @@ def write_slow_notebook(path: Path) -> None:
     nbformat.write(notebook, path)
 
 
+def write_widget_notebook(path: Path) -> None:
+    """A notebook showing an ipywidgets slider (the notebook panels are ipywidgets)."""
+    cell = nbformat.v4.new_code_cell(
+        "import ipywidgets\nipywidgets.IntSlider(value=3, description='planner')"
+    )
+    notebook = nbformat.v4.new_notebook(cells=[cell])
+    notebook.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nbformat.write(notebook, path)
+
+
 @pytest.fixture
 def jp_asyncio_loop() -> None:
     """Not here: pytest-jupyter's (autouse) in-process event loop would take Playwright's
@@ -57,6 +71,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
     require_browser_setup()
     root = tmp_path_factory.mktemp("root")
     write_slow_notebook(root / "slow.ipynb")
+    write_widget_notebook(root / "widgets.ipynb")
     server = LabServer(root, tmp_path_factory.mktemp("state"))
     yield server
     server.stop()
@@ -220,6 +235,18 @@ def test_a_plugin_component_gets_its_form(page: Any) -> None:
     assert job.get_by_label("Folder", exact=True).is_visible()
     job.scroll_into_view_if_needed()
     screenshot(page, "lab-plugin-form")
+
+
+def test_ipywidgets_render_in_this_lab(page: Any) -> None:
+    """The planner's notebook panels are ipywidgets: this Lab has their manager
+    (jupyterlab_widgets, the [lab] extra) and renders them."""
+    page.locator(".jp-DirListing-item:has-text('widgets.ipynb')").dblclick()
+    notebook = page.locator(".jp-NotebookPanel:visible")
+    notebook.locator(".jp-Cell").first.click()
+    page.wait_for_selector(".jp-NotebookPanel:visible .jp-Notebook-ExecutionIndicator")
+    notebook.locator(".jp-Cell .jp-InputArea-editor").first.click()
+    page.keyboard.press("Shift+Enter")
+    notebook.locator(".widget-slider").filter(has_text="planner").wait_for(timeout=90_000)
 
 
 def wait_for_run(lab: LabServer, run_id: int, within: float = 90) -> dict[str, Any]:
