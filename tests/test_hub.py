@@ -188,3 +188,46 @@ def test_the_client_in_a_users_server_lists_that_users_tasks(hub: Hub) -> None:
     client = TaskPlanner(url=f"{hub.url}user/{ALICE}/", token=hub.tokens[ALICE])
     names = {task["name"] for task in client.list_tasks()}
     assert "made in the Lab" in names and f"probe of {BOB}" not in names
+
+
+def test_the_client_finds_the_planner_from_a_kernels_environment(
+    hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a kernel in alice's server has (the spawner's variables) is enough."""
+    from jupyter_taskplanner.client import TaskPlanner
+
+    task_json(hub.planner(ALICE, "POST", "/tasks", {"name": "found from a kernel"}))
+    if not (hub.server(ALICE) or {}).get("ready"):
+        hub.start_server(ALICE)
+    for name in ("TASKPLANNER_URL", "TASKPLANNER_TOKEN", "JPY_PARENT_PID"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", hub.tokens[ALICE])
+    monkeypatch.setenv("JUPYTERHUB_SERVICE_URL", f"{hub.url}user/{ALICE}/")
+    monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", f"/user/{ALICE}/")
+    client = TaskPlanner()
+    assert client.url.startswith(f"{hub.url}user/{ALICE}")
+    owners = {task["owner"] for task in client.list_tasks()}
+    assert owners == {ALICE}
+
+
+def test_the_lab_in_a_users_server_lists_that_users_tasks(hub: Hub) -> None:
+    from lab_support import chromium, require_browser_setup
+
+    require_browser_setup()
+    task_json(hub.planner(ALICE, "POST", "/tasks", {"name": "Alice's Lab task"}))
+    task_json(hub.planner(BOB, "POST", "/tasks", {"name": "Bob's Lab task"}))
+    if not (hub.server(ALICE) or {}).get("ready"):
+        hub.start_server(ALICE)
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1366, "height": 900})
+        page.set_default_timeout(60_000)
+        # The hub's login page (any password: the dummy authenticator), then her Lab.
+        page.goto(f"{hub.url}hub/login?next=/user/{ALICE}/lab")
+        page.fill("#username_input", ALICE)
+        page.fill("#password_input", "any")
+        page.click("#login_submit")
+        page.wait_for_selector(".jp-LauncherCard", timeout=90_000)
+        page.click(".jp-LauncherCard:has-text('Task Planner')")
+        view = page.locator(".jp-TaskPlanner-list")
+        view.get_by_text("Alice's Lab task").wait_for()
+        assert view.get_by_text("Bob's Lab task").count() == 0
