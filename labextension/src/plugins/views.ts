@@ -55,19 +55,25 @@ export const viewsPlugin: JupyterFrontEndPlugin<ITaskPlannerViews> = {
   ): ITaskPlannerViews => {
     const { commands, shell } = app;
     const trans = planner.trans;
-    const tracker = new WidgetTracker<MainAreaWidget<Widget>>({
+    // The open views by id; only the task list is restored when Lab reloads.
+    const open = new Map<string, MainAreaWidget<Widget>>();
+    const listTracker = new WidgetTracker<MainAreaWidget<Widget>>({
       namespace: 'taskplanner'
     });
     if (restorer) {
-      void restorer.restore(tracker, {
+      void restorer.restore(listTracker, {
         command: CommandIDs.openList,
-        name: widget => widget.id
+        name: () => 'list'
       });
     }
 
-    const show = (id: string, make: () => Widget, label: string): void => {
-      const open = tracker.find(widget => widget.id === id);
-      if (open) {
+    const show = (
+      id: string,
+      make: () => Widget,
+      label: string,
+      restored = false
+    ): void => {
+      if (open.has(id)) {
         shell.activateById(id);
         return;
       }
@@ -77,13 +83,16 @@ export const viewsPlugin: JupyterFrontEndPlugin<ITaskPlannerViews> = {
       const widget = new MainAreaWidget({ content });
       widget.id = id;
       widget.title.closable = true;
-      void tracker.add(widget);
+      open.set(id, widget);
+      widget.disposed.connect(() => open.delete(id));
+      if (restored) {
+        void listTracker.add(widget);
+      }
       shell.add(widget, 'main');
       shell.activateById(id);
     };
 
-    const close = (id: string): void =>
-      tracker.find(widget => widget.id === id)?.dispose();
+    const close = (id: string): void => open.get(id)?.dispose();
 
     const openFile = async (runId: number, path: string): Promise<void> => {
       try {
@@ -116,7 +125,8 @@ export const viewsPlugin: JupyterFrontEndPlugin<ITaskPlannerViews> = {
               openTask: id => views.openTask(id),
               newTask: () => views.editTask()
             }),
-          trans.__('Task Planner')
+          trans.__('Task Planner'),
+          true
         ),
       openTask: id =>
         show(
