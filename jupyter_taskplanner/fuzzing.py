@@ -191,7 +191,9 @@ def register_checks() -> None:
 
     @schemathesis.check
     def semantic_refusals_only(
-        ctx: schemathesis.CheckContext, response: schemathesis.Response, case: schemathesis.Case
+        ctx: schemathesis.CheckContext,
+        response: schemathesis.Response,
+        case: schemathesis.Case[Any],
     ) -> bool | None:
         """A schema-valid request refused with 400 is refused for a documented reason."""
         meta = case.meta
