@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import signal
+import stat
 import sys
 from pathlib import Path
 from typing import Any
@@ -73,13 +74,17 @@ class LocalExecutor(Executor):
             with contextlib.suppress(Exception):
                 await relay
         outcome_path = folder / "outcome.json"
-        if not outcome_path.exists():
+        written = _worker_file(outcome_path)
+        if written is None:
             outcome = StepOutcome(
                 error=f"the worker process {process.pid} died ({_describe(code)}) before it "
                 "reported an outcome"
             )
         else:
-            outcome = StepOutcome.from_document(json.loads(outcome_path.read_text()))
+            try:
+                outcome = StepOutcome.from_document(json.loads(written))
+            except (ValueError, AttributeError, TypeError):
+                outcome = StepOutcome(error="the worker's outcome.json is not an outcome")
         if outcome.error is not None:
             outcome.results = _leftovers(request)
         return outcome
@@ -173,6 +178,23 @@ def _leftovers(request: StepRequest) -> list[dict[str, Any]]:
     ]
 
 
+def _worker_file(path: Path, limit: int = 64 * 1024 * 1024) -> bytes | None:
+    """What the worker wrote to ``path`` (None if nothing is there).
+
+    Only a regular file counts, opened without following a link and without waiting: where
+    the worker runs as another user (the owner) it could put a link to a file of the
+    server's account, or a pipe that would block the server, in its place.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with open(fd, "rb") as stream:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return stream.read(limit)
+
+
 async def _relay_progress(folder: Path, progress: Progress, stop: asyncio.Event) -> None:
     """Pass the worker's progress reports (its ``progress.json``) on until ``stop``."""
     async for _ in watchfiles.awatch(
@@ -183,7 +205,7 @@ async def _relay_progress(folder: Path, progress: Progress, stop: asyncio.Event)
         watch_filter=lambda _, path: Path(path).name == "progress.json",
     ):
         with contextlib.suppress(OSError, ValueError, KeyError):
-            report = json.loads((folder / "progress.json").read_text())
+            report = json.loads(_worker_file(folder / "progress.json") or "")
             progress(report["done"], report["total"], report["message"])
 
 
