@@ -413,7 +413,7 @@ async def _unplaceable(client: Client, resources: dict[str, float]) -> str | Non
     if not resources:
         return None
     assert client.scheduler is not None  # a connected client has its scheduler
-    workers = (await client.scheduler.identity(n_workers=-1)).get("workers", {})
+    workers = (await client.scheduler.identity()).get("workers", {})
     offers = [worker.get("resources") or {} for worker in workers.values()]
     if not offers or any(
         all(offer.get(name, 0) >= amount for name, amount in resources.items()) for offer in offers
