@@ -293,17 +293,32 @@ class RunEngine:
 
     # -- executing -------------------------------------------------------------------------------
 
-    async def _task_of(self, run: RunRecord) -> TaskRecord | None:
-        """The task a run executes: the stored one, or an ad-hoc run's own document."""
+    def _task_of(self, run: RunRecord) -> TaskRecord | None:
+        """On the database thread: the task a run executes, the stored one or an ad-hoc
+        run's own document."""
         if run["task_id"] is not None:
-            return await self.db.call(self.store.find_task, run["task_id"])
-        document = await self.db.call(self.store.run_document, run["id"])
+            return self.store.find_task(run["task_id"])
+        document = self.store.run_document(run["id"])
         # The document was validated when the run was made; it stands for a task here.
         return cast(TaskRecord, {**(document or {}), "id": None, "owner": run["owner"]})
 
+    def _begin(self, run_id: int) -> tuple[RunRecord, TaskRecord | None, dict[str, Any] | None]:
+        """On the database thread, in one call (a run's start waits for few calls): the run,
+        its task (None when deleted since it was queued) and the stored task's component
+        state."""
+        run = self.store.get_run(run_id, None)
+        task = self._task_of(run)
+        if task is None or run["task_id"] is None:
+            return run, task, None
+        return run, task, self.store.states(task["id"])
+
+    def _mark_running(self, run_id: int) -> RunRecord:
+        """On the database thread: record that a run started, and read it back."""
+        self.store.update_run(run_id, status=RunStatus.RUNNING, started=utcnow())
+        return self.store.get_run(run_id, None)
+
     async def _execute(self, run_id: int) -> None:
-        run = await self.db.call(self.store.get_run, run_id, None)
-        task = await self._task_of(run)
+        run, task, state = await self.db.call(self._begin, run_id)
         if task is None:  # deleted since the run was picked from the queue
             self.queue.ended(run_id, run["owner"], None)
             await self._cancel_orphan(run_id)
@@ -312,13 +327,10 @@ class RunEngine:
         stored = run["task_id"] is not None
         if stored:
             self.queue.begin_task(task["id"])
-        states = States(await self.db.call(self.store.states, task["id"])) if stored else None
+        states = States(state or {}) if stored else None
         status, error = RunStatus.FAILED, None
         try:
-            await self.db.call(
-                self.store.update_run, run_id, status=RunStatus.RUNNING, started=utcnow()
-            )
-            run = await self.db.call(self.store.get_run, run_id, None)
+            run = await self.db.call(self._mark_running, run_id)
             await self.bus.publish(RunStarted(run))
             execution = RunExecution(
                 run,

@@ -8,7 +8,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 
 from ..database import Database
-from ..vocabulary import RunStatus
+from ..vocabulary import RunRecord, RunStatus, TaskRecord
 from .settings import EngineSettings
 
 log = logging.getLogger(__name__)
@@ -93,16 +93,14 @@ class RunQueue:
 
     async def _next_startable(self, owner: str) -> int | None:
         """The first waiting run of ``owner`` whose task may start now (overlap rules)."""
-        store = self.db.store
         for run_id in list(self.waiting.get(owner, ())):
-            run = await self.db.call(store.get_run, run_id, None)
+            run, task = await self.db.call(self._run_and_task, run_id)
             if run["status"] != RunStatus.QUEUED:
                 self.waiting[owner].remove(run_id)
                 continue
             if run["task_id"] is None:  # an ad-hoc run: no task, no overlap
                 self.waiting[owner].remove(run_id)
                 return run_id
-            task = await self.db.call(store.find_task, run["task_id"])
             if task is None:
                 self.waiting[owner].remove(run_id)
                 await self.cancel_orphan(run_id)
@@ -113,6 +111,15 @@ class RunQueue:
             self.waiting[owner].remove(run_id)
             return run_id
         return None
+
+    def _run_and_task(self, run_id: int) -> tuple[RunRecord, TaskRecord | None]:
+        """On the database thread, in one call: a waiting run and its stored task (None for
+        an ad-hoc run, a run no longer queued or a task deleted since)."""
+        store = self.db.store
+        run = store.get_run(run_id, None)
+        if run["status"] != RunStatus.QUEUED or run["task_id"] is None:
+            return run, None
+        return run, store.find_task(run["task_id"])
 
     def start(self, run_id: int, owner: str) -> None:
         """Count a run against the limits and start executing it."""
