@@ -116,14 +116,31 @@ class PlannerHandler(ExtensionHandlerMixin, LoginRequiredHandler):
     async def prepare(self, *args: Any, **kwargs: Any) -> None:
         self._chunks: list[bytes] = []
         self._received = 0
-        await super().prepare(*args, **kwargs)
+        declared = self.request.headers.get("Content-Length", "")
+        too_large = declared.isdigit() and int(declared) > self.planner.settings.max_body_bytes
+        try:
+            await super().prepare(*args, **kwargs)
+        except web.HTTPError as exc:
+            if too_large:
+                raise
+            # A refusal here (401, a missing XSRF token) is answered once the body has
+            # arrived: a connection closed with its body unread is reset, and the client
+            # would see no answer at all.
+            setattr(self, self.request.method.lower(), self._refuse(exc))
+            return
         if self.current_user is not None:
             # The planner's settings are the extension app (``TaskPlannerApp``) itself.
             owner = self.planner.settings.owner_name(self.current_user)
             self._access = await access_for(self, owner)
-        declared = self.request.headers.get("Content-Length")
-        if declared and declared.isdigit() and int(declared) > self.planner.settings.max_body_bytes:
+        if too_large:
             raise self._too_large(int(declared))
+
+    @staticmethod
+    def _refuse(exc: web.HTTPError) -> Callable[..., None]:
+        def refuse(*args: Any, **kwargs: Any) -> None:
+            raise exc
+
+        return refuse
 
     def data_received(self, chunk: bytes) -> None:
         self._received += len(chunk)
