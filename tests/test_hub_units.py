@@ -141,3 +141,14 @@ def test_the_service_reads_only_regular_files_a_worker_left(tmp_path: Path) -> N
     os.mkfifo(pipe)
     assert _worker_file(pipe) is None  # at once: no writer is waited for
     assert _worker_file(tmp_path / "missing.json") is None
+
+
+def test_the_service_command_lists_its_options() -> None:
+    from jupyter_taskplanner.hub.service import TaskPlannerService
+
+    brief = "\n".join(TaskPlannerService().emit_help())
+    assert "--db-path" in brief and "TaskPlannerApp.db_path" in brief
+    assert "--executor" in brief and "jupyter taskplanner service" in brief
+    every = "\n".join(TaskPlannerService().emit_help(classes=True))
+    assert "--TaskPlannerService.executor=" in every
+    assert "--TaskPlannerApp.executor_class=" in every

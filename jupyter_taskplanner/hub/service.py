@@ -21,6 +21,7 @@ from jupyter_server.serverapp import flags as server_flags
 from traitlets import Enum, Unicode, default
 
 from .. import __version__
+from ..app import TaskPlannerApp
 from . import DEFAULT_SERVICE_NAME
 
 EXECUTORS = {
@@ -42,6 +43,15 @@ class TaskPlannerService(ServerApp):
     # The planner's own routes only: no contents, kernels, terminals or nbconvert for users.
     default_services = ("auth", "api")  # type: ignore[assignment]
 
+    examples = (
+        "jupyter taskplanner service --executor=local_user "
+        "--db-path=/srv/taskplanner/taskplanner.db\n"
+        "(normally started by the hub: see jupyter_taskplanner.hub.config.taskplanner_service)"
+    )
+    # None of Jupyter Server's own (list, stop, password, extension) apply to the service.
+    subcommands: dict[str, tuple[str, str]] = {}
+    # The planner's settings too: its flags name them, and --help-all lists them.
+    classes = [*ServerApp.classes, TaskPlannerApp]
     flags = dict(server_flags)
     aliases = {
         **server_aliases,
