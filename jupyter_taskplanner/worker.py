@@ -118,7 +118,11 @@ def main(argv: list[str] | None = None) -> int:
     if "stop_when_orphaned" in request:
         threading.Thread(
             target=_stop_when_orphaned,
-            args=(os.getppid(), float(request["stop_when_orphaned"])),
+            args=(
+                os.getppid(),
+                request.get("executor_pid"),
+                float(request["stop_when_orphaned"]),
+            ),
             name="orphan-watch",
             daemon=True,
         ).start()
@@ -129,19 +133,31 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if "error" in outcome else 0
 
 
-def _stop_when_orphaned(parent: int, grace: float) -> None:
+def _stop_when_orphaned(parent: int, executor: int | None, grace: float) -> None:
     """Stop this worker's process group as a cancel would, once ``parent`` is gone.
 
     For a job whose executor may die without killing it (a Dask worker process killed by
     its nanny or the OOM killer): nothing waits for its outcome any more.  A changed parent
     id is the only sign a process gets of that without help from its parent, hence the
-    check each half second.
+    check each half second.  An executor that died while this worker was still starting
+    left it a parent id that is already the new one, so the process the request names as
+    the executor (``executor_pid``) is watched too.
     """
-    while os.getppid() == parent:
+    while os.getppid() == parent and (executor is None or _exists(executor)):
         time.sleep(0.5)
     for sig in (signal.SIGTERM, signal.SIGKILL):
         os.killpg(os.getpgid(0), sig)
         time.sleep(grace)
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another account's process (a worker running as the owner)
+    return True
 
 
 if __name__ == "__main__":

@@ -52,6 +52,7 @@ class LocalExecutor(Executor):
         document = request.document(folder, request.output)
         if self.stop_when_orphaned:
             document["stop_when_orphaned"] = self.kill_grace
+            document["executor_pid"] = os.getpid()
         request_path.write_text(json.dumps(document))
         relaying = asyncio.Event()
         relay = asyncio.ensure_future(_relay_progress(folder, progress, relaying))
