@@ -86,6 +86,8 @@ class LabServer:
             "JUPYTER_RUNTIME_DIR": str(state / "runtime"),
             "JUPYTERLAB_SETTINGS_DIR": str(state / "settings"),
             "JUPYTERLAB_WORKSPACES_DIR": str(state / "workspaces"),
+            # The server's time is UTC, whatever the machine's zone (the browser has another).
+            "TZ": "UTC",
         }
         self.process = subprocess.Popen(
             [

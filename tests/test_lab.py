@@ -20,6 +20,8 @@ pytestmark = pytest.mark.timeout(300)
 
 CELLS = 6
 """Cells of the slow notebook after its parameters cell: each sleeps, so progress shows."""
+VIEWER_TIMEZONE = "Asia/Tokyo"
+"""The browser's timezone (the server's is UTC): next starts show in both."""
 
 
 def write_slow_notebook(path: Path) -> None:
@@ -86,7 +88,9 @@ def browser(lab: LabServer) -> Iterator[Any]:
 @pytest.fixture
 def page(browser: Any, lab: LabServer) -> Iterator[Any]:
     """A fresh tab with JupyterLab loaded; page errors fail the test."""
-    context = browser.new_context(viewport={"width": 1366, "height": 900})
+    context = browser.new_context(
+        viewport={"width": 1366, "height": 900}, locale="en-US", timezone_id=VIEWER_TIMEZONE
+    )
     page = context.new_page()
     page.set_default_timeout(30_000)
     errors: list[str] = []
@@ -129,7 +133,7 @@ def add_entry(editor: Any, kind: str, type_name: str) -> Any:
 def test_planner_opens_from_launcher_palette_and_sidebar(page: Any) -> None:
     view = open_planner(page)
     assert view.get_by_role("heading", name="Tasks").is_visible()
-    screenshot(page, "lab-task-list")
+    screenshot(page, "lab-task-list-empty")
     # The command palette, from the keyboard.
     page.keyboard.press("Control+Shift+C")
     page.keyboard.type("New Task")
@@ -171,8 +175,15 @@ def test_create_task_bad_cron_then_run_with_live_progress(page: Any, lab: LabSer
     editor.get_by_role("button", name="Save").click()
     detail = page.locator(".jp-TaskPlanner-detail:visible")
     detail.get_by_role("heading", name="Slow report").wait_for()
-    # Next starts in the server's time (and the viewer's, when the zones differ).
-    assert detail.locator(".jp-TaskPlanner-next").filter(has_text="Server time").is_visible()
+    # Next starts in the server's time and in the viewer's, whose zone differs.
+    next_starts = detail.locator(".jp-TaskPlanner-next")
+    assert next_starts.get_by_role("columnheader", name="Server time (UTC)").is_visible()
+    assert next_starts.get_by_role(
+        "columnheader", name=f"Your time ({VIEWER_TIMEZONE})"
+    ).is_visible()
+    first = next_starts.locator("tbody tr").first.locator("td")
+    assert first.nth(0).inner_text().endswith("7:00 AM"), first.all_inner_texts()
+    assert first.nth(1).inner_text().endswith("4:00 PM"), first.all_inner_texts()
     screenshot(page, "lab-task-page")
 
     detail.get_by_role("button", name="Run now").click()
@@ -186,6 +197,8 @@ def test_create_task_bad_cron_then_run_with_live_progress(page: Any, lab: LabSer
     run.wait_for(timeout=90_000)
     assert re.search(r"cell \d+ of \d+", seen), seen
     assert "cell 5 north" in detail.locator(".jp-TaskPlanner-log").inner_text()
+    # The chart of recent runs has the run's bar, colored as succeeded.
+    detail.locator(".jp-TaskPlanner-chart rect.jp-mod-succeeded").wait_for()
     screenshot(page, "lab-run-succeeded")
 
     # The executed notebook opens as a notebook in Lab, the HTML report in a tab.
@@ -221,7 +234,75 @@ def test_schedule_this_notebook_from_the_file_browser(page: Any) -> None:
     # The same command sits in the notebook's toolbar.
     page.locator(".jp-DirListing-item:has-text('slow.ipynb')").dblclick()
     button = page.locator(".jp-NotebookPanel:visible [data-jp-item-name=taskplanner-schedule]")
-    button.wait_for()
+    button.click()
+    editor = page.locator(".jp-TaskPlanner-editor:visible")
+    job = editor.locator("[data-section=jobs] fieldset").first
+    job.wait_for()
+    assert job.get_by_label("Notebook", exact=True).input_value() == "slow.ipynb"
+
+
+def test_cancel_a_running_run(page: Any, lab: LabServer) -> None:
+    task = lab.call(
+        "POST",
+        "/tasks",
+        {"name": "Cancelled", "jobs": [{"type": "notebook", "config": {"path": "slow.ipynb"}}]},
+    )
+    open_planner(page).get_by_role("button", name="Cancelled", exact=True).click()
+    detail = page.locator(".jp-TaskPlanner-detail:visible")
+    detail.get_by_role("button", name="Run now").click()
+    detail.locator(".jp-TaskPlanner-step[data-status=running]").wait_for(timeout=60_000)
+    detail.get_by_role("button", name="Cancel run").click()
+    detail.locator(".jp-TaskPlanner-run[data-status=cancelled]").wait_for(timeout=60_000)
+    assert not detail.get_by_role("button", name="Cancel run").count()
+    [run] = lab.call("GET", f"/tasks/{task['id']}/runs")["runs"]
+    assert run["status"] == "cancelled", run
+    # The chart shows the outcome.
+    detail.locator(".jp-TaskPlanner-chart rect.jp-mod-cancelled").wait_for()
+    screenshot(page, "lab-run-cancelled")
+
+
+def test_the_task_list_filters_sorts_pages_and_shows_owners(page: Any, lab: LabServer) -> None:
+    for i in range(21):
+        lab.call("POST", "/tasks", {"name": f"Listed {i:02d}", "enabled": i % 2 == 0})
+    # An admin (the single user of a plain Lab is one) may create a task for someone else.
+    lab.call("POST", "/tasks/import", {"tasks": [{"name": "Listed for bob", "owner": "bob"}]})
+    view = open_planner(page)
+    pager = view.locator(".jp-TaskPlanner-pager")
+    rows = view.locator("tbody tr[data-task-id]")
+
+    def names() -> list[str]:
+        return [rows.nth(i).locator("td").first.inner_text() for i in range(rows.count())]
+
+    view.get_by_role("searchbox", name="Search tasks by name").fill("Listed")
+    pager.filter(has_text="Page 1 of 2 (21 tasks)").wait_for()
+    assert rows.count() == 20
+    view.get_by_role("button", name="Next", exact=True).click()
+    pager.filter(has_text="Page 2 of 2").wait_for()
+    assert names() == ["Listed 20"]
+
+    view.get_by_label("Show tasks").select_option("disabled")
+    pager.filter(has_text="Page 1 of 1 (10 tasks)").wait_for()
+    assert names() == [f"Listed {i:02d}" for i in range(1, 21, 2)]
+    name_header = view.get_by_role("columnheader", name="Name")
+    for order in ("ascending", "descending"):
+        name_header.get_by_role("button").click()
+        page.wait_for_function(
+            "order => document.querySelector('.jp-TaskPlanner-list th[aria-sort=' + order + ']')",
+            arg=order,
+        )
+    assert names() == [f"Listed {i:02d}" for i in range(19, 0, -2)]
+
+    # The owner column, and every owner's tasks for an admin.
+    view.get_by_label("Show tasks").select_option("all")
+    view.get_by_label("Every owner's tasks").check()
+    view.get_by_role("searchbox", name="Search tasks by name").fill("Listed for")
+    row = rows.filter(has_text="Listed for bob")
+    row.wait_for()
+    owner_column = view.get_by_role("columnheader").all_inner_texts().index("Owner")
+    assert row.locator("td").nth(owner_column).inner_text() == "bob"
+    view.get_by_role("searchbox", name="Search tasks by name").fill("Listed")
+    pager.filter(has_text="(22 tasks)").wait_for()
+    screenshot(page, "lab-task-list")
 
 
 def test_a_plugin_component_gets_its_form(page: Any) -> None:
@@ -242,8 +323,10 @@ def test_ipywidgets_render_in_this_lab(page: Any) -> None:
     (jupyterlab_widgets, the [lab] extra) and renders them."""
     page.locator(".jp-DirListing-item:has-text('widgets.ipynb')").dblclick()
     notebook = page.locator(".jp-NotebookPanel:visible")
-    notebook.locator(".jp-Cell").first.click()
-    page.wait_for_selector(".jp-NotebookPanel:visible .jp-Notebook-ExecutionIndicator")
+    # Run only once the kernel is connected and idle: before, Shift+Enter only moves on.
+    page.locator("#jp-main-statusbar").filter(has_text=re.compile(r"\| Idle")).wait_for(
+        timeout=90_000
+    )
     notebook.locator(".jp-Cell .jp-InputArea-editor").first.click()
     page.keyboard.press("Shift+Enter")
     notebook.locator(".widget-slider").filter(has_text="planner").wait_for(timeout=90_000)
