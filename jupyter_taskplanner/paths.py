@@ -8,7 +8,9 @@ which no task may read or write, even when they lie inside the root.
 Components declare their path fields in their config schema with ``"x-path"``:
 
 - ``"file"``, ``"folder"`` or ``"path"`` (either): resolved against the owner's root;
-- ``"glob"``: a pattern relative to another folder, which may not be absolute or climb ``..``.
+- ``"glob"``: a pattern relative to another folder, which may not be absolute or climb ``..``;
+- ``"url"``: a URL (or a list of them) naming a place elsewhere: one naming this server's
+  files (``file:``, ``local:``) is refused; the component checks its own schemes further.
 
 The server checks those fields when a task is saved (placeholders stand for any plain name
 then) and again at run time with the placeholders filled, so a path that can never work is
@@ -26,7 +28,11 @@ from typing import Any
 
 from .errors import InvalidConfig
 
-PATH_KINDS = ("file", "folder", "path", "glob")
+PATH_KINDS = ("file", "folder", "path", "glob", "url")
+FILE_KINDS = ("file", "folder", "path")
+"""The kinds of ``x-path`` field that name a file or folder of the owner's."""
+LOCAL_SCHEMES = frozenset({"file", "local"})
+"""URL schemes that name this server's own files (fsspec, urllib, SQLAlchemy spellings)."""
 _PLACEHOLDER = re.compile(r"\{[^{}]*\}")
 
 
@@ -105,6 +111,21 @@ def check_glob(pattern: str, field: str, shown: str | None = None) -> None:
         )
 
 
+def check_url_field(url: str, field: str) -> None:
+    """Refuse a URL naming this server's files (also chained, ``simplecache::file://``).
+
+    The URL is never quoted: it may hold a password or a token.
+    """
+    for piece in url.split("::"):
+        scheme = piece.partition(":")[0] if ":" in piece else ""
+        if scheme.lower().partition("+")[0] in LOCAL_SCHEMES:
+            raise InvalidConfig(
+                f"{field}: a {scheme.lower()}: URL names this server's files, which a URL may "
+                "not do; give a file of yours in a path field instead",
+                field=field,
+            )
+
+
 def path_fields(schema: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, str]]:
     """``(dotted field, kind)`` of every property marked ``x-path`` in a config schema."""
     for name, spec in (schema.get("properties") or {}).items():
@@ -140,6 +161,11 @@ def check_path_fields(
     """
     for dotted, kind in path_fields(schema):
         value = config_value(config, dotted)
+        if kind == "url":
+            for url in value if isinstance(value, list) else [value]:
+                if isinstance(url, str):
+                    check_url_field(url, dotted)
+            continue
         if not isinstance(value, str) or not value:
             continue
         text = _PLACEHOLDER.sub("x", value) if template else value

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, ClassVar
 
 import jsonschema
@@ -17,6 +19,9 @@ import pytest
 
 from jupyter_taskplanner.components.base import KINDS, Component, Job
 from jupyter_taskplanner.components.registry import Registry
+from jupyter_taskplanner.errors import InvalidConfig
+from jupyter_taskplanner.paths import OwnerFiles, config_value, path_fields
+from jupyter_taskplanner.testing import wait_for_run
 
 FLAVORS = {"file", "text", "none"}
 TASK_LIST = {"trigger": "triggers", "job": "jobs", "action": "actions"}
@@ -280,3 +285,214 @@ def test_a_type_without_an_example_fails_and_says_what_to_add():
     example = example_for(Documented)
     example["answer"] = 0  # a copy: a test cannot spoil the class's example
     assert Documented.example_config == {"answer": 42}
+
+
+# -- containment: every path-like field of every component ------------------------------------
+#
+# The fields come from the schemas' "x-path" markers, so a new component (or a new field) is
+# attacked by default; a field that looks like a path or URL without the marker fails
+# ``test_path_and_url_fields_are_marked``.
+
+PATH_LIKE = re.compile(r"(path|folder|file|dir|url|database)s?$")
+SECRET = "card 4111-1111-1111-1111"
+CONTAINED = """
+import pathlib
+
+def file():
+    pathlib.Path("made.csv").write_text("region\\nnorth\\n")
+    return pathlib.Path("made.csv")
+
+def text():
+    return "made"
+
+def none():
+    return None
+"""
+"""The jobs that give an action under test what it accepts."""
+FILE_ATTACKS = (
+    "../bob/secret.csv",
+    "../../../../../../etc/passwd",
+    "inside/../../bob/secret.csv",
+    "/etc/passwd",
+    "/",
+    "etc_link",
+    "etc_link/passwd",
+    "bob_link",
+    "bob_link/secret.csv",
+    "{name}/../../bob/secret.csv",
+    "{name}/../..",
+)
+GLOB_ATTACKS = ("../*", "../bob/*", "/etc/*", "a/../../*", "{name}/../../*", "..\\bob\\*")
+URL_ATTACKS = (
+    "file:///etc/passwd",
+    "FILE://localhost/etc/passwd",
+    "local:///etc/passwd",
+    "simplecache::file:///etc/passwd",
+    "sqlite:////etc/passwd",
+    "sqlite:///../bob/secret.db",
+)
+ATTACKS = {"file": FILE_ATTACKS, "folder": FILE_ATTACKS, "path": FILE_ATTACKS}
+ATTACKS |= {"glob": GLOB_ATTACKS, "url": URL_ATTACKS}
+BENIGN = {"file": "inside/data.csv", "folder": "inside", "path": "inside", "glob": "*.csv"}
+# A parameter that fills a placeholder with a climb, at run time, for each kind.
+CLIMBS: dict[str, tuple[str, dict[str, str]]] = {
+    "file": ("{climb}/secret.csv", {"climb": "../bob"}),
+    "folder": ("{climb}", {"climb": "../bob"}),
+    "path": ("{climb}", {"climb": "/etc"}),
+    "glob": ("{climb}/*", {"climb": "../bob"}),
+    "url": ("{scheme}:///etc/passwd", {"scheme": "file"}),
+}
+PATH_CASES = [
+    pytest.param(cls, dotted, kind, id=f"{key(cls)}.{dotted}")
+    for cls in TYPES
+    for dotted, kind in path_fields(cls.config_schema)
+]
+
+
+def set_field(config: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, last = dotted.split(".")
+    for part in parents:
+        config = config.setdefault(part, {})
+    config[last] = value
+
+
+def field_schema(cls: type[Component], dotted: str) -> dict[str, Any]:
+    node: dict[str, Any] = cls.config_schema
+    for part in dotted.split("."):
+        node = node["properties"][part]
+    return node
+
+
+def with_value(cls: type[Component], dotted: str, value: str) -> list[dict[str, Any]]:
+    """Configs with ``dotted`` set to ``value``: the example's, then the example without its
+    other optional path fields (for types taking one of several, such as database or url)."""
+    required = set(cls.config_schema.get("required", []))
+    variants = []
+    for drop_others in (False, True):
+        config = example_for(cls)
+        if drop_others:
+            for other, _ in path_fields(cls.config_schema):
+                if other != dotted and other.split(".")[0] not in required:
+                    config.pop(other.split(".")[0], None)
+        is_list = field_schema(cls, dotted).get("type") == "array"
+        set_field(config, dotted, [value] if is_list else value)
+        variants.append(config)
+    return variants
+
+
+def where(cls: type[Component]) -> str:
+    return f"{TASK_LIST[cls.kind]}[0]" if cls.kind in TASK_LIST else "series"
+
+
+def task_body(cls: type[Component], config: dict[str, Any]) -> dict[str, Any]:
+    """A disabled task with the component; an action gets a job giving what it accepts."""
+    entry = {"type": cls.type_name, "name": "contained", "config": config}
+    slot = TASK_LIST.get(cls.kind)
+    body = {
+        "name": "contained",
+        "enabled": False,
+        **({slot: [entry]} if slot else {"series": entry}),
+    }
+    if cls.kind == "action":
+        flavor = next(flavor for flavor in ("file", "text", "none") if flavor in cls.accepts)
+        body["jobs"] = [{"type": "python", "config": {"function": f"tp_contained:{flavor}"}}]
+    return body
+
+
+def base_config(cls: type[Component], dotted: str, kind: str, files: OwnerFiles) -> Any:
+    """The variant of the type's example that is valid with a harmless value in ``dotted``
+    (the example's own value for a URL): the attacks change only that field."""
+    benign = config_value(example_for(cls), dotted) or BENIGN.get(kind)
+    if isinstance(benign, list):  # a list of URLs
+        benign = benign[0]
+    for config in with_value(cls, dotted, benign or "https://example.org/x"):
+        try:
+            entry = REGISTRY.validate(cls.kind, {"type": cls.type_name, "config": config}, "x")
+            cls.check_paths(entry["config"], files, template=True)
+        except InvalidConfig:
+            continue
+        return benign, config
+    if kind == "url" and benign is None:  # no harmless URL known: the example without others
+        return None, with_value(cls, dotted, "")[1]
+    pytest.fail(f"{key(cls)}: no variant of the example takes {benign!r} in {dotted}")
+
+
+class TestContainment:
+    """Every path-like field of every type, attacked when a task is saved and at run time."""
+
+    @pytest.fixture
+    def homes(self, tmp_path: Path) -> Path:
+        homes = tmp_path / "homes"
+        for user in ("alice", "bob"):
+            (homes / user / "inside").mkdir(parents=True)
+        (homes / "bob" / "secret.csv").write_text(f"card\n{SECRET}\n")
+        (homes / "alice" / "tp_contained.py").write_text(CONTAINED)
+        (homes / "alice" / "etc_link").symlink_to("/etc")
+        (homes / "alice" / "bob_link").symlink_to(homes / "bob")
+        return homes
+
+    @pytest.fixture
+    def planner_settings(self, homes: Path) -> dict[str, Any]:
+        return {"owner_root_template": str(homes / "{owner}")}
+
+    @pytest.fixture
+    def files(self, homes: Path) -> OwnerFiles:
+        return OwnerFiles(homes / "alice")
+
+    def test_path_and_url_fields_are_marked(self) -> None:
+        unmarked = [
+            f"{key(cls)}.{name}"
+            for cls in TYPES
+            for name, spec in cls.config_schema.get("properties", {}).items()
+            if PATH_LIKE.search(name)
+            and "x-path" not in spec
+            and not spec.get("readOnly")
+            and (spec.get("type") == "string" or spec.get("items", {}).get("type") == "string")
+        ]
+        assert unmarked == [], "mark these with x-path (see docs/plugins.md, Paths)"
+        assert len(PATH_CASES) >= 20, PATH_CASES
+
+    @pytest.mark.parametrize(("cls", "dotted", "kind"), PATH_CASES)
+    async def test_attacks_are_refused_when_saved(self, cls, dotted, kind, api, files):
+        alice = api("alice")
+        field = f"{where(cls)}.config.{dotted}"
+        benign, config = base_config(cls, dotted, kind, files)
+        if benign is not None:
+            saved = await alice("POST", "/tasks", task_body(cls, config))
+            assert saved.status == 201, (field, benign, saved)
+        for attack in ATTACKS[kind]:
+            attacked = copy.deepcopy(config)
+            is_list = field_schema(cls, dotted).get("type") == "array"
+            set_field(attacked, dotted, [attack] if is_list else attack)
+            reply = await alice("POST", "/tasks", task_body(cls, attacked))
+            assert reply.status == 400, (field, attack, reply)
+            named = {reply.body.get("field")} | {
+                error.get("field") for error in reply.body.get("errors", [])
+            }
+            assert field in named, (field, attack, reply.body)
+            assert SECRET not in json.dumps(reply.body)
+
+    @pytest.mark.parametrize(
+        ("cls", "dotted", "kind"), [case for case in PATH_CASES if case.values[0].kind != "trigger"]
+    )
+    async def test_placeholders_filled_with_a_climb_fail_the_step(
+        self, cls, dotted, kind, api, files, homes
+    ):
+        alice = api("alice")
+        template, parameters = CLIMBS[kind]
+        _, config = base_config(cls, dotted, kind, files)
+        is_list = field_schema(cls, dotted).get("type") == "array"
+        set_field(config, dotted, [template] if is_list else template)
+        saved = await alice("POST", "/tasks", task_body(cls, config))
+        if saved.status == 400:  # refused already, with the placeholder unfilled
+            assert saved.body["field"] == f"{where(cls)}.config.{dotted}", saved
+            return
+        assert saved.status == 201, saved
+        started = await alice("POST", f"/tasks/{saved.body['id']}/run", {"parameters": parameters})
+        assert started.status == 202, started
+        run = await wait_for_run(alice, started.body["id"])
+        assert run["status"] == "failed", run
+        [step] = [step for step in run["steps"] if step["kind"] == cls.kind]
+        assert step["status"] == "failed" and dotted in step["error"], step
+        log = await alice("GET", f"/runs/{run['id']}/log")
+        assert SECRET not in json.dumps(run) + str(log.body)

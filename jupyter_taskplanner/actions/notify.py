@@ -158,6 +158,7 @@ class NotifyAction(Action):
         "required": ["urls"],
         "properties": {
             "urls": {
+                "x-path": "url",
                 "type": "array",
                 "minItems": 1,
                 "items": {"type": "string", "minLength": 1},

@@ -89,6 +89,7 @@ class SaveAction(Action):
                 "Placeholders are filled, e.g. reports/{customer}. Give this or url.",
             },
             "url": {
+                "x-path": "url",
                 "type": "string",
                 "minLength": 1,
                 "title": "Remote folder",

@@ -57,6 +57,7 @@ class WebhookAction(Action):
         "required": ["url"],
         "properties": {
             "url": {
+                "x-path": "url",
                 "type": "string",
                 "minLength": 1,
                 "title": "URL",

@@ -33,7 +33,7 @@ from traitlets.config import Configurable
 
 from ..bus import PlannerEvent
 from ..errors import InvalidConfig
-from ..paths import OwnerFiles, check_path_fields, config_value, path_fields
+from ..paths import FILE_KINDS, OwnerFiles, check_path_fields, config_value, path_fields
 
 if TYPE_CHECKING:
     from ..vocabulary import TaskRecord
@@ -500,7 +500,7 @@ class Job(Component):
         found = []
         for dotted, kind in path_fields(self.config_schema):
             value = config_value(self.config, dotted)
-            if kind != "glob" and isinstance(value, str) and value:
+            if kind in FILE_KINDS and isinstance(value, str) and value:
                 path = ctx.resolve_path(value, field_name=dotted)
                 if path.exists():
                     found.append(path)

@@ -98,6 +98,7 @@ class SqlSeries(Series):
                 "description": "Relative to your root folder. Leave empty when using a URL.",
             },
             "url": {
+                "x-path": "url",
                 "type": "string",
                 "minLength": 1,
                 "writeOnly": True,

@@ -521,6 +521,7 @@ class CalendarTrigger(TimedTrigger):
                 "examples": ["calendars/team.ics"],
             },
             "url": {
+                "x-path": "url",
                 "type": "string",
                 "writeOnly": True,
                 "title": "Calendar URL",
