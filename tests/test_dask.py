@@ -8,6 +8,7 @@ The contract both executors share is tested in ``test_executor_suite.py``.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 import textwrap
@@ -55,6 +56,11 @@ JOBS = textwrap.dedent(
 
     def read(name):
         return pathlib.Path(name).read_text()
+
+    def span(seconds=0.5):
+        start = time.time()
+        time.sleep(seconds)
+        return f"{os.getppid()} {start} {time.time()}"
     """
 )
 
@@ -189,10 +195,22 @@ def test_a_server_killed_mid_job_leaves_no_run_stuck(server_root, tmp_path, clus
 
 async def test_a_job_runs_only_where_its_resources_are(api, root):
     alice = api("alice")
+    # Each worker offers one GPU and has two threads: jobs needing a GPU run one at a time
+    # on each worker, so four at once take both workers, each in turn.
+    series = {"type": "values", "config": {"values": [{"n": n} for n in range(4)]}}
     one = await create_task(
-        alice, jobs=[call("where", seconds=0)], settings={"resources": {"GPU": 1}}
+        alice, series=series, jobs=[call("span")], settings={"resources": {"GPU": 1}}
     )
-    assert (await wait_for_run(alice, await start(alice, one)))["status"] == "succeeded"
+    run = await wait_for_run(alice, await start(alice, one))
+    assert run["status"] == "succeeded", run
+    spans: dict[str, list[tuple[float, float]]] = {}
+    for step in run["steps"][1:]:
+        worker, began, ended = step["results"][0]["value"].split()
+        spans.setdefault(worker, []).append((float(began), float(ended)))
+    assert len(spans) == 2, spans
+    for worker_spans in spans.values():
+        worker_spans.sort()
+        assert all(ended <= began for (_, ended), (began, _) in itertools.pairwise(worker_spans))
     two = await create_task(alice, jobs=[call("where")], settings={"resources": {"GPU": 2}})
     run = await wait_for_run(alice, await start(alice, two))
     assert run["status"] == "failed"
@@ -201,6 +219,20 @@ async def test_a_job_runs_only_where_its_resources_are(api, root):
     )
     bad = await alice("POST", "/tasks", {"name": "t", "settings": {"resources": {"GPU": 0}}})
     assert bad.status == 400 and bad.body["field"] == "settings.resources.GPU", bad
+
+
+@pytest.mark.parametrize("dask_settings", [{"shared_filesystem": True}], indirect=True)
+async def test_a_plugin_job_runs_on_a_worker(api, root):
+    (root / "notes").mkdir()
+    (root / "notes" / "a.txt").write_text("one two three\nfour\n")
+    alice = api("alice")
+    job = {"type": "wordcount", "name": "count", "config": {"folder": "notes"}}
+    run = await wait_for_run(alice, await start(alice, await create_task(alice, jobs=[job])))
+    assert run["status"] == "succeeded", run
+    table, counts = sorted(run["steps"][0]["results"], key=lambda result: result["flavor"])[::-1]
+    assert table["value"].splitlines()[0].split() == ["2", "4", "19", "notes/a.txt"], table
+    reply = await alice("GET", f"/runs/{run['id']}/files/{counts['value']}")
+    assert reply.status == 200 and "notes/a.txt,2,4,19" in reply.body, reply
 
 
 @pytest.mark.parametrize("dask_settings", [{"max_jobs_in_flight": 1}], indirect=True)

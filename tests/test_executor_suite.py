@@ -220,6 +220,33 @@ async def test_a_script_runs_and_its_files_come_back(api, root):
     assert "exported" in (await alice("GET", f"/runs/{run['id']}/log")).body
 
 
+async def test_a_command_runs_in_its_folder_and_its_files_come_back(api, root):
+    (root / "exports").mkdir()
+    alice = api("alice")
+    command = {
+        "type": "command",
+        "config": {
+            "program": "sh",
+            "args": [
+                "-c",
+                'mkdir out && echo "run $1" > out/said.txt && echo said',
+                "sh",
+                "{run.id}",
+            ],
+            "cwd": "exports",
+            "output_glob": "out/*.txt",
+            "stdout_result": True,
+        },
+    }
+    run = await wait_for_run(alice, await start(alice, await create_task(alice, jobs=[command])))
+    assert run["status"] == "succeeded", run
+    file, text = sorted(run["steps"][0]["results"], key=lambda result: result["flavor"])
+    assert (text["flavor"], text["value"]) == ("text", "said\n"), text
+    assert file["flavor"] == "file" and file["value"].endswith("out/said.txt"), file
+    reply = await alice("GET", f"/runs/{run['id']}/files/{file['value']}")
+    assert reply.status == 200 and reply.body == f"run {run['id']}\n"
+
+
 async def test_a_notebook_from_its_snapshot_with_progress_and_files(api, root, run_events):
     (root / "reports").mkdir()
     (root / "reports" / "report.ipynb").write_text((NOTEBOOKS / "report.ipynb").read_text())
