@@ -155,7 +155,17 @@ class Hub:
             time.sleep(0.3)
 
     def logs(self) -> str:
-        return (self.folder / "hub.log").read_text(errors="replace")[-6000:]
+        """The end of the hub's log (its own, the service's and the servers' lines): the
+        proxy's complaints while the hub starts would fill it."""
+        kept, proxy = [], False
+        for line in (self.folder / "hub.log").read_text(errors="replace").splitlines():
+            if "[ConfigProxy]" in line:
+                proxy = True
+            elif line.startswith("["):
+                proxy = False
+            if not proxy:
+                kept.append(line)
+        return "\n".join(kept)[-6000:]
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -183,6 +193,7 @@ c.JupyterHub.cookie_secret_file = {cookie!r}
 c.JupyterHub.authenticator_class = "dummy"
 c.Authenticator.allowed_users = set({users!r})
 c.Authenticator.admin_users = set({admins!r})
+c.JupyterHub.load_groups = {groups!r}
 c.JupyterHub.spawner_class = "simple"
 c.SimpleLocalProcessSpawner.home_dir_template = {homes!r} + "/{{username}}"
 c.Spawner.cmd = [{singleuser!r}]
@@ -209,23 +220,28 @@ def start_hub(
     users: Iterable[str],
     admins: Iterable[str] = (),
     outsiders: Iterable[str] = (),
+    groups: dict[str, list[str]] | None = None,
     shell: Iterable[str] = (),
     accounts: bool = False,
     args: Iterable[str] = (),
     owner_root: str | None = None,
 ) -> Hub:
     """Start a hub whose planner service uses ``executor``; ``users`` use the planner,
-    ``admins`` are hub and planner admins, ``outsiders`` are hub users without it.
-    ``accounts``: make a system account (with a private home) for each user and admin.
+    ``admins`` are hub and planner admins, ``outsiders`` are hub users without it;
+    ``groups`` ({group: members}) use the planner through their hub group's role only.
+    ``accounts``: make a system account (with a private home) for each user, admin and
+    group member.
     ``owner_root``: the owners' root folders, relative to the hub's folder."""
     # Not under pytest's tmp folder (mode 700): jobs run as other users must reach theirs.
     folder = Path(tempfile.mkdtemp(prefix="taskplanner-hub-"))
     os.chmod(folder, 0o711)
     users, admins, outsiders = list(users), list(admins), list(outsiders)
+    groups = groups or {}
+    members = [name for group in groups.values() for name in group]
     made: list[str] = []
     try:
         if accounts:
-            for name in users + admins:
+            for name in users + admins + members:
                 subprocess.run(["useradd", "-m", "-U", "-s", "/bin/sh", name], check=True)
                 made.append(name)
                 os.chmod(pwd.getpwnam(name).pw_dir, 0o700)
@@ -243,6 +259,7 @@ def start_hub(
             "executor": executor,
             "url": f"http://127.0.0.1:{free_port()}",
             "users": users,
+            "groups": list(groups),
             "admins": admins,
             "shell": list(shell),
             "proxy_url": f"http://127.0.0.1:{port}",
@@ -267,8 +284,9 @@ def start_hub(
                 proxy=str(PROXY),
                 db_url=f"sqlite:///{folder / 'jupyterhub.sqlite'}",
                 cookie=str(folder / "cookie_secret"),
-                users=users + admins + outsiders,
+                users=users + admins + outsiders + members,
                 admins=admins,
+                groups={group: {"users": names} for group, names in groups.items()},
                 homes=str(folder / "homes"),
                 singleuser=str(BIN / "jupyterhub-singleuser"),
                 tester=tester,
@@ -298,7 +316,7 @@ def start_hub(
     hub = Hub(f"http://127.0.0.1:{port}/", folder, process, tester, accounts=made, db=db)
     try:
         _wait(hub, lambda: hub.hub_api("GET", "").status_code == 200, "the hub")
-        for name in users + admins + outsiders:
+        for name in users + admins + outsiders + members:
             reply = hub.hub_api("POST", f"users/{name}/tokens", json={"note": "hub tests"})
             assert reply.status_code == 201, reply.text
             hub.tokens[name] = reply.json()["token"]

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from hub_support import (
+    SERVICE,
     Hub,
     missing,
     skip_or_fail,
@@ -30,6 +31,8 @@ from hub_support import (
 )
 
 ALICE, BOB, CAROL, DAVE = unique("alice"), unique("bob"), unique("carol"), unique("dave")
+ERIN, ANALYSTS = unique("erin"), unique("analysts")
+"""erin uses the planner only through her hub group, ANALYSTS."""
 PROBE = """\
 import json, os, pathlib, sys
 report = {"uid": os.getuid()}
@@ -66,11 +69,12 @@ def _hub(python: str) -> Iterator[Hub]:
         users=[ALICE, BOB],
         admins=[CAROL],
         outsiders=[DAVE],
+        groups={ANALYSTS: [ERIN]},
         accounts=True,
         args=[f"--LocalUserExecutor.python={python}"],
     )
     try:
-        for name in (ALICE, BOB):
+        for name in (ALICE, BOB, ERIN):
             account = pwd.getpwnam(name)
             home = Path(account.pw_dir)
             for path, text in ((home / "probe.py", PROBE), (home / "secret.txt", name)):
@@ -139,6 +143,20 @@ def test_a_user_without_the_scope_is_refused_naming_it(hub: Hub) -> None:
     assert reply.status_code == 403
     assert "custom:taskplanner:use" in reply.json()["message"]
     assert hub.planner(DAVE, "POST", "/tasks", {"name": "mine"}).status_code == 403
+
+
+def test_a_hub_group_grants_the_planner(hub: Hub) -> None:
+    """erin's group holds the planner role, she does not: her token's scopes let her in,
+    and her run, whose permissions the service looks up through the hub API (her roles and
+    her groups' roles), succeeds as her."""
+    task = probe_task(hub, ERIN)
+    assert task["owner"] == ERIN
+    run = run_and_wait(hub, ERIN, task["id"])
+    assert run["status"] == "succeeded", run
+    report, _ = probe_report(hub, ERIN, run["id"])
+    assert report["uid"] == pwd.getpwnam(ERIN).pw_uid
+    roles = hub.hub_api("GET", f"users/{ERIN}").json()["roles"]
+    assert "taskplanner-user" not in roles
 
 
 def test_a_jobs_files_belong_to_its_owner(hub: Hub) -> None:
@@ -221,6 +239,9 @@ def test_the_lab_in_a_users_server_lists_that_users_tasks(hub: Hub) -> None:
     with chromium() as browser:
         page = browser.new_page(viewport={"width": 1366, "height": 900})
         page.set_default_timeout(60_000)
+        # Whether she may see every owner's tasks, as her Lab asks (through her server).
+        asked: list[int] = []
+        page.on("response", lambda reply: "owner=" in reply.url and asked.append(reply.status))
         # The hub's login page (any password: the dummy authenticator), then her Lab.
         page.goto(f"{hub.url}hub/login?next=/user/{ALICE}/lab")
         page.fill("#username_input", ALICE)
@@ -231,3 +252,22 @@ def test_the_lab_in_a_users_server_lists_that_users_tasks(hub: Hub) -> None:
         view = page.locator(".jp-TaskPlanner-list")
         view.get_by_text("Alice's Lab task").wait_for()
         assert view.get_by_text("Bob's Lab task").count() == 0
+        # Not an admin (the service said no): no owner column, no "every owner's tasks".
+        for _ in range(100):
+            if asked:
+                break
+            page.wait_for_timeout(100)
+        assert asked and set(asked) == {403}, asked
+        assert view.get_by_role("columnheader", name="Owner").count() == 0
+        assert view.get_by_label("Every owner's tasks").count() == 0
+
+        # The service itself in a browser, no server needed: the hub's OAuth, then the
+        # service's cookie.
+        page.goto(f"{hub.url}services/{SERVICE}/login")
+        assert page.url.startswith(f"{hub.url}services/{SERVICE}/taskplanner/api/tasks")
+        listed = json.loads(page.inner_text("body"))["tasks"]
+        assert "Alice's Lab task" in {task["name"] for task in listed}
+        assert {task["owner"] for task in listed} == {ALICE}
+        # Only somewhere in the service comes after the login.
+        page.goto(f"{hub.url}services/{SERVICE}/login?next=https://example.org/")
+        assert page.url.startswith(f"{hub.url}services/{SERVICE}/")

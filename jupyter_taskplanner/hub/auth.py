@@ -25,7 +25,10 @@ from urllib.parse import quote
 
 import requests
 from jupyter_server.auth.authorizer import Authorizer
+from jupyter_server.base.handlers import JupyterHandler
+from jupyter_server.utils import url_path_join
 from jupyterhub.singleuser.extension import JupyterHubIdentityProvider, JupyterHubUser
+from tornado import web
 from traitlets import Bool, Dict, Float, List, Unicode, default
 
 from ..errors import PermissionDenied
@@ -33,7 +36,6 @@ from ..permissions import HUB_SCOPES, USE
 
 if TYPE_CHECKING:
     from jupyter_server.auth.identity import User
-    from jupyter_server.base.handlers import JupyterHandler
 
 ROLES_VARIABLE = "TASKPLANNER_HUB_ROLES"
 """The environment variable ``taskplanner_service`` fills with the planner scopes of each
@@ -48,6 +50,11 @@ class HubIdentityProvider(JupyterHubIdentityProvider):  # type: ignore[misc]
     scope is missing (403) instead of being taken for a stranger.  Hub services calling with
     their own tokens are not users of the planner.
     """
+
+    def get_handlers(self) -> list[tuple[str, object]]:
+        """The hub's OAuth callback and logout, and ``/login`` for browsers."""
+        handlers: list[tuple[str, object]] = super().get_handlers()
+        return [*handlers, ("/login", HubLoginHandler)]
 
     async def get_user(self, handler: JupyterHandler) -> JupyterHubUser | None:
         # Asked several times per request: the hub's answer is kept on the handler (the
@@ -78,6 +85,22 @@ class HubIdentityProvider(JupyterHubIdentityProvider):  # type: ignore[misc]
                 continue
             if (cls.__module__ or "").partition(".")[0] in ("jupyter_server", "tornado"):
                 setattr(cls, "check_xsrf_cookie", _after_authentication(check))  # noqa: B010
+
+
+class HubLoginHandler(JupyterHandler):
+    """``GET /services/taskplanner/login?next=...``: a browser signs in to the service
+    through the hub's OAuth (the hub's login page first, if needed), then goes on to
+    ``next``, a page of the service (default: the API's task list).  The planner's API
+    routes answer 401 instead of redirecting, as APIs do; this is where a browser starts."""
+
+    @web.authenticated
+    def get(self) -> None:
+        default = url_path_join(self.base_url, "taskplanner/api/tasks")
+        target = self.get_argument("next", default)
+        # Only somewhere in this service: never an open redirect.
+        if not target.startswith(self.base_url):
+            target = default
+        self.redirect(target)
 
 
 class HubAuthorizer(Authorizer):
