@@ -36,7 +36,7 @@ from .engine import RunEngine
 from .errors import TaskNotFound, Unavailable
 from .listeners import EventListeners
 from .owners import OwnerFolders
-from .store import ScheduledTask, stamp
+from .store import Horizon, ScheduledTask, stamp
 from .vocabulary import RunRecord, TaskRecord
 
 BATCH = 1000
@@ -129,7 +129,8 @@ class Scheduler:
         self.log = log or logging.getLogger(__name__)
         self.listeners = EventListeners(db, registry, bus, owners.root, self._submit, self.log)
         self._heap: list[tuple[datetime, int, int, str, str]] = []
-        self._horizon: str | None = None
+        self._horizon: Horizon | None = None
+        """Where the fires loaded into the heap end (None: every fire is in it)."""
         self._counter = 0
         self._wake = asyncio.Event()
         self._seq = 0
@@ -171,6 +172,10 @@ class Scheduler:
             await self._schedule(stale)
             scheduled += len(stale)
             after = stale[-1]["id"]
+            if self._horizon is None and len(self._heap) > BATCH:
+                # Started with fewer fires than a batch: keep the earliest batch only, as a
+                # start with these tasks already scheduled would.
+                await self._load_batch()
         if scheduled:
             self.log.info("scheduler: %d new or changed tasks scheduled", scheduled)
 
@@ -226,7 +231,7 @@ class Scheduler:
         planned = await self.db.call(self._plan, tasks, self.now())
         for task, rows in zip(tasks, planned, strict=True):
             for key, (_, nxt) in rows.items():
-                if nxt is not None and (self._horizon is None or nxt <= self._horizon):
+                if nxt is not None and self._within(nxt, task["id"], key):
                     self._push(task, key, nxt)
 
     def _plan(
@@ -240,12 +245,18 @@ class Scheduler:
         # distinct one is loaded and computed once per batch.
         loaded: dict[str, TimedTrigger | None] = {}
         fires: dict[tuple[str, str, datetime], str | None] = {}
+        # Tasks read together with the same triggers share one list (``tasks_to_schedule``):
+        # their keys and triggers are worked out once.
+        timed: dict[int, dict[str, TimedTrigger]] = {}
         for task in tasks:
             rows: dict[str, tuple[str | None, str | None]] = {}
             try:
                 zone = task["settings"]["timezone"]
                 tz = ZoneInfo(zone)
-                for key, trigger in self._timed(task, loaded).items():
+                shared = id(task["triggers"])
+                if shared not in timed:
+                    timed[shared] = self._timed(task, loaded)
+                for key, trigger in timed[shared].items():
                     last = previous.get(task["id"], {}).get(key, {}).get("last_fire")
                     since = max(now, datetime.fromisoformat(last)) if last else now
                     known = (key.partition(":")[2], zone, since)
@@ -266,6 +277,10 @@ class Scheduler:
             ]
         )
         return planned
+
+    def _within(self, due: str, task_id: int, key: str) -> bool:
+        """Whether a fire belongs in the heap: up to the horizon of the loaded batch."""
+        return self._horizon is None or (due, task_id, key) <= self._horizon
 
     async def _load_batch(self) -> None:
         rows, self._horizon = await self.db.call(self.store.upcoming_fires, BATCH)
@@ -348,7 +363,7 @@ class Scheduler:
             next_stamp,
         ):
             return
-        if next_stamp is not None and (self._horizon is None or next_stamp <= self._horizon):
+        if next_stamp is not None and self._within(next_stamp, task_id, key):
             self._push(task, key, next_stamp)
         label = f"{trigger.type_name}:{trigger.name}"
         if not late:
@@ -421,7 +436,7 @@ class Scheduler:
             if any(row["revision"] == task["revision"] for row in rows.values()):
                 for key, row in rows.items():  # scheduled by another process
                     nxt = row["next_fire"]
-                    if nxt is not None and (self._horizon is None or nxt <= self._horizon):
+                    if nxt is not None and self._within(nxt, task_id, key):
                         self._push(task, key, nxt)
             else:
                 await self._schedule([task])

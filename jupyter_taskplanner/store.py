@@ -43,6 +43,10 @@ class ScheduledTask(TypedDict):
     settings: dict[str, Any]
 
 
+Horizon = tuple[str, int, str]
+"""A place in fire order: (next fire, task id, trigger key)."""
+
+
 def utcnow() -> str:
     """The current time as stored: ISO 8601, UTC, microseconds."""
     return stamp(datetime.now(UTC))
@@ -204,11 +208,21 @@ def _migration_4(db: sqlite_utils.Database) -> None:
     db.table("tasks").create_index(["owner", "id"], index_name="tasks_owner_id")
 
 
+def _migration_5(db: sqlite_utils.Database) -> None:
+    """Fires ordered by (time, task, trigger): the scheduler's batch ends at one row even when
+    thousands of tasks share a fire time, so it never holds more than a batch in memory."""
+    db.execute("DROP INDEX IF EXISTS trigger_state_next_fire")
+    db.table("trigger_state").create_index(
+        ["next_fire", "task_id", "trigger_key"], index_name="trigger_state_fire_order"
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migration_1,
     _migration_2,
     _migration_3,
     _migration_4,
+    _migration_5,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -505,12 +519,21 @@ class Store:
             "s.task_id = t.id AND s.revision = t.revision) ORDER BY id LIMIT ?",
             [after, limit],
         ).fetchall()
+        # Tasks imported together mostly have the same triggers and settings: each distinct
+        # text is decoded once, and the tasks sharing it share the (read-only) value.
+        decoded: dict[str, Any] = {}
+
+        def load(text: str) -> Any:
+            if text not in decoded:
+                decoded[text] = json.loads(text)
+            return decoded[text]
+
         return [
             {
                 "id": task_id,
                 "revision": revision,
-                "triggers": json.loads(triggers),
-                "settings": json.loads(settings),
+                "triggers": load(triggers),
+                "settings": load(settings),
             }
             for task_id, revision, triggers, settings in rows
         ]
@@ -568,26 +591,22 @@ class Store:
         with self._write() as db:
             db.execute("DELETE FROM trigger_state WHERE task_id = ?", [task_id])
 
-    def upcoming_fires(self, batch: int) -> tuple[list[tuple[int, str, str]], str | None]:
-        """The earliest (task id, key, next fire) rows and the horizon they reach.
+    def upcoming_fires(self, batch: int) -> tuple[list[tuple[int, str, str]], Horizon | None]:
+        """The earliest ``batch`` (task id, key, next fire) rows in fire order, and the
+        horizon they reach: the (next fire, task id, key) of the last, or None when these
+        are all the rows with a next fire.
 
-        Every row with a next fire up to the horizon is returned; the horizon is None when
-        all rows are.
+        The order is total, so a batch ends at one row even when many share a fire time.
         """
-        horizon_row = self.db.execute(
-            "SELECT next_fire FROM trigger_state WHERE next_fire IS NOT NULL "
-            "ORDER BY next_fire LIMIT 1 OFFSET ?",
-            [batch],
-        ).fetchone()
-        sql = (
-            "SELECT task_id, trigger_key, next_fire FROM trigger_state WHERE next_fire IS NOT NULL"
-        )
-        params: list[Any] = []
-        if horizon_row is not None:
-            sql += " AND next_fire <= ?"
-            params.append(horizon_row[0])
-        rows = self.db.execute(sql, params).fetchall()
-        return [tuple(row) for row in rows], horizon_row[0] if horizon_row else None
+        rows = self.db.execute(
+            "SELECT task_id, trigger_key, next_fire FROM trigger_state WHERE next_fire IS NOT "
+            "NULL ORDER BY next_fire, task_id, trigger_key LIMIT ?",
+            [batch + 1],
+        ).fetchall()
+        if len(rows) <= batch:
+            return [tuple(row) for row in rows], None
+        task_id, key, due = rows[batch - 1]
+        return [tuple(row) for row in rows[:batch]], (due, task_id, key)
 
     def advance_fire(
         self, task_id: int, key: str, due: str, last_fire: str, next_fire: str | None

@@ -270,7 +270,7 @@ class FakeClock:
         if store.tasks_to_schedule(1):
             return False
         rows, horizon = store.upcoming_fires(BATCH)
-        if horizon is not None and datetime.fromisoformat(horizon) <= self.now:
+        if horizon is not None and datetime.fromisoformat(horizon[0]) <= self.now:
             return False
         for task_id, _, due in rows:
             task = store.find_task(task_id)

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from jupyter_taskplanner.components.registry import Registry
+from jupyter_taskplanner.scheduler import BATCH
 from jupyter_taskplanner.store import Store
 from jupyter_taskplanner.testing import (
     FakeClock,
@@ -146,7 +147,7 @@ async def test_catch_up_after_five_hours_replays_the_latest_fires(
 
 
 async def test_tasks_stored_while_no_server_ran_are_scheduled_in_batches(
-    db_path, api, planner_clock
+    db_path, api, planner, planner_clock
 ):
     registry = Registry.from_entry_points()
 
@@ -179,6 +180,31 @@ async def test_tasks_stored_while_no_server_ran_are_scheduled_in_batches(
     store = Store(db_path)
     try:
         assert store.tasks_to_schedule(10) == []
+    finally:
+        store.close()
+    # 2,500 tasks share one fire time: the scheduler holds the earliest batch of them only
+    # (beside the next fires of the task due every second).
+    assert len(planner.scheduler._heap) < 2 * BATCH
+
+
+def test_upcoming_fires_end_at_one_row_among_fires_at_the_same_time(tmp_path):
+    store = Store(tmp_path / "tasks.db")
+    try:
+        tasks = store.create_tasks([("alice", saved_document({"name": f"t{i}"})) for i in range(5)])
+        ids = [task["id"] for task in tasks]
+        same = "2031-01-01T03:00:00.000000+00:00"
+        store.set_schedules([(task_id, 1, {"0:k": (None, same)}) for task_id in ids])
+        store.set_schedule(ids[4], 1, {"0:k": (None, "2030-06-01T00:00:00.000000+00:00")})
+        rows, horizon = store.upcoming_fires(2)
+        assert [row[0] for row in rows] == [ids[4], ids[0]]
+        assert horizon == (same, ids[0], "0:k")
+        # Once those fired, the next batch starts right after the horizon.
+        for task_id, key, due in rows:
+            assert store.advance_fire(task_id, key, due, due, "2032-01-01T00:00:00.000000+00:00")
+        rows, horizon = store.upcoming_fires(2)
+        assert [row[0] for row in rows] == ids[1:3] and horizon == (same, ids[2], "0:k")
+        rows, horizon = store.upcoming_fires(10)
+        assert [row[0] for row in rows] == [*ids[1:4], ids[0], ids[4]] and horizon is None
     finally:
         store.close()
 
