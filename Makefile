@@ -126,3 +126,11 @@ run: venv lab $(WORKSPACE)/.seeded
 .PHONY: bench
 bench: venv
 	$(BIN)/python bench/run.py $(BENCH)
+
+# The reliability checks, long (tests/stress: kills and restarts with runs in flight, two
+# servers on one database, load, API fuzzing, and the cases of the other reliability suites):
+# prints the table and refreshes it in docs/reliability.md.  `make stress STRESS="--size
+# quick"` is a smoke run (docs untouched).
+.PHONY: stress
+stress: venv
+	PYTHONPATH=tests $(BIN)/python -m stress $(STRESS)

@@ -282,7 +282,7 @@ def _check_policy(
         if run["task_id"] == task["id"] and run["due"] is not None
     )
     name = f"{policy} task {task['id']}"
-    figures.expect(len(fires) > 1, f"{name}: only {len(fires)} fires")
+    figures.expect(bool(fires), f"{name}: never fired")
     catch_ups = sum(trigger == "misfire" for _, trigger in fires)
     if policy == "skip":
         figures.expect(not catch_ups, f"{name}: {catch_ups} catch-up runs")
