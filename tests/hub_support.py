@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import pytest
 import requests
@@ -104,6 +105,8 @@ class Hub:
     tokens: dict[str, str] = field(default_factory=dict)
     accounts: list[str] = field(default_factory=list)
     db: Path | None = None
+    service: subprocess.Popen[bytes] | None = None
+    """The planner service's process when the test started it (an external service)."""
 
     def hub_api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         """The hub's REST API as the test service (admin of users and servers)."""
@@ -168,6 +171,13 @@ class Hub:
         return "\n".join(kept)[-6000:]
 
     def stop(self) -> None:
+        if self.service is not None and self.service.poll() is None:
+            self.service.send_signal(signal.SIGTERM)
+            try:
+                self.service.wait(30)
+            except subprocess.TimeoutExpired:
+                self.service.kill()
+                self.service.wait()
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)  # the hub stops its proxy, service and servers
             try:
@@ -206,11 +216,19 @@ c.JupyterHub.services = [{{"name": "tester", "api_token": {tester!r}}}]
 c.JupyterHub.load_roles = [
     {{
         "name": "tester",
-        "scopes": ["admin:users", "tokens", "admin:servers", "access:servers", "read:hub"],
+        "scopes": [
+            "admin:users", "tokens", "admin:servers", "access:servers", "read:hub", "read:services"
+        ],
         "services": ["tester"],
     }}
 ]
 taskplanner_service(c, **{planner!r})
+{external}"""
+EXTERNAL = """\
+# An external service: the hub knows its URL and token, someone else starts it.
+_entry = c.JupyterHub.services[-1]
+del _entry["command"], _entry["environment"]
+_entry["api_token"] = {token!r}
 """
 
 
@@ -225,13 +243,17 @@ def start_hub(
     accounts: bool = False,
     args: Iterable[str] = (),
     owner_root: str | None = None,
+    external: bool = False,
 ) -> Hub:
     """Start a hub whose planner service uses ``executor``; ``users`` use the planner,
     ``admins`` are hub and planner admins, ``outsiders`` are hub users without it;
     ``groups`` ({group: members}) use the planner through their hub group's role only.
     ``accounts``: make a system account (with a private home) for each user, admin and
     group member.
-    ``owner_root``: the owners' root folders, relative to the hub's folder."""
+    ``owner_root``: the owners' root folders, relative to the hub's folder.
+    ``external``: the hub does not start the service; the test does, as its own process
+    with the variables docs/jupyterhub.md lists for an external service (the Helm chart's
+    shape)."""
     # Not under pytest's tmp folder (mode 700): jobs run as other users must reach theirs.
     folder = Path(tempfile.mkdtemp(prefix="taskplanner-hub-"))
     os.chmod(folder, 0o711)
@@ -246,7 +268,8 @@ def start_hub(
                 made.append(name)
                 os.chmod(pwd.getpwnam(name).pw_dir, 0o700)
         port = free_port()
-        tester = secrets.token_hex(16)
+        hub_url = f"http://127.0.0.1:{free_port()}"
+        tester, service_token = secrets.token_hex(16), secrets.token_hex(16)
         (folder / "homes").mkdir()
         db = folder / "planner" / "taskplanner.db"
         environment = {
@@ -279,7 +302,7 @@ def start_hub(
         (folder / "jupyterhub_config.py").write_text(
             CONFIG.format(
                 bind_url=f"http://127.0.0.1:{port}",
-                hub_url=f"http://127.0.0.1:{free_port()}",
+                hub_url=hub_url,
                 proxy_api=f"http://127.0.0.1:{free_port()}",
                 proxy=str(PROXY),
                 db_url=f"sqlite:///{folder / 'jupyterhub.sqlite'}",
@@ -291,6 +314,7 @@ def start_hub(
                 singleuser=str(BIN / "jupyterhub-singleuser"),
                 tester=tester,
                 planner=planner,
+                external=EXTERNAL.format(token=service_token) if external else "",
             )
         )
         env = {
@@ -316,6 +340,8 @@ def start_hub(
     hub = Hub(f"http://127.0.0.1:{port}/", folder, process, tester, accounts=made, db=db)
     try:
         _wait(hub, lambda: hub.hub_api("GET", "").status_code == 200, "the hub")
+        if external:
+            hub.service = _start_external(env, planner, service_token, hub_url, folder)
         for name in users + admins + outsiders + members:
             reply = hub.hub_api("POST", f"users/{name}/tokens", json={"note": "hub tests"})
             assert reply.status_code == 201, reply.text
@@ -328,6 +354,37 @@ def start_hub(
         hub.stop()
         raise
     return hub
+
+
+def _start_external(
+    env: dict[str, str], planner: dict[str, Any], token: str, hub_url: str, folder: Path
+) -> subprocess.Popen[bytes]:
+    """The planner service as an external service: the command and variables of
+    docs/jupyterhub.md's Helm section (with this test's address)."""
+    from traitlets.config import Config
+
+    from jupyter_taskplanner.hub.config import taskplanner_service
+
+    entry = taskplanner_service(Config(), **planner)
+    url = urlparse(planner["url"])
+    prefix = f"/services/{SERVICE}/"
+    variables = {
+        **env,
+        **entry["environment"],  # TASKPLANNER_HUB_ROLES, and this test's Jupyter folders
+        "JUPYTERHUB_API_TOKEN": token,
+        "JUPYTERHUB_API_URL": f"{hub_url}/hub/api",
+        "JUPYTERHUB_SERVICE_PREFIX": prefix,
+        "JUPYTERHUB_CLIENT_ID": f"service-{SERVICE}",
+        "JUPYTERHUB_OAUTH_CALLBACK_URL": f"{prefix}oauth_callback",
+    }
+    with (folder / "hub.log").open("ab") as log:
+        return subprocess.Popen(
+            [*entry["command"], f"--ip={url.hostname}", f"--port={url.port}"],
+            cwd=folder,
+            env=variables,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def _wait(hub: Hub, ready: Any, what: str, timeout: float = 60) -> None:
