@@ -15,6 +15,7 @@ from traitlets import Bool, Float, Int, TraitError, Type, Unicode, default, vali
 from . import __version__
 from .components.base import DEFAULT_MAX_FILLED
 from .errors import StoreError
+from .event_stream import EVENT_HANDLERS
 from .executors import Executor, LocalExecutor
 from .handlers import API, HANDLERS, UnavailableHandler, UnknownRouteHandler
 from .hub import DEFAULT_SERVICE_NAME, in_user_server
@@ -188,6 +189,35 @@ class TaskPlannerApp(ExtensionApp):
         with a message naming the placeholder.""",
     )
 
+    server_events = Bool(
+        False,
+        config=True,
+        help="""Also emit every run's events (started, steps, progress, finished: run and task ids,
+        owner, status) on Jupyter Server's event bus (/api/events/subscribe, schema
+        jupyter_taskplanner/run/v1). That bus goes to every holder of Jupyter's `events`
+        permission: under a multi-user server or the JupyterHub service they see all
+        owners' events. Off by default; the planner's UI, client and widgets read their
+        own events from /taskplanner/api/events, which gives each user only their own
+        runs.""",
+    )
+
+    max_event_streams_per_user = Int(
+        8,
+        min=1,
+        config=True,
+        help="""Event streams (GET /taskplanner/api/events) one user may hold open at once,
+        over all their tabs, kernels and clients; one more is answered with 429.""",
+    )
+
+    event_heartbeat_seconds = Float(
+        15.0,
+        min=0.01,
+        max=3600.0,
+        config=True,
+        help="""Seconds between the comment lines a quiet event stream sends, so proxies
+        keep the connection open and a client that went away is noticed.""",
+    )
+
     store_class = Type(
         Store,
         klass=Store,
@@ -278,7 +308,9 @@ class TaskPlannerApp(ExtensionApp):
         if self.planner is None:
             self.handlers.append((rf"{API}(/.*)?", UnavailableHandler))
             return
-        self.handlers.extend([*RUN_HANDLERS, *HANDLERS, (rf"{API}/.*", UnknownRouteHandler)])
+        self.handlers.extend(
+            [*RUN_HANDLERS, *EVENT_HANDLERS, *HANDLERS, (rf"{API}/.*", UnknownRouteHandler)]
+        )
 
     async def _start_jupyter_server_extension(self, serverapp: ServerApp) -> None:
         """Recover runs a dead server left behind, then start the scheduler loop."""

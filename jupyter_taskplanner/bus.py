@@ -44,6 +44,17 @@ class RunProgress(PlannerEvent):
 
 
 @dataclass(frozen=True)
+class StepChanged(PlannerEvent):
+    """A step of a run (a job, a series, an action) began or ended; ``status`` is the step's."""
+
+    run: RunRecord
+    step_id: int
+    kind: str
+    name: str
+    status: str
+
+
+@dataclass(frozen=True)
 class RunFinished(PlannerEvent):
     """A run ended (any finished status), its record read back."""
 

@@ -12,14 +12,15 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from jupyter_server.auth.identity import User
 
-from .bus import EventBus, RunFinished, RunProgress, RunStarted, ServerStarted
+from .bus import EventBus, ServerStarted
 from .components.registry import Registry
 from .database import Database
 from .engine import EngineSettings, RunEngine
+from .event_stream import RunEventStreams, follow_runs
 from .executors import Executor
 from .owners import OwnerFolders
 from .permissions import ComponentRules, decided, owner_lookup
@@ -27,7 +28,6 @@ from .runs import RunService
 from .scheduler import Scheduler
 from .store import Store
 from .tasks import TaskService
-from .vocabulary import RunRecord
 
 if TYPE_CHECKING:
     from jupyter_events import EventLogger
@@ -36,7 +36,8 @@ if TYPE_CHECKING:
     from .app import TaskPlannerApp
 
 EVENT_SCHEMA = "https://events.jupyter.org/jupyter_taskplanner/run/v1"
-"""The Jupyter event schema of run events (``events/run.yaml``), for the UI."""
+"""The Jupyter event schema of run events (``events/run.yaml``), emitted on Jupyter Server's
+event bus when ``TaskPlannerApp.server_events`` is on."""
 EVENT_SCHEMA_FILE = Path(__file__).parent / "events" / "run.yaml"
 
 
@@ -55,6 +56,7 @@ class Planner:
     scheduler: Scheduler
     tasks: TaskService
     runs: RunService
+    streams: RunEventStreams
     log: logging.Logger
 
     @property
@@ -72,7 +74,9 @@ class Planner:
             await self.bus.publish(ServerStarted())
 
     async def stop(self) -> None:
-        """Stop scheduling, end this process's runs, release the executor and the database."""
+        """End the event streams, stop scheduling, end this process's runs, release the
+        executor and the database."""
+        self.streams.close()
         await self.scheduler.stop()
         await self.engine.stop()
         await self.executor.close()
@@ -143,7 +147,8 @@ def build_planner(settings: TaskPlannerApp, serverapp: ServerApp | None = None) 
         folders=lambda owner: (owners.files(owner), owners.snapshots(owner)),
         rules=rules,
     )
-    if serverapp is not None:
+    streams = RunEventStreams(bus, settings.max_event_streams_per_user)
+    if serverapp is not None and settings.server_events:
         # ServerApp.initialize makes its event logger before it loads the extensions.
         assert serverapp.event_logger is not None
         forward_run_events(bus, serverapp.event_logger)
@@ -159,6 +164,7 @@ def build_planner(settings: TaskPlannerApp, serverapp: ServerApp | None = None) 
         scheduler=scheduler,
         tasks=tasks,
         runs=RunService(store),
+        streams=streams,
         log=log,
     )
 
@@ -192,32 +198,12 @@ def _owner_has(serverapp: ServerApp | None) -> Callable[[str, str], bool]:
 
 
 def forward_run_events(bus: EventBus, event_logger: EventLogger) -> None:
-    """Emit the life of every run on Jupyter Server's event bus, where the UI listens."""
+    """Emit the life of every run on Jupyter Server's event bus (``server_events``).
+
+    That bus reaches every holder of Jupyter's ``events`` permission, whoever owns the run;
+    the planner's own stream (``event_stream``) keeps each owner's events to that owner.
+    """
     if EVENT_SCHEMA not in event_logger.schemas.schema_ids:
         event_logger.register_event_schema(EVENT_SCHEMA_FILE)
 
-    def emit(run: RunRecord, action: str, **extra: Any) -> None:
-        data = {
-            "action": action,
-            "run_id": run["id"],
-            "task_id": run["task_id"],
-            "owner": run["owner"],
-            "status": run["status"],
-            "trigger": run["trigger"],
-            **extra,
-        }
-        event_logger.emit(schema_id=EVENT_SCHEMA, data=data)
-
-    bus.subscribe(RunStarted, lambda event: emit(event.run, "started"))
-    bus.subscribe(RunFinished, lambda event: emit(event.run, "finished"))
-    bus.subscribe(
-        RunProgress,
-        lambda event: emit(
-            event.run,
-            "progress",
-            step_id=event.step_id,
-            done=event.done,
-            total=event.total,
-            message=event.message,
-        ),
-    )
+    follow_runs(bus, lambda data: event_logger.emit(schema_id=EVENT_SCHEMA, data=data))

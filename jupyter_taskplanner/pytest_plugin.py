@@ -172,17 +172,13 @@ def planner_client(
 
 
 @pytest.fixture
-def run_events(jp_serverapp: ServerApp) -> list[dict[str, Any]]:
-    """The planner's run events (started, progress, finished) the server emits, in order."""
-    from .planner import EVENT_SCHEMA
+def run_events(planner: Planner) -> list[dict[str, Any]]:
+    """The planner's run events (started, progress, finished), in order, as its event
+    streams (``GET /taskplanner/api/events``) deliver them."""
+    from .event_stream import follow_runs
 
     seen: list[dict[str, Any]] = []
-
-    async def listener(logger: Any, schema_id: str, data: dict[str, Any]) -> None:
-        seen.append(data)
-
-    assert jp_serverapp.event_logger is not None
-    jp_serverapp.event_logger.add_listener(schema_id=EVENT_SCHEMA, listener=listener)
+    follow_runs(planner.bus, seen.append)
     return seen
 
 

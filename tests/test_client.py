@@ -27,8 +27,6 @@ from jupyter_taskplanner.client import (
     Values,
 )
 from jupyter_taskplanner.client.discovery import DiscoveryError, discover
-from jupyter_taskplanner.client.events import RUN_EVENT_SCHEMA
-from jupyter_taskplanner.planner import EVENT_SCHEMA
 from jupyter_taskplanner.testing import in_thread, wait_until
 
 Client = Callable[[str], Awaitable[TaskPlanner]]
@@ -213,15 +211,25 @@ async def test_cancel_execute_and_result_files(
 
 
 async def test_http_trigger_and_events(client: Client) -> None:
-    alice = await client("alice")
+    alice, bob = await client("alice"), await client("bob")
     stored = await in_thread(alice.create_task, Task("hook", triggers=[Http()]))
     token = stored["triggers"][0]["config"]["token"]
-    with await in_thread(alice.events) as events:
-        assert events.connected
+    with (
+        await in_thread(alice.events) as events,
+        await in_thread(alice.events, stored) as of_task,
+        await in_thread(bob.events) as bobs,
+    ):
+        assert events.connected and of_task.connected and bobs.connected
         fired = await in_thread(alice.fire_http_trigger, stored, token, {"region": "north"})
         event = await in_thread(events.next, 10)
+        assert (await in_thread(of_task.next, 10) or {}).get("run_id") == fired["run_id"]
+        assert await in_thread(bobs.next, 1) is None  # alice's run is not bob's to see
     assert event is not None and event["run_id"] == fired["run_id"]
-    assert event["schema_id"] == RUN_EVENT_SCHEMA == EVENT_SCHEMA
+    assert (event["action"], event["owner"], event["task_id"]) == ("started", "alice", stored["id"])
+    refused = await in_thread(bob.events, all_owners=True)
+    assert not refused.connected and "taskplanner:admin" in (refused.refusal or "")
+    hidden = await in_thread(bob.events, stored)
+    assert not hidden.connected and "no task" in (hidden.refusal or ""), hidden.refusal
     with pytest.raises(NotFound):
         await in_thread(alice.fire_http_trigger, stored, "wrong-token-wrong-token")
 

@@ -330,10 +330,13 @@ async def test_events_for_run_start_and_finish(api, run_events, funcs, job):
     task = await create_task(alice, jobs=[job("hello")])
     run_id = (await alice("POST", f"/tasks/{task['id']}/run")).body["id"]
     await wait_until(lambda: _finished_event(seen))
-    assert [(event["action"], event["run_id"]) for event in seen] == [
-        ("started", run_id),
-        ("finished", run_id),
+    assert [(event["action"], event["run_id"], event.get("step_status")) for event in seen] == [
+        ("started", run_id, None),
+        ("step", run_id, "running"),
+        ("step", run_id, "succeeded"),
+        ("finished", run_id, None),
     ]
+    assert seen[1]["step_id"] == seen[2]["step_id"] and seen[1]["step_kind"] == "job"
     assert seen[-1]["status"] == "succeeded"
 
 

@@ -409,7 +409,7 @@ class TaskPlanner:
 
         run_id = self.run_id(run)
         deadline = None if timeout is None else time.monotonic() + timeout
-        with self.events() as events, RunProgress(run_id, enabled=progress) as bar:
+        with self.events(run=run_id) as events, RunProgress(run_id, enabled=progress) as bar:
             # Subscribed before reading the run, so its end cannot slip between the two.
             detail = self.get_run(run_id)
             while detail["status"] not in FINISHED:
@@ -423,9 +423,19 @@ class TaskPlanner:
             bar.show(detail)
         return detail
 
-    def events(self) -> RunEvents:
-        """Subscribe to the planner's run events (started, progress, finished)."""
-        return RunEvents(self.url, self.token)
+    def events(
+        self, task: TaskRef | None = None, *, run: RunRef | None = None, all_owners: bool = False
+    ) -> RunEvents:
+        """Subscribe to run events (started, progress, finished): of your runs, of one
+        ``task`` or ``run`` (an admin may name another owner's), or every owner's
+        (``all_owners``, admins)."""
+        return RunEvents(
+            self.url,
+            self.token,
+            task_id=None if task is None else self.task_id(task),
+            run_id=None if run is None else self.run_id(run),
+            all_owners=all_owners,
+        )
 
     def runs_page(
         self,

@@ -14,7 +14,7 @@ from typing import Any
 
 from traitlets.config import Configurable
 
-from ..bus import EventBus, RunProgress
+from ..bus import EventBus, RunProgress, StepChanged
 from ..components.base import Component, Result, RunContext
 from ..components.registry import Registry
 from ..database import Database
@@ -170,6 +170,8 @@ class StepRunner:
                 "folder": str(folder),
             },
         )
+        name = entry.get("name") or entry["type"]
+        await self.bus.publish(StepChanged(run, step_id, kind, name, StepStatus.RUNNING))
 
         def progress(done: int, total: int, message: str) -> None:
             publishing = asyncio.ensure_future(
@@ -192,20 +194,23 @@ class StepRunner:
                 await self.db.call(
                     store.update_step, step_id, status=StepStatus.CANCELLED, finished=utcnow()
                 )
+                await self.bus.publish(StepChanged(run, step_id, kind, name, StepStatus.CANCELLED))
                 raise
             except Exception as exc:
                 outcome = StepOutcome(error=f"the executor failed: {exc}")
             outcome = _placed(outcome, request.output, run_folder)
         if outcome.error is None and states is not None:
             states.keep(key, outcome.state)
+        status = StepStatus.FAILED if outcome.error else StepStatus.SUCCEEDED
         await self.db.call(
             store.update_step,
             step_id,
-            status=StepStatus.FAILED if outcome.error else StepStatus.SUCCEEDED,
+            status=status,
             finished=utcnow(),
             error=outcome.error,
             results=outcome.results,
         )
+        await self.bus.publish(StepChanged(run, step_id, kind, name, status))
         return outcome
 
     async def act(
@@ -232,18 +237,21 @@ class StepRunner:
             accepted = [result for result in accepted if result.valid]
         qualified = qualifies(when, results) and bool(accepted)
         folder.mkdir(parents=True, exist_ok=True)
+        name = entry.get("name") or entry["type"]
+        status = StepStatus.RUNNING if qualified else StepStatus.SKIPPED
         step = {
             "run_id": run["id"],
             "kind": "action",
-            "name": entry.get("name") or entry["type"],
+            "name": name,
             "type": entry["type"],
             "set_index": set_index,
             "set_values": values,
-            "status": StepStatus.RUNNING if qualified else StepStatus.SKIPPED,
+            "status": status,
             "started": utcnow(),
             "folder": str(folder),
         }
         step_id = await self.db.call(store.add_step, step)
+        await self.bus.publish(StepChanged(run, step_id, "action", name, status))
         if not qualified:
             await self.db.call(store.update_step, step_id, finished=utcnow())
             return True
@@ -274,13 +282,11 @@ class StepRunner:
             handler.close()
         if error is None and states is not None:
             states.keep(key, action_ctx.state)
+        status = StepStatus.FAILED if error else StepStatus.SUCCEEDED
         await self.db.call(
-            store.update_step,
-            step_id,
-            status=StepStatus.FAILED if error else StepStatus.SUCCEEDED,
-            finished=utcnow(),
-            error=error,
+            store.update_step, step_id, status=status, finished=utcnow(), error=error
         )
+        await self.bus.publish(StepChanged(run, step_id, "action", name, status))
         return error is None
 
 

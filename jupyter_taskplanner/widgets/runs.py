@@ -13,6 +13,7 @@ import ipywidgets as w
 from traitlets import Bool, Instance, Int, observe
 
 from ..client import PlannerError, TaskPlanner
+from ..client.events import RunEvents
 from ..vocabulary import ACTIVE, RunDetail, RunRecord
 from .forms import STATUS_COLORS, status_html
 
@@ -71,6 +72,7 @@ class RunHistory(w.VBox):
         self.chart: alt.Chart | None = None
         self.detail: RunDetail | None = None
         self._listener: threading.Thread | None = None
+        self._events: RunEvents | None = None
         self._stop = threading.Event()
         super().__init__(
             runs=w.Select(options=[], rows=8, description="Runs", layout=w.Layout(width="60%")),
@@ -100,6 +102,8 @@ class RunHistory(w.VBox):
 
     @observe("task_id")
     def _task_changed(self, change: dict[str, Any]) -> None:
+        if self._listener is not None:
+            self._follow_task()
         self.refresh()
 
     @observe("run_id")
@@ -110,6 +114,7 @@ class RunHistory(w.VBox):
     def _live_changed(self, change: dict[str, Any]) -> None:
         if change["new"] and self._listener is None:
             self._stop.clear()
+            self._follow_task()
             self._listener = threading.Thread(
                 target=self._follow, name="taskplanner-events", daemon=True
             )
@@ -118,6 +123,17 @@ class RunHistory(w.VBox):
             self._stop.set()
             self._listener.join()
             self._listener = None
+            events, self._events = self._events, None
+            if events is not None:
+                events.close()
+
+    def _follow_task(self) -> None:
+        """Subscribe to the task's events before anything else happens (a run started
+        right after cannot be missed); the thread reads them."""
+        old = self._events
+        self._events = None if self.task_id is None else self.client.events(self.task_id)
+        if old is not None:
+            old.close()
 
     def close(self) -> None:
         self.live = False
@@ -184,18 +200,22 @@ class RunHistory(w.VBox):
 
     def _follow(self) -> None:
         """Refresh on each run event of this task (in a thread: the kernel stays free)."""
-        with self.client.events() as events:
-            while not self._stop.is_set():
-                event = events.next(1.0)
-                if event is not None and event.get("task_id") == self.task_id:
-                    self.on_event(event)
+        while not self._stop.is_set():
+            events = self._events
+            if events is None:
+                self._stop.wait(1.0)
+                continue
+            event = events.next(1.0)
+            if event is not None and event.get("task_id") == self.task_id:
+                self.on_event(event)
 
     def on_event(self, event: dict[str, Any]) -> None:
-        """A run of the task started, progressed or finished: show it."""
+        """A run of the task started, stepped, progressed or finished: show it."""
         if event["action"] == "started" or self.run_id is None:
             self.run_id = event["run_id"]
-        if event["action"] == "progress":
-            self.show_run()
+        if event["action"] in ("step", "progress"):
+            if event["run_id"] == self.run_id:
+                self.show_run()
         else:
             self.refresh()
 
