@@ -162,7 +162,10 @@ async def test_a_worker_killed_mid_job_fails_the_step_and_the_retry_runs(
     cluster.wait_for_workers(2, timeout=30)
 
 
-def test_a_server_killed_mid_job_leaves_no_run_stuck(server_root, tmp_path, cluster):
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGTERM], ids=["killed", "stopped"])
+def test_a_server_killed_or_stopped_mid_job_leaves_no_run_stuck(
+    server_root, tmp_path, cluster, stop
+):
     options = (
         f"--TaskPlannerApp.executor_class={DASK}",
         f"--DaskExecutor.scheduler_address={cluster.scheduler_address}",
@@ -182,8 +185,9 @@ def test_a_server_killed_mid_job_leaves_no_run_stuck(server_root, tmp_path, clus
         run = server.call("POST", f"/tasks/{task['id']}/run")
         _wait(lambda: pidfile.exists() and pidfile.read_text() != "")
     finally:
-        server.stop(signal.SIGKILL)
-    # The scheduler dropped the dead server's job, and its worker stopped it gracefully.
+        server.stop(stop)
+    # The server cancelled the job as it stopped, or the scheduler dropped the dead server's
+    # job; either way its worker stopped it gracefully.
     _wait(lambda: Path(f"{pidfile}.cleaned").exists())
     server = ServerProcess(server_root, db_path, tmp_path / "restarted.log", *options)
     try:
