@@ -113,9 +113,18 @@ def excerpt(value: object, limit: int = 80) -> str:
     return text if len(text) <= limit else f"{text[: limit - 20]}... ({len(text)} characters)"
 
 
+PRINTABLE = "^[^\\u0000-\\u001f\\u007f]*$"
+"""The schema pattern of a name: no control characters (NUL, line breaks, terminal escapes),
+which cut a name short in the store's searches and break mail headers and log lines."""
+
+
 def schema_message(error: object) -> str:
     """A jsonschema error's message, quoting at most an excerpt of the offending value."""
     message = str(getattr(error, "message", error))
+    if getattr(error, "validator", None) == "pattern" and (
+        getattr(error, "validator_value", None) == PRINTABLE
+    ):
+        return "may not hold control characters (such as NUL, a line break or an escape)"
     quoted = repr(getattr(error, "instance", None))
     if len(quoted) > 80 and quoted in message:
         message = message.replace(quoted, excerpt(getattr(error, "instance", None)))

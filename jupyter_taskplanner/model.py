@@ -15,6 +15,7 @@ import jsonschema
 from .components.base import Component, TaskLinks, is_builtin_placeholder
 from .components.registry import Registry, integers_as_ints
 from .errors import (
+    PRINTABLE,
     InvalidConfig,
     PermissionDenied,
     TaskPlannerError,
@@ -61,7 +62,7 @@ SETTINGS_DEFAULTS: dict[str, Any] = {
 def _component_schema(*, action: bool = False) -> dict[str, Any]:
     properties: dict[str, Any] = {
         "type": {"type": "string", "minLength": 1},
-        "name": {"type": "string", "maxLength": NAME_MAX},
+        "name": {"type": "string", "maxLength": NAME_MAX, "pattern": PRINTABLE},
         "version": {"type": "integer", "minimum": 1},
         "config": {"type": "object"},
         # Returned by the API and ignored on input, so a task read back can be sent as is.
@@ -107,7 +108,7 @@ TASK_SCHEMA: dict[str, Any] = {
         "created": {"type": "string"},
         "updated": {"type": "string"},
         "revision": {"type": "integer", "minimum": 1},
-        "name": {"type": "string", "minLength": 1, "maxLength": NAME_MAX},
+        "name": {"type": "string", "minLength": 1, "maxLength": NAME_MAX, "pattern": PRINTABLE},
         "description": {"type": "string", "maxLength": 10_000},
         "enabled": {"type": "boolean"},
         "triggers": {"type": "array", "items": _component_schema(), "maxItems": 50},

@@ -90,29 +90,37 @@ class RunExecution:
         return RunStatus.SUCCEEDED if await self._run_sets(sets) else RunStatus.FAILED
 
     async def _run_sets(self, sets: list[dict[str, Any] | None]) -> bool:
-        """Every set, started in order, as many at once as the executor takes
-        (``Executor.concurrent_sets``; one after the other on the local executor)."""
-        slots = asyncio.Semaphore(self.steps.executor.concurrent_sets)
+        """Every set, taken in order by as many workers as the executor runs sets at once
+        (``Executor.concurrent_sets``; one after the other on the local executor).
 
-        async def run_set(index: int, values: dict[str, Any] | None) -> bool:
-            async with slots:
+        A bounded pool, not a task per set: a series of 100,000 sets holds a few coroutines,
+        and each worker lets the server's other work go first between two sets.
+        """
+        pending = iter(enumerate(sets))
+        outcomes: list[bool] = []
+
+        async def worker() -> None:
+            for index, values in pending:
                 folder = self.folder if values is None else self.folder / f"set-{index + 1}"
-                return await self._run_set(index, values, folder)
+                outcomes.append(await self._run_set(index, values, folder))
+                await asyncio.sleep(0)  # a set that awaited nothing still yields
 
-        running = [
-            asyncio.ensure_future(run_set(index, values)) for index, values in enumerate(sets)
-        ]
+        count = max(1, min(self.steps.executor.concurrent_sets, len(sets)))
+        workers = [asyncio.ensure_future(worker()) for _ in range(count)]
         try:
-            return all(await asyncio.gather(*running))
+            await asyncio.gather(*workers)
         except BaseException:
             # An error or a cancel ends the run: no set goes on after it.
-            for future in running:
+            for future in workers:
                 future.cancel()
-            await asyncio.gather(*running, return_exceptions=True)
+            await asyncio.gather(*workers, return_exceptions=True)
             raise
+        return all(outcomes)
 
     async def _run_set(self, index: int, values: dict[str, Any] | None, folder: Path) -> bool:
         """Jobs (with retries), then actions, for one parameter set."""
+        if not self.task["jobs"] and not self.task["actions"]:
+            return True  # nothing runs per set (a series previewed through a run)
         ctx = self.context(folder)
         ctx.placeholders.update(values or {})
         set_index = None if values is None else index
