@@ -187,7 +187,8 @@ def test_create_task_bad_cron_then_run_with_live_progress(page: Any, lab: LabSer
     screenshot(page, "lab-task-page")
 
     detail.get_by_role("button", name="Run now").click()
-    # Live cell-by-cell progress of the running notebook, from the event bus.
+    # Live cell-by-cell progress of the running notebook, from the planner's event stream
+    # (Jupyter's event bus gets no run events here: server_events is off).
     step = detail.locator(".jp-TaskPlanner-step[data-status=running]")
     progress = step.locator(".jp-TaskPlanner-progress").filter(has_text=re.compile(r"cell \d"))
     progress.wait_for(timeout=60_000)

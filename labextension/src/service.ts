@@ -1,21 +1,27 @@
-import { Event } from '@jupyterlab/services';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { TranslationBundle } from '@jupyterlab/translation';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import { PlannerAPI } from './api';
-import { IRunEvent, LiveRuns, asRunEvent } from './events';
+import { IRunEvent, LiveRuns, RunEventStream } from './events';
 import { DEFAULT_PREFERENCES, IPreferences, ITaskPlanner } from './tokens';
 import { IComponentType, JSONSchema } from './types';
 
-/** The Task Planner service: one per Lab, fed by the server's event bus. */
+/**
+ * The Task Planner service: one per Lab, fed by the planner's run event stream (the user's
+ * own runs; an admin's Lab follows every owner's, as its task list shows them all).
+ */
 export class TaskPlanner implements ITaskPlanner {
   constructor(
     readonly api: PlannerAPI,
-    readonly trans: TranslationBundle,
-    events: Event.IManager | null
+    readonly trans: TranslationBundle
   ) {
-    events?.stream.connect((_, emission) => this.receive(emission));
+    this._stream = new RunEventStream({
+      settings: api.serverSettings,
+      onEvent: event => this.receive(event),
+      allOwners: () => this.isAdmin()
+    });
+    this._stream.start();
   }
 
   readonly liveRuns = new LiveRuns();
@@ -66,14 +72,18 @@ export class TaskPlanner implements ITaskPlanner {
     return this._admin;
   }
 
-  private receive(emission: Event.Emission): void {
-    const event = asRunEvent(emission);
-    if (event) {
-      this.liveRuns.apply(event);
-      this.liveRuns.prune();
-      this._runEvent.emit(event);
-    }
+  /** Close the run event stream. */
+  dispose(): void {
+    this._stream.dispose();
   }
+
+  private receive(event: IRunEvent): void {
+    this.liveRuns.apply(event);
+    this.liveRuns.prune();
+    this._runEvent.emit(event);
+  }
+
+  private _stream: RunEventStream;
 
   private _components: Promise<IComponentType[]> | null = null;
   private _openapi: Promise<JSONSchema> | null = null;

@@ -47,7 +47,7 @@ export interface ITaskPlanner {
   readonly preferences: IPreferences;
   /** Emitted when the preferences change. */
   readonly preferencesChanged: ISignal<ITaskPlanner, IPreferences>;
-  /** Every run event of the event bus, as it arrives. */
+  /** Every run event of the planner's stream (the user's own runs), as it arrives. */
   readonly runEvent: ISignal<ITaskPlanner, IRunEvent>;
   /** The live state of runs seen since Lab started. */
   readonly liveRuns: LiveRuns;

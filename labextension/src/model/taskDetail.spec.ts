@@ -132,6 +132,32 @@ describe('TaskDetailModel and run events', () => {
     expect(calls).toContain('taskRuns 1');
   });
 
+  it("re-reads its run when one of the run's steps begins or ends", async () => {
+    const { model, fake, calls } = setUp(run('running'));
+    await model.refresh();
+    calls.length = 0;
+    fake.emit({
+      action: 'step',
+      run_id: 99,
+      task_id: 1,
+      status: 'running',
+      step_id: 4,
+      step_status: 'running'
+    });
+    expect(calls).toEqual([]); // not the run this page shows
+    fake.emit({
+      action: 'step',
+      run_id: 7,
+      task_id: 1,
+      status: 'running',
+      step_id: 3,
+      step_kind: 'job',
+      step_name: 'report',
+      step_status: 'succeeded'
+    });
+    await vi.waitFor(() => expect(calls).toEqual(['getRun 7', 'runLog 7']));
+  });
+
   it('fetches the run when a step it has not seen reports', async () => {
     const { model, fake, calls } = setUp(run('running'));
     await model.refresh();

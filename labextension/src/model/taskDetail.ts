@@ -149,6 +149,10 @@ export class TaskDetailModel implements IDisposable {
     if (this.run?.id !== event.run_id) {
       return;
     }
+    if (event.action === 'step') {
+      void this.select(event.run_id); // a step began or ended: its status, results, log
+      return;
+    }
     const stepId = event.step_id;
     const known = this.run.steps.some(step => step.id === stepId);
     if (!known) {

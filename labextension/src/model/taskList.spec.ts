@@ -39,6 +39,14 @@ describe('TaskListModel', () => {
       done: 1,
       total: 2
     });
+    fake.emit({
+      action: 'step',
+      run_id: 5,
+      task_id: 2,
+      status: 'running',
+      step_id: 1,
+      step_status: 'succeeded'
+    });
     fake.emit({ action: 'started', run_id: 6, task_id: 3, status: 'running' });
     expect(calls).toEqual([]);
     fake.emit({

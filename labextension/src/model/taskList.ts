@@ -163,7 +163,11 @@ export class TaskListModel implements IDisposable {
 
   /** A run of a listed task started or ended: refresh that row only. */
   private onRunEvent(_: ITaskPlanner, event: IRunEvent): void {
-    if (event.action === 'progress' || event.task_id === null) {
+    if (
+      event.action === 'progress' ||
+      event.action === 'step' ||
+      event.task_id === null
+    ) {
       return;
     }
     const task = this.tasks.find(item => item.id === event.task_id);

@@ -9,7 +9,7 @@ import { PlannerAPI } from '../api';
 import { TaskPlanner } from '../service';
 import { EXTENSION_ID, ITaskPlanner } from '../tokens';
 
-/** The Task Planner service: the REST API, the run events of the event bus, preferences. */
+/** The Task Planner service: the REST API, the planner's run event stream, preferences. */
 export const plannerPlugin: JupyterFrontEndPlugin<ITaskPlanner> = {
   id: `${EXTENSION_ID}:planner`,
   description:
@@ -26,8 +26,7 @@ export const plannerPlugin: JupyterFrontEndPlugin<ITaskPlanner> = {
     const { serviceManager } = app;
     const planner = new TaskPlanner(
       new PlannerAPI(serviceManager.serverSettings),
-      trans,
-      serviceManager.events ?? null
+      trans
     );
     if (settingRegistry) {
       settingRegistry

@@ -2,7 +2,7 @@
 import { Signal } from '@lumino/signaling';
 
 import type { PlannerAPI } from '../api';
-import { IRunEvent, LiveRuns, RUN_EVENT_SCHEMA, asRunEvent } from '../events';
+import { IRunEvent, LiveRuns, asRunEvent } from '../events';
 import { DEFAULT_PREFERENCES, IPreferences, ITaskPlanner } from '../tokens';
 import { IRun, IRunDetail, ITask } from '../types';
 
@@ -29,10 +29,9 @@ export class FakePlanner {
   openapi = async () => ({});
   isAdmin = async () => false;
 
-  /** Deliver a run event as the event bus would (schema id and all). */
+  /** Deliver a run event as the planner's stream would (its JSON data). */
   emit(data: { [key: string]: any }): void {
     const event = asRunEvent({
-      schema_id: RUN_EVENT_SCHEMA,
       owner: 'alice',
       ...data
     });
