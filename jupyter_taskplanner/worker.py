@@ -6,6 +6,10 @@ component prints goes to this process's stdout/stderr, which the executor captur
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import importlib
+import importlib.util
 import json
 import logging
 import os
@@ -14,12 +18,43 @@ import sys
 import threading
 import time
 import traceback
+import types
 from datetime import datetime
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
-from .components.base import (
+
+def _defer_iri_grammar() -> None:
+    """Build rfc3987-syntax's IRI grammar only when something checks an IRI.
+
+    jsonschema imports it, if installed, for its ``iri`` format checker, and building the
+    grammar takes seconds; a worker imports jsonschema (notebooks, the component base) but
+    never checks that format.  A stand-in takes the name while jsonschema is imported and
+    loads the real module on the first check; afterwards ``import rfc3987_syntax`` gives the
+    real module again.
+    """
+    name = "rfc3987_syntax"
+    if name in sys.modules or "jsonschema" in sys.modules or importlib.util.find_spec(name) is None:
+        return
+
+    def is_valid_syntax(rule: str, value: str) -> bool:
+        checked: bool = importlib.import_module(name).is_valid_syntax(rule, value)
+        return checked
+
+    stand_in = types.ModuleType(name)
+    stand_in.is_valid_syntax = is_valid_syntax  # type: ignore[attr-defined]
+    sys.modules[name] = stand_in
+    try:
+        importlib.import_module("jsonschema")
+    finally:
+        if sys.modules.get(name) is stand_in:
+            del sys.modules[name]
+
+
+_defer_iri_grammar()
+
+from .components.base import (  # noqa: E402 -- after the deferral above
     DEFAULT_MAX_FILLED,
     ENTRY_POINT_GROUP,
     Component,
@@ -28,10 +63,22 @@ from .components.base import (
     Series,
 )
 
+_entry_points: dict[str, EntryPoint] = {}
+"""The components' entry points as a warm worker read them before it forked."""
+
+
+def warm_up() -> None:
+    """Read the installed components' entry points once, in a warm worker before it forks
+    (reading them costs a file per installed distribution)."""
+    _entry_points.update((point.name, point) for point in entry_points(group=ENTRY_POINT_GROUP))
+
 
 def load_component(kind: str, type_name: str) -> type[Component]:
     """Import just the one component class a request needs."""
-    for entry_point in entry_points(group=ENTRY_POINT_GROUP, name=f"{kind}.{type_name}"):
+    name = f"{kind}.{type_name}"
+    known = _entry_points.get(name)
+    # A component installed after the warm worker started is looked up afresh.
+    for entry_point in [known] if known else entry_points(group=ENTRY_POINT_GROUP, name=name):
         component: type[Component] = entry_point.load()
         return component
     raise LookupError(f"no {kind} type {type_name!r} is installed where this job runs")
@@ -133,6 +180,20 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if "error" in outcome else 0
 
 
+def finish(code: int) -> NoReturn:
+    """End this worker without the interpreter's teardown (seconds after a notebook job).
+
+    The outcome is written; what is left to do is flushing the log and the ``atexit``
+    handlers the job registered.  Objects are not finalized: a file the job left open
+    and unflushed loses what its buffer holds.
+    """
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
+
+
 def _stop_when_orphaned(parent: int, executor: int | None, grace: float) -> None:
     """Stop this worker's process group as a cancel would, once ``parent`` is gone.
 
@@ -161,4 +222,4 @@ def _exists(pid: int) -> bool:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    finish(main())

@@ -171,6 +171,7 @@ class DaskExecutor(LocalExecutor):
         if self._cluster is not None:
             await asyncio.to_thread(self._cluster.close)
             self._cluster = None
+        await super().close()
 
     # -- the cluster -----------------------------------------------------------------------------
 
@@ -493,8 +494,12 @@ async def _run_here(
         worker.log_event(bundle["topic"], {"key": key, **message})
 
     request = _lay_out(bundle, scratch)
+    # One executor per job: a fork server would serve this job alone.
     executor = _WorkerExecutor(
-        bundle["max_log_bytes"], kill_grace=bundle["kill_grace"], stop_when_orphaned=True
+        bundle["max_log_bytes"],
+        kill_grace=bundle["kill_grace"],
+        stop_when_orphaned=True,
+        warm_workers=False,
     )
     log = request.folder / "log.txt"
     stop = asyncio.Event()

@@ -1,4 +1,8 @@
-"""The default executor: one subprocess per job, in its own process group."""
+"""The default executor: one worker process per job, in its own process group.
+
+Workers are forked by a warm fork server of their owner (``warm_workers``) or started as
+fresh ``python -m jupyter_taskplanner.worker`` processes.
+"""
 
 from __future__ import annotations
 
@@ -9,26 +13,34 @@ import os
 import signal
 import stat
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import watchfiles
-from traitlets import Bool, Float
+from traitlets import Bool, Float, Int, List, Unicode
 
 from ..components.base import Result
 from ..logs import CHUNK_SIZE, CappedLog
 from .base import Executor, Progress, StepOutcome, StepRequest
+from .warm import ForkedWorker, ForkServer, ForkServerGone, fork_server_command, identity
 
 DRAIN_SECONDS = 1.0
 """How long output is still copied once the worker ended (children it left may hold the pipe)."""
 
+WATCH_AFTER = 0.2
+"""Seconds a job runs before its progress reports are watched for."""
+
 
 class LocalExecutor(Executor):
-    """Runs each step in a fresh ``python -m jupyter_taskplanner.worker`` subprocess.
+    """Runs each step in a worker process of its own on this machine.
 
     The worker runs in its own process group (a cancel kills everything it started), in the
     owner's root folder, and writes its outcome, progress and result files into the step's
-    folders on this machine.
+    folders on this machine.  With ``warm_workers`` it is forked by a fork server of its
+    owner (started as that owner's worker would be, see ``worker_process``) that imported
+    the heavy modules already; else, or when that fails, it is a fresh
+    ``python -m jupyter_taskplanner.worker`` subprocess.
     """
 
     kill_grace = Float(
@@ -45,6 +57,51 @@ class LocalExecutor(Executor):
         (its run is marked interrupted when the server starts again).""",
     )
 
+    warm_workers = Bool(
+        True,
+        config=True,
+        help="""Start jobs in warm workers: a fork server per owner (and OS account), started
+        as that owner's worker would be, imports the modules jobs need once and forks a fresh
+        worker process for each job, which then starts in milliseconds instead of seconds.
+        Each job still runs in its own process, process group and copy of the server, so
+        nothing of one job reaches the next, and no fork server serves two owners. Off:
+        every job starts a fresh Python interpreter.""",
+    )
+
+    warm_preload = List(
+        Unicode(),
+        [
+            "jupyter_taskplanner.jobs.python",
+            "jupyter_taskplanner.jobs.command",
+            "jupyter_taskplanner.jobs.notebook",
+        ],
+        config=True,
+        help="""Modules a warm worker imports before it forks jobs (a module's warm_up()
+        function, if it has one, runs too: the notebook job's loads the HTML templates).""",
+    )
+
+    warm_idle_seconds = Float(
+        300.0,
+        config=True,
+        help="""Seconds an owner's fork server stays after its last
+        job ended; the next job starts a new one.""",
+    )
+
+    max_warm_servers = Int(
+        8,
+        config=True,
+        help="""Fork servers kept at once (one per owner and account). When another owner's
+        job needs one, the one idle longest ends; when none is idle, the job starts a fresh
+        interpreter.""",
+    )
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._fork_servers: dict[tuple[Any, ...], ForkServer] = {}
+        self._starting: dict[tuple[Any, ...], asyncio.Future[ForkServer | None]] = {}
+        self._idle_check: asyncio.TimerHandle | None = None
+        self._closing: set[asyncio.Future[None]] = set()
+
     async def run_step(self, request: StepRequest, progress: Progress) -> StepOutcome:
         folder = request.folder
         request.output.mkdir(parents=True, exist_ok=True)
@@ -58,7 +115,9 @@ class LocalExecutor(Executor):
         relay = asyncio.ensure_future(_relay_progress(folder, progress, relaying))
         log = CappedLog(folder / "log.txt", self.max_log_bytes)
         try:
-            process, reader, transport = await self._start(request_path, request.cwd)
+            process, reader, transport = await self._start(
+                request_path, request.cwd, str(request.context["owner"])
+            )
             copying = asyncio.ensure_future(self._copy(reader, log))
             try:
                 code = await process.wait()
@@ -69,6 +128,8 @@ class LocalExecutor(Executor):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(copying, DRAIN_SECONDS)  # cancels it on timeout
                 transport.close()
+                if isinstance(process, ForkedWorker):
+                    self._schedule_idle_check()
         finally:
             self._close(log)
             relaying.set()
@@ -91,8 +152,10 @@ class LocalExecutor(Executor):
         return outcome
 
     async def _start(
-        self, request_path: Path, cwd: Path
-    ) -> tuple[asyncio.subprocess.Process, asyncio.StreamReader, asyncio.BaseTransport]:
+        self, request_path: Path, cwd: Path, owner: str
+    ) -> tuple[
+        asyncio.subprocess.Process | ForkedWorker, asyncio.StreamReader, asyncio.BaseTransport
+    ]:
         """Start the worker with its stdout and stderr on a pipe that we read.
 
         Our own pipe rather than asyncio's PIPE: ``Process.wait()`` would also wait for every
@@ -106,20 +169,97 @@ class LocalExecutor(Executor):
             raise
         try:
             command, options = self.worker_process(request_path, cwd)
-            process = await asyncio.create_subprocess_exec(
-                *command,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=write_fd,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,
-                **options,
-            )
+            process: asyncio.subprocess.Process | ForkedWorker | None = None
+            server = await self._fork_server(owner, command, options)
+            if server is not None:
+                with contextlib.suppress(ForkServerGone):
+                    process = await server.fork(request_path, cwd, write_fd)
+            if process is None:
+                process = await asyncio.create_subprocess_exec(
+                    *command,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=write_fd,
+                    stderr=asyncio.subprocess.STDOUT,
+                    start_new_session=True,
+                    **options,
+                )
         except BaseException:
             transport.close()
             raise
         finally:
             os.close(write_fd)  # the worker holds its own copy; EOF comes when it closes it
         return process, reader, transport
+
+    async def _fork_server(
+        self, owner: str, command: list[str], options: dict[str, Any]
+    ) -> ForkServer | None:
+        """The running fork server for workers of ``owner`` started this way, started if
+        need be; None: start a fresh process (warm workers off, or none to be had)."""
+        fork_command = fork_server_command(command)
+        if not self.warm_workers or fork_command is None:
+            return None
+        key = identity(owner, command[:-1], options)
+        server = self._fork_servers.get(key)
+        if server is not None and server.alive:
+            return server
+        self._fork_servers.pop(key, None)
+        starting = self._starting.get(key)
+        if starting is None:
+            starting = self._starting[key] = asyncio.ensure_future(
+                self._start_fork_server(key, fork_command, options)
+            )
+            starting.add_done_callback(lambda _: self._starting.pop(key, None))
+        return await asyncio.shield(starting)
+
+    async def _start_fork_server(
+        self, key: tuple[Any, ...], command: list[str], options: dict[str, Any]
+    ) -> ForkServer | None:
+        if len(self._fork_servers) >= self.max_warm_servers:
+            idle = [item for item in self._fork_servers.items() if not item[1].busy]
+            if not idle:
+                return None
+            oldest, server = min(idle, key=lambda item: item[1].last_used)
+            del self._fork_servers[oldest]
+            await server.close()
+        config = {"preload": list(self.warm_preload)}
+        try:
+            server = await ForkServer.start(command, options, config)
+        except (OSError, ForkServerGone) as exc:
+            self.log.warning("cannot start a warm worker, jobs start fresh ones: %s", exc)
+            return None
+        self._fork_servers[key] = server
+        self._schedule_idle_check()
+        return server
+
+    def _schedule_idle_check(self) -> None:
+        if self._idle_check is None and self._fork_servers:
+            loop = asyncio.get_running_loop()
+            self._idle_check = loop.call_later(self.warm_idle_seconds, self._end_idle_servers)
+
+    def _end_idle_servers(self) -> None:
+        """End the fork servers idle for ``warm_idle_seconds``; check again later."""
+        self._idle_check = None
+        now = time.monotonic()
+        for key, server in list(self._fork_servers.items()):
+            if not server.busy and now - server.last_used >= self.warm_idle_seconds:
+                del self._fork_servers[key]
+                closing = asyncio.ensure_future(server.close())
+                self._closing.add(closing)
+                closing.add_done_callback(self._closing.discard)
+        self._schedule_idle_check()
+
+    async def close(self) -> None:
+        """End every fork server."""
+        if self._idle_check is not None:
+            self._idle_check.cancel()
+            self._idle_check = None
+        servers, self._fork_servers = list(self._fork_servers.values()), {}
+        await asyncio.gather(*(server.close() for server in servers), *self._closing)
+        await super().close()
+
+    def fork_servers(self) -> list[ForkServer]:
+        """The running fork servers (for status and tests)."""
+        return [server for server in self._fork_servers.values() if server.alive]
 
     def worker_process(self, request_path: Path, cwd: Path) -> tuple[list[str], dict[str, Any]]:
         """The worker's command line and how it starts (``cwd``, ``env``; a subclass may add
@@ -151,7 +291,7 @@ class LocalExecutor(Executor):
         except OSError as exc:
             self.log.warning("cannot finish %s: %s", log.path, exc)
 
-    async def _kill(self, process: asyncio.subprocess.Process) -> None:
+    async def _kill(self, process: asyncio.subprocess.Process | ForkedWorker) -> None:
         """Stop the worker and every process it started (its whole session)."""
         for sig, wait in ((signal.SIGTERM, self.kill_grace), (signal.SIGKILL, None)):
             with contextlib.suppress(ProcessLookupError):
@@ -197,7 +337,16 @@ def _worker_file(path: Path, limit: int = 64 * 1024 * 1024) -> bytes | None:
 
 
 async def _relay_progress(folder: Path, progress: Progress, stop: asyncio.Event) -> None:
-    """Pass the worker's progress reports (its ``progress.json``) on until ``stop``."""
+    """Pass the worker's progress reports (its ``progress.json``) on until ``stop``.
+
+    Most jobs end within a moment: only one still running after ``WATCH_AFTER`` gets a
+    watcher on its folder (a thread and an inotify instance), starting with what it
+    reported so far.
+    """
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), WATCH_AFTER)
+        return
+    _report(folder, progress)
     async for _ in watchfiles.awatch(
         folder,
         stop_event=stop,
@@ -205,9 +354,13 @@ async def _relay_progress(folder: Path, progress: Progress, stop: asyncio.Event)
         debounce=100,
         watch_filter=lambda _, path: Path(path).name == "progress.json",
     ):
-        with contextlib.suppress(OSError, ValueError, KeyError):
-            report = json.loads(_worker_file(folder / "progress.json") or "")
-            progress(report["done"], report["total"], report["message"])
+        _report(folder, progress)
+
+
+def _report(folder: Path, progress: Progress) -> None:
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        report = json.loads(_worker_file(folder / "progress.json") or "")
+        progress(report["done"], report["total"], report["message"])
 
 
 async def _pipe_reader(fd: int) -> tuple[asyncio.StreamReader, asyncio.BaseTransport]:

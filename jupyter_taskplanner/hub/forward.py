@@ -242,9 +242,11 @@ class StepHandler(ExtensionHandlerMixin, APIHandler):
             cwd=root,
             limit=body.get("limit"),
         )
+        # One executor per step: a fork server would serve this step alone.
         executor = _StepExecutor(
             int(body.get("max_log_bytes") or 0) or self.planner_app.max_log_bytes,
             parent=self.planner_app,
+            warm_workers=False,
         )
         self.set_header("Content-Type", "application/x-ndjson")
         lines: asyncio.Queue[dict[str, Any]] = asyncio.Queue()

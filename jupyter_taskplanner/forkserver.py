@@ -1,0 +1,165 @@
+"""A fork server: a pre-started worker that forks one fresh worker process per job.
+
+Started by ``LocalExecutor`` (``warm_workers``) as ``python -m jupyter_taskplanner.forkserver
+CONFIG`` with the options a worker of that owner would get (user, group, umask, environment,
+working folder), one per owner and OS identity.  It imports the heavy modules once
+(``preload``) and then waits on its control socket (a ``SOCK_SEQPACKET`` socket pair, one JSON
+message per packet):
+
+- the executor sends ``{"fork": id, "request": path, "cwd": folder}`` with the write end of
+  the step's log pipe attached (``SCM_RIGHTS``);
+- the server forks; the child becomes the worker of that step exactly as
+  ``python -m jupyter_taskplanner.worker`` would be (a session and process group of its own,
+  the log pipe as stdout and stderr, the owner's root as working folder) and ends without
+  the interpreter's teardown; the server answers ``{"started": id, "pid": pid}`` (or
+  ``{"failed": id, "error": text}``) and, once it reaped the child, ``{"exited": id,
+  "code": code}`` (negative: the signal that killed it).
+
+The server itself never runs a job's code, so nothing of one job reaches the next: each
+job runs in its own copy of the server.  It ends when the control socket closes (the
+executor closed it or died); workers still running then stay running, and those told to
+``stop_when_orphaned`` stop as a cancel would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import importlib
+import json
+import os
+import select
+import signal
+import socket
+import sys
+import traceback
+from typing import Any
+
+from . import worker
+
+MAX_MESSAGE = 64 * 1024
+
+
+class ForkServer:
+    """The loop of the fork server process."""
+
+    def __init__(self, control: socket.socket) -> None:
+        self.control = control
+        self.children: dict[int, int] = {}  # pid -> request id
+        self.wake_read, self.wake_write = os.pipe()
+        os.set_blocking(self.wake_write, False)
+        os.set_blocking(self.wake_read, False)
+
+    def serve(self) -> None:
+        """Fork workers until the control socket closes."""
+        signal.set_wakeup_fd(self.wake_write)
+        # A handler that does nothing: the wake-up pipe ends the select.
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        self._send({"ready": os.getpid()})
+        while True:
+            readable, _, _ = select.select([self.control, self.wake_read], [], [])
+            if self.wake_read in readable:
+                with contextlib.suppress(BlockingIOError):
+                    while os.read(self.wake_read, 512):
+                        pass
+            self._reap()
+            if self.control in readable and not self._receive():
+                return
+
+    def _receive(self) -> bool:
+        """Handle one message; False when the control socket closed."""
+        try:
+            data, fds, _, _ = socket.recv_fds(self.control, MAX_MESSAGE, 4)
+        except (BlockingIOError, InterruptedError):
+            return True
+        except OSError:
+            return False
+        if not data:
+            for fd in fds:
+                os.close(fd)
+            return False
+        message = json.loads(data)
+        if len(fds) != 1:
+            for fd in fds:
+                os.close(fd)
+            self._send({"failed": message.get("fork"), "error": "no log pipe came with it"})
+            return True
+        try:
+            pid = self._fork(message["request"], message["cwd"], fds[0])
+        except OSError as exc:
+            self._send({"failed": message["fork"], "error": f"cannot fork a worker: {exc}"})
+        else:
+            self.children[pid] = message["fork"]
+            self._send({"started": message["fork"], "pid": pid})
+        finally:
+            os.close(fds[0])
+        return True
+
+    def _fork(self, request: str, cwd: str, log_fd: int) -> int:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid:
+            return pid
+        code = 1
+        try:
+            os.setsid()
+            signal.set_wakeup_fd(-1)
+            for signum in (signal.SIGCHLD, signal.SIGINT):
+                signal.signal(signum, signal.SIG_DFL)
+            self.control.close()
+            os.close(self.wake_read)
+            os.close(self.wake_write)
+            os.dup2(log_fd, 1)
+            os.dup2(log_fd, 2)
+            os.close(log_fd)
+            os.chdir(cwd)
+            code = worker.main([request])
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        except BaseException:
+            traceback.print_exc()
+        worker.finish(code)
+        raise AssertionError("unreachable")  # finish() never returns
+
+    def _reap(self) -> None:
+        for pid, request in list(self.children.items()):
+            try:
+                done, status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done, status = pid, 255 << 8
+            if not done:
+                continue
+            del self.children[pid]
+            self._send({"exited": request, "code": os.waitstatus_to_exitcode(status)})
+
+    def _send(self, message: dict[str, Any]) -> None:
+        with contextlib.suppress(OSError):  # the executor is gone: the next read ends the loop
+            self.control.sendall(json.dumps(message).encode())
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    config = json.loads(argv[0])
+    control = socket.socket(fileno=int(config["fd"]))
+    control.setblocking(True)
+    worker.warm_up()
+    for module in config.get("preload", []):
+        try:
+            importlib.import_module(module)
+            warm_up = getattr(sys.modules[module], "warm_up", None)
+            if callable(warm_up):
+                warm_up()
+        except Exception:
+            print(f"warm worker: cannot preload {module}:", file=sys.stderr)
+            traceback.print_exc()
+    # What was imported stays shared with every forked worker: keep the collector from
+    # touching (and so copying) those pages in each of them.
+    gc.freeze()
+    ForkServer(control).serve()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

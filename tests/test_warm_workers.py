@@ -1,0 +1,291 @@
+"""Warm workers (fork servers per owner) and the warm kernel pool of the local executor.
+
+Real processes throughout: the executor starts real fork servers, the jobs are real worker
+processes forked by them, the pooled kernels real ipykernels.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import tempfile
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from itertools import count
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hub_support import unique, users_python
+from traitlets import Unicode
+from traitlets.config import Configurable
+
+from jupyter_taskplanner.executors.base import StepOutcome, StepRequest
+from jupyter_taskplanner.executors.local import LocalExecutor
+from jupyter_taskplanner.hub.executors import LocalUserExecutor
+
+FUNCS = textwrap.dedent(
+    """
+    import json, os, sys, time
+
+    remembered = []
+
+    def whoami(note="x"):
+        remembered.append(note)
+        return json.dumps({
+            "pid": os.getpid(), "ppid": os.getppid(), "pgid": os.getpgid(0),
+            "sid": os.getsid(0), "uid": os.getuid(), "cwd": os.getcwd(),
+            "remembered": remembered, "heavy": "nbclient" in sys.modules,
+        })
+
+    def sleep(seconds, pidfile):
+        with open(pidfile, "w") as out:
+            out.write(str(os.getpid()))
+        time.sleep(seconds)
+    """
+)
+NOTEBOOK = {
+    "cells": [
+        {
+            "cell_type": "code",
+            "execution_count": None,
+            "id": "a",
+            "metadata": {},
+            "outputs": [],
+            "source": "import os\n"
+            "print('leaked' if 'secret' in globals() else 'clean', os.getcwd())\n"
+            "secret = 42",
+        }
+    ],
+    "metadata": {
+        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+    },
+    "nbformat": 4,
+    "nbformat_minor": 5,
+}
+steps = count()
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    root = tmp_path / "root"
+    (root / "reports").mkdir(parents=True)
+    (root / "tp_warm.py").write_text(FUNCS)
+    (root / "reports" / "nb.ipynb").write_text(json.dumps(NOTEBOOK))
+    return root
+
+
+@pytest.fixture
+def make_executor(jp_asyncio_loop: asyncio.AbstractEventLoop) -> Iterator[Any]:
+    """Local executors with the given settings, closed (their fork servers ended) after."""
+    made: list[LocalExecutor] = []
+
+    def make(kind: type[LocalExecutor] = LocalExecutor, **settings: Any) -> LocalExecutor:
+        made.append(kind(**settings))
+        return made[-1]
+
+    yield make
+    for executor in made:
+        jp_asyncio_loop.run_until_complete(executor.close())
+
+
+def request(
+    root: Path, entry: dict[str, Any], owner: str = "alice", runs: Path | None = None
+) -> StepRequest:
+    number = next(steps)
+    folder = (runs or root.parent / "runs") / owner / f"step{number}"
+    folder.mkdir(parents=True)
+    context = {
+        "owner": owner,
+        "owner_root": str(root),
+        "task_id": 1,
+        "task_name": "warm",
+        "run_id": number,
+        "started": datetime.now(UTC).isoformat(),
+        "placeholders": {},
+    }
+    return StepRequest("job", entry, context, folder, folder / "output", root)
+
+
+def call(function: str, module: str = "tp_warm", **kwargs: Any) -> dict[str, Any]:
+    config = {"function": f"{module}:{function}", "kwargs": kwargs}
+    return {"type": "python", "name": function, "config": config}
+
+
+NOTEBOOK_JOB = {"type": "notebook", "name": "nb", "config": {"path": "reports/nb.ipynb"}}
+
+
+async def run(executor: LocalExecutor, step: StepRequest) -> StepOutcome:
+    return await executor.run_step(step, lambda *_: None)
+
+
+async def whoami(
+    executor: LocalExecutor, root: Path, owner: str = "alice", runs: Path | None = None
+) -> dict[str, Any]:
+    outcome = await run(executor, request(root, call("whoami"), owner, runs))
+    assert outcome.error is None, outcome
+    answer: dict[str, Any] = json.loads(outcome.results[0]["value"])
+    return answer
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+async def until(predicate: Callable[[], Any], within: float = 30.0) -> None:
+    """Wait until ``predicate()`` holds (processes start and end on their own time)."""
+    deadline = time.monotonic() + within
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+def log_of(step: StepRequest) -> str:
+    return (step.folder / "log.txt").read_text()
+
+
+async def test_jobs_run_in_fresh_forks_of_a_warm_worker_per_owner(make_executor, root):
+    executor = make_executor()
+    first = await whoami(executor, root)
+    second = await whoami(executor, root)
+    (server,) = executor.fork_servers()
+    for job in (first, second):
+        # Forked by the owner's fork server, which imported the heavy modules already; its
+        # own session and process group; the owner's root; nothing kept from the last job.
+        assert job["ppid"] == server.process.pid
+        assert job["pgid"] == job["sid"] == job["pid"]
+        assert job["cwd"] == str(root)
+        assert job["heavy"] is True
+        assert job["remembered"] == ["x"]
+    assert first["pid"] != second["pid"]
+    bob = await whoami(executor, root, owner="bob")
+    assert bob["ppid"] not in (os.getpid(), server.process.pid)
+    assert len(executor.fork_servers()) == 2
+
+
+async def test_off_every_job_starts_a_fresh_interpreter(make_executor, root):
+    executor = make_executor(warm_workers=False)
+    job = await whoami(executor, root)
+    assert job["ppid"] == os.getpid()
+    assert job["heavy"] is False
+    assert executor.fork_servers() == []
+
+
+async def test_a_cancelled_forked_job_stops_with_its_process_group(make_executor, root, tmp_path):
+    executor = make_executor(kill_grace=0.5)
+    pidfile = tmp_path / "pid"
+    step = asyncio.ensure_future(
+        run(executor, request(root, call("sleep", seconds=60, pidfile=str(pidfile))))
+    )
+    await until(lambda: pidfile.exists() and pidfile.read_text())
+    pid = int(pidfile.read_text())
+    step.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await step
+    assert not alive(pid)
+
+
+async def test_a_dead_fork_server_fails_its_jobs_and_is_replaced(make_executor, root, tmp_path):
+    executor = make_executor()
+    pidfile = tmp_path / "pid"
+    step = request(root, call("sleep", seconds=60, pidfile=str(pidfile)))
+    running = asyncio.ensure_future(run(executor, step))
+    await until(lambda: pidfile.exists() and pidfile.read_text())
+    (server,) = executor.fork_servers()
+    os.kill(server.process.pid, signal.SIGKILL)
+    outcome = await asyncio.wait_for(running, 30)
+    assert outcome.error is not None and "SIGKILL" in outcome.error
+    # Nothing reports on the job any more, so it was stopped rather than left running.
+    await until(lambda: not alive(int(pidfile.read_text())))
+    job = await whoami(executor, root)
+    (again,) = executor.fork_servers()
+    assert again is not server and job["ppid"] == again.process.pid
+
+
+async def test_an_idle_fork_server_ends(make_executor, root):
+    executor = make_executor(warm_idle_seconds=0.5)
+    await whoami(executor, root)
+    (server,) = executor.fork_servers()
+    await asyncio.wait_for(server.process.wait(), 10)
+    assert executor.fork_servers() == []
+    assert (await whoami(executor, root))["heavy"] is True
+
+
+async def test_a_worker_never_serves_two_owners_beyond_the_cap(make_executor, root):
+    executor = make_executor(max_warm_servers=1)
+    alice = await whoami(executor, root)
+    bob = await whoami(executor, root, owner="bob")
+    (server,) = executor.fork_servers()
+    assert bob["ppid"] == server.process.pid != alice["ppid"]
+
+
+async def test_the_interpreter_teardown_is_skipped_but_atexit_runs(make_executor, root):
+    (root / "tp_exit.py").write_text(
+        "import atexit\n\ndef register(path):\n"
+        "    atexit.register(lambda: open(path, 'w').write('ran'))\n"
+    )
+    marker = root / "atexit.txt"
+    for settings in ({}, {"warm_workers": False}):
+        marker.unlink(missing_ok=True)
+        step = request(root, call("register", module="tp_exit", path=str(marker)))
+        outcome = await run(make_executor(**settings), step)
+        assert outcome.error is None, outcome
+        assert marker.read_text() == "ran"
+
+
+class Planner(Configurable):
+    """The two settings of the planner a local_user executor reads."""
+
+    db_path = Unicode()
+    runs_dir = Unicode()
+
+
+@pytest.fixture
+def account() -> Iterator[tuple[str, Path, str, Path]]:
+    """A system account: its name, home, a Python it can run and a folder others may pass
+    through (for the planner's files); all removed after."""
+    if os.geteuid() != 0 or shutil.which("useradd") is None:
+        pytest.skip("needs root and useradd to make a system account")
+    base = Path(tempfile.mkdtemp(dir="/tmp"))
+    try:
+        os.chmod(base, 0o711)
+        python = users_python(base)
+        if python is None:
+            pytest.skip("no Python a system account can run with these packages")
+        name = unique("warm")
+        subprocess.run(["useradd", "-m", "-U", "-s", "/bin/sh", name], check=True)
+        try:
+            yield name, Path(pwd.getpwnam(name).pw_dir), python, base
+        finally:
+            subprocess.run(["userdel", "-r", name], capture_output=True)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+async def test_local_user_fork_servers_run_as_their_owner(make_executor, account):
+    name, home, python, base = account
+    (home / "tp_warm.py").write_text(FUNCS)
+    planner = Planner(db_path=str(base / "db" / "tasks.db"), runs_dir=str(base / "runs"))
+    executor = make_executor(LocalUserExecutor, parent=planner, python=python)
+    job = await whoami(executor, home, owner=name, runs=base / "runs")
+    (server,) = executor.fork_servers()
+    status = Path(f"/proc/{server.process.pid}/status").read_text()
+    uid = pwd.getpwnam(name).pw_uid
+    # The warm worker itself runs as the owner (so a job forked from it does too), and
+    # serves that owner only.
+    assert f"\nUid:\t{uid}\t{uid}\t{uid}\t{uid}\n" in status
+    assert job["uid"] == uid and job["ppid"] == server.process.pid and job["heavy"]
+    assert (await whoami(executor, home, owner=name, runs=base / "runs"))["uid"] == uid
+    assert executor.fork_servers() == [server]
