@@ -190,7 +190,7 @@ def test_the_client_in_a_users_server_lists_that_users_tasks(hub: Hub) -> None:
     from jupyter_taskplanner.client import TaskPlanner
 
     mine = probe_task(hub, ALICE)
-    probe_task(hub, BOB)
+    bobs = probe_task(hub, BOB)
     hub.start_server(ALICE)
     base = f"/user/{ALICE}/taskplanner/api"
 
@@ -206,6 +206,19 @@ def test_the_client_in_a_users_server_lists_that_users_tasks(hub: Hub) -> None:
     client = TaskPlanner(url=f"{hub.url}user/{ALICE}/", token=hub.tokens[ALICE])
     names = {task["name"] for task in client.list_tasks()}
     assert "made in the Lab" in names and f"probe of {BOB}" not in names
+
+    # Her runs' events reach her through her server as they come; bob's never do.
+    with client.events() as events:
+        assert events.connected, events.refusal
+        task_json(hub.planner(BOB, "POST", f"/tasks/{bobs['id']}/run"))
+        run = client.start_run(mine)
+        seen: list[dict[str, Any]] = []
+        while not seen or (seen[-1]["action"], seen[-1]["run_id"]) != ("finished", run["id"]):
+            event = events.next(60)
+            assert event is not None, seen
+            seen.append(event)
+    assert {event["owner"] for event in seen} == {ALICE}, seen
+    assert seen[0]["action"] == "started"
 
 
 def test_the_client_finds_the_planner_from_a_kernels_environment(
