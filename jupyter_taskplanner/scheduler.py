@@ -33,7 +33,7 @@ from .components.base import TimedTrigger, next_fire_or_none
 from .components.registry import Registry
 from .database import Database
 from .engine import RunEngine
-from .errors import TaskNotFound, Unavailable
+from .errors import Unavailable
 from .listeners import EventListeners
 from .owners import OwnerFolders
 from .store import Horizon, ScheduledTask, stamp
@@ -334,35 +334,14 @@ class Scheduler:
 
     async def _fire(self, task_id: int, key: str, due: str) -> None:
         """Fire one due trigger, or catch up per the misfire policy when it is late."""
-        try:
-            task = await self.db.call(self.store.get_task, task_id, None)
-        except TaskNotFound:
+        taken = await self.db.call(self._take, task_id, key, due, self.now())
+        if taken is None:
             return
-        trigger = self._timed(task).get(key)
-        if trigger is None or not task["enabled"]:
-            return
+        task, trigger, missed, late, next_stamp = taken
         settings = task["settings"]
         tz = ZoneInfo(settings["timezone"])
-        now = self.now()
         due_at = datetime.fromisoformat(due)
-        late = (now - due_at).total_seconds() > self.misfire_tolerance
         policy = settings["misfire"]
-        missed = [due_at]
-        if late:
-            # Only ``all`` runs more than the latest; the latest is the stored last fire.
-            limit = settings.get("misfire_limit", 10) if policy == "all" else 1
-            missed = missed_fires(trigger, tz, due_at, now, settings.get("misfire_grace"), limit)
-        nxt = next_fire_or_none(trigger, now if late else due_at, tz)
-        next_stamp = stamp(nxt) if nxt else None
-        if not await self.db.call(
-            self.store.advance_fire,
-            task_id,
-            key,
-            due,
-            stamp(missed[-1] if missed else now),
-            next_stamp,
-        ):
-            return
         if next_stamp is not None and self._within(next_stamp, task_id, key):
             self._push(task, key, next_stamp)
         label = f"{trigger.type_name}:{trigger.name}"
@@ -384,6 +363,35 @@ class Scheduler:
                 self._fire_values(trigger, when, tz),
                 "queue" if len(catch_up) > 1 else None,
             )
+
+    def _take(
+        self, task_id: int, key: str, due: str, now: datetime
+    ) -> tuple[TaskRecord, TimedTrigger, list[datetime], bool, str | None] | None:
+        """On the database thread, in one call: read the task, work out the fires to start
+        (the one ``due``, or those missed when it is late) and its next fire, and take the
+        fire's lease.  (task, trigger, fires, late, next fire), or None when there is nothing
+        to fire (the task is gone, disabled, changed, or another process took the fire)."""
+        task = self.store.find_task(task_id)
+        if task is None:
+            return None
+        trigger = self._timed(task).get(key)
+        if trigger is None or not task["enabled"]:
+            return None
+        settings = task["settings"]
+        tz = ZoneInfo(settings["timezone"])
+        due_at = datetime.fromisoformat(due)
+        late = (now - due_at).total_seconds() > self.misfire_tolerance
+        missed = [due_at]
+        if late:
+            # Only ``all`` runs more than the latest; the latest is the stored last fire.
+            limit = settings.get("misfire_limit", 10) if settings["misfire"] == "all" else 1
+            missed = missed_fires(trigger, tz, due_at, now, settings.get("misfire_grace"), limit)
+        nxt = next_fire_or_none(trigger, now if late else due_at, tz)
+        next_stamp = stamp(nxt) if nxt else None
+        last = stamp(missed[-1] if missed else now)
+        if not self.store.advance_fire(task_id, key, due, last, next_stamp):
+            return None
+        return task, trigger, missed, late, next_stamp
 
     def _fire_values(self, trigger: TimedTrigger, due: datetime, tz: ZoneInfo) -> dict[str, Any]:
         """The placeholders of a timed fire: ``trigger.due`` and what the trigger adds."""
@@ -422,25 +430,42 @@ class Scheduler:
 
     async def _reload_changes(self) -> None:
         changed, self._seq = await self.db.call(self.store.changes_since, self._seq)
-        for task_id in changed:
+        if not changed:
+            return
+        stale = []
+        for task_id, task, rows in await self.db.call(self._read_changes, changed):
             self.listeners.unlisten(task_id)
-            try:
-                task = await self.db.call(self.store.get_task, task_id, None)
-            except TaskNotFound:
-                await self.db.call(self.store.clear_schedule, task_id)
+            if task is None:
                 continue
-            if not task["enabled"] or not task["triggers"]:
-                await self.db.call(self.store.clear_schedule, task_id)
-                continue
-            rows = await self.db.call(self.store.schedule_rows, task_id)
-            if any(row["revision"] == task["revision"] for row in rows.values()):
+            if rows is None:
+                stale.append(task)
+            else:
                 for key, row in rows.items():  # scheduled by another process
                     nxt = row["next_fire"]
                     if nxt is not None and self._within(nxt, task_id, key):
                         self._push(task, key, nxt)
-            else:
-                await self._schedule([task])
             self.listeners.listen(task)
+        for start in range(0, len(stale), CATCH_UP_BATCH):
+            await self._schedule(stale[start : start + CATCH_UP_BATCH])
+
+    def _read_changes(
+        self, task_ids: list[int]
+    ) -> list[tuple[int, TaskRecord | None, dict[str, dict[str, Any]] | None]]:
+        """On the database thread, in one call for a burst of changes: each changed task
+        with its schedule rows when another process already scheduled its revision (None:
+        to schedule here).  A task deleted, disabled or left without triggers comes as None,
+        its schedule cleared."""
+        found: list[tuple[int, TaskRecord | None, dict[str, dict[str, Any]] | None]] = []
+        for task_id in task_ids:
+            task = self.store.find_task(task_id)
+            if task is None or not task["enabled"] or not task["triggers"]:
+                self.store.clear_schedule(task_id)
+                found.append((task_id, None, None))
+                continue
+            rows = self.store.schedule_rows(task_id)
+            current = any(row["revision"] == task["revision"] for row in rows.values())
+            found.append((task_id, task, rows if current else None))
+        return found
 
     async def _watch_database(self) -> None:
         """Wake on writes by other processes sharing the database (e.g. the CLI)."""

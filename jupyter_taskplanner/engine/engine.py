@@ -138,18 +138,22 @@ class RunEngine:
             "status": RunStatus.QUEUED,
             "holder": HOLDER,
         }
-        busy = skip is None and overlap == "skip"
-        if busy and await self.db.call(self.store.active_runs, task["id"]):
-            skip = "the task was still running; this start was skipped (overlap: skip)"
-        if skip is not None:
-            fields.update(status=RunStatus.SKIPPED, finished=utcnow(), error=skip)
-            run = await self.db.call(self.store.create_run, fields)
-            self.log.info("run %s of task %s skipped: %s", run["id"], task["id"], skip)
+        run = await self.db.call(self._record, fields, skip, skip is None and overlap == "skip")
+        if run["status"] == RunStatus.SKIPPED:
+            self.log.info("run %s of task %s skipped: %s", run["id"], task["id"], run["error"])
             return run
-        run = await self.db.call(self.store.create_run, fields)
         if run["status"] == RunStatus.QUEUED and run["holder"] == HOLDER:
             self.queue.add(task["owner"], run["id"])
         return run
+
+    def _record(self, fields: dict[str, Any], skip: str | None, unless_busy: bool) -> RunRecord:
+        """On the database thread, in one call: record a run, skipped for ``skip`` or, with
+        ``unless_busy``, when the task has an active run (overlap ``skip``)."""
+        if unless_busy and self.store.active_runs(fields["task_id"]):
+            skip = "the task was still running; this start was skipped (overlap: skip)"
+        if skip is not None:
+            fields = {**fields, "status": RunStatus.SKIPPED, "finished": utcnow(), "error": skip}
+        return self.store.create_run(fields)
 
     async def execute(
         self,
@@ -367,8 +371,8 @@ class RunEngine:
             self._cancelled.discard(run_id)
         self._finishing += 1
         try:
-            run = await self.db.call(self._finish, run_id, status, error)
-            await self._prune(task)
+            run, removed = await self.db.call(self._finish, run_id, status, error, task)
+            await self._remove_folders(task["owner"], removed)
             # Listeners (triggers on a run's end, the UI's events) may start runs: before the
             # dispatch below, so a process waiting for its runs sees them.
             await self.bus.publish(RunFinished(run))
@@ -376,27 +380,30 @@ class RunEngine:
             self._finishing -= 1
         await self.queue.dispatch()
 
-    def _finish(self, run_id: int, status: RunStatus, error: str | None) -> RunRecord:
-        """On the database thread: record how a run ended and read it back in one go.
+    def _finish(
+        self, run_id: int, status: RunStatus, error: str | None, task: TaskRecord
+    ) -> tuple[RunRecord, list[int]]:
+        """On the database thread: record how a run ended, read it back and delete the task's
+        runs beyond the history settings, in one call (one hop to this thread per run end);
+        the run, and the ids of the runs deleted.
 
-        In one call, so the retention of another run finishing meanwhile cannot delete this
-        one between the two.
+        Read back before the retention, so that of another run finishing meanwhile cannot
+        delete this one in between.
         """
         self.store.update_run(run_id, status=status, finished=utcnow(), error=error)
-        return self.store.get_run(run_id, None)
-
-    async def _prune(self, task: TaskRecord) -> None:
-        """Delete the task's runs beyond the history settings, with their folders."""
+        run = self.store.get_run(run_id, None)
         before = None
         if self.settings.keep_run_days:
             cutoff = datetime.now(UTC) - timedelta(days=self.settings.keep_run_days)
             before = cutoff.isoformat()
-        removed = await self.db.call(
-            self.store.prune_runs, task["id"], self.settings.keep_runs, before, task["owner"]
-        )
+        removed = self.store.prune_runs(task["id"], self.settings.keep_runs, before, task["owner"])
+        return run, removed
+
+    async def _remove_folders(self, owner: str, run_ids: list[int]) -> None:
+        """Delete the folders of runs the retention deleted."""
         loop = asyncio.get_running_loop()
-        for run_id in removed:
-            folder = self.owners.run_folder(task["owner"], run_id)
+        for run_id in run_ids:
+            folder = self.owners.run_folder(owner, run_id)
             await loop.run_in_executor(
                 None, functools.partial(shutil.rmtree, folder, ignore_errors=True)
             )
