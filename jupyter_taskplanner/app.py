@@ -179,6 +179,16 @@ class TaskPlannerApp(ExtensionApp):
         answered with 413 before it is parsed. Imports of many tasks are the largest bodies.""",
     )
 
+    http_trigger_rate = Int(
+        60,
+        min=0,
+        config=True,
+        help="""Calls a minute that one task's HTTP trigger URL takes (calls with the right
+        token; a wrong one is 404 as always). As many may come at once; then they come back one
+        by one as the minute passes. A call over the limit starts nothing and is answered with
+        429 and a Retry-After header (seconds). 0: no limit.""",
+    )
+
     max_filled_length = Int(
         DEFAULT_MAX_FILLED,
         min=1000,

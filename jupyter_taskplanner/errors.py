@@ -96,6 +96,18 @@ class Unavailable(TaskPlannerError):
     reason = "Service Unavailable"
 
 
+class TooManyRequests(TaskPlannerError):
+    """A caller sent more requests than a documented rate allows (answered with 429)."""
+
+    status = 429
+    reason = "Too Many Requests"
+
+    def __init__(self, message: str, retry_after: float = 1.0, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+        """Seconds until a call would be taken (the ``Retry-After`` header, rounded up)."""
+
+
 class TooLarge(TaskPlannerError):
     """A request body (or another input) exceeds a documented size limit."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from importlib.resources import files
@@ -15,7 +16,15 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import web
 
-from .errors import MAX_MESSAGE, InvalidConfig, StoreError, TaskPlannerError, TooLarge, excerpt
+from .errors import (
+    MAX_MESSAGE,
+    InvalidConfig,
+    StoreError,
+    TaskPlannerError,
+    TooLarge,
+    TooManyRequests,
+    excerpt,
+)
 from .permissions import USE, Access, access_for
 from .tasks import parse_task_id
 from .timezones import known_timezones
@@ -294,6 +303,8 @@ class PlannerHandler(ExtensionHandlerMixin, LoginRequiredHandler):
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(exc, TaskPlannerError):
             self.set_status(exc.status)
+            if isinstance(exc, TooManyRequests):
+                self.set_header("Retry-After", str(max(1, math.ceil(exc.retry_after))))
             reply: dict[str, Any] = {"message": exc.message[:MAX_MESSAGE], "reason": exc.reason}
             if exc.field:
                 reply["field"] = exc.field

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import mimetypes
 from datetime import UTC, datetime
 from typing import Any
@@ -14,10 +15,11 @@ from tornado import httputil, web
 
 from .bus import HttpCall
 from .components.base import TimedTrigger
-from .errors import InvalidConfig, TaskNotFound, Unavailable
+from .errors import InvalidConfig, TaskNotFound, TooManyRequests, Unavailable
 from .handlers import API, TASK_ID, PlannerHandler
 from .logs import FileRange, log_text, send_chunks
 from .model import check_parameters
+from .ratelimit import RateLimit
 from .tasks import MAX_ID, parse_task_id
 from .timezones import is_timezone, local_timezone
 from .vocabulary import STATUSES
@@ -294,6 +296,14 @@ class TaskTriggerHandler(PlannerHandler):
             raise not_found
         if not task["enabled"]:
             raise InvalidConfig("the task is disabled; enable it to accept HTTP triggers")
+        rate = self.planner.settings.http_trigger_rate
+        wait = self.settings.setdefault("taskplanner_http_rate", RateLimit()).take(task["id"], rate)
+        if wait:
+            raise TooManyRequests(
+                f"this trigger URL takes {rate} calls a minute "
+                f"(TaskPlannerApp.http_trigger_rate); try again in {math.ceil(wait)} s",
+                retry_after=wait,
+            )
         form: dict[str, list[bytes]] = {}
         httputil.parse_body_arguments(
             self.request.headers.get("Content-Type", ""), self.body, form, {}, self.request.headers

@@ -19,6 +19,7 @@ import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
 from jupyter_taskplanner.model import NAME_MAX
+from jupyter_taskplanner.ratelimit import RateLimit
 from jupyter_taskplanner.testing import (
     FakeClock,
     create_task,
@@ -200,3 +201,62 @@ async def test_a_minutely_cron_with_misfire_all_after_30_days_down(
     dues = sorted(datetime.fromisoformat(run["parameters"]["trigger.due"]) for run in runs)
     assert now - timedelta(minutes=21) < dues[0] and dues[-1] <= now, dues
     assert len(set(dues)) == 20
+
+
+class TestHttpTriggerRate:
+    """``TaskPlannerApp.http_trigger_rate``: a trigger URL called in a tight loop."""
+
+    @pytest.fixture
+    def planner_settings(self) -> dict[str, Any]:
+        return {"http_trigger_rate": 5}
+
+    async def test_calls_past_the_rate_are_429_with_retry_after(self, api, jp_fetch):
+        alice = api("alice")
+        token, other_token = "tight-loop-0123456789abcdef", "other-0123456789abcdef"
+        http = [{"type": "http", "config": {"token": token}}]
+        task = await create_task(alice, triggers=http)
+        other = await create_task(
+            alice, triggers=[{"type": "http", "config": {"token": other_token}}]
+        )
+
+        async def call(task_id: int, secret: str) -> Any:
+            return await jp_fetch(
+                f"taskplanner/api/tasks/{task_id}/trigger",
+                secret,
+                method="POST",
+                body="",
+                headers={"Authorization": ""},
+                raise_error=False,
+            )
+
+        codes = [(await call(task["id"], token)).code for _ in range(50)]
+        assert codes == [202] * 5 + [429] * 45, codes
+        refused = await call(task["id"], token)
+        retry = int(refused.headers["Retry-After"])
+        assert 1 <= retry <= 12, retry  # one call back every 60 / 5 s
+        assert b"http_trigger_rate" in refused.body
+        # A wrong token is 404 as ever (the limit says nothing of the URL), and another
+        # task's URL has a rate of its own.
+        assert (await call(task["id"], "wrong-0123456789abcdef")).code == 404
+        assert (await call(other["id"], other_token)).code == 202
+        seconds, listed = await timed(alice, "GET", "/tasks")
+        assert listed.status == 200 and seconds < 2
+        runs = await runs_of(alice, task["id"])
+        assert len(runs) == 5, runs
+        for run in runs:
+            await wait_for_run(alice, run["id"])
+
+
+def test_the_rate_limit_gives_calls_back_as_the_minute_passes() -> None:
+    now = [0.0]
+    limit = RateLimit(clock=lambda: now[0])
+    assert [limit.take("t", 6) for _ in range(6)] == [0.0] * 6
+    assert limit.take("t", 6) == pytest.approx(10)
+    now[0] = 9.0
+    assert limit.take("t", 6) == pytest.approx(1)
+    now[0] = 10.0
+    assert limit.take("t", 6) == 0.0 and limit.take("t", 6) > 0
+    assert limit.take("other", 6) == 0.0
+    now[0] = 1000.0  # a long pause refills to the rate, not beyond
+    assert [limit.take("t", 6) for _ in range(7)].count(0.0) == 6
+    assert limit.take("t", 0) == 0.0  # no limit
