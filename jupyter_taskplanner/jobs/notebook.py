@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import functools
 import hashlib
 import importlib.util
 import json
@@ -21,7 +22,7 @@ import re
 import shutil
 import sys
 import time
-import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -40,6 +41,8 @@ from ..errors import InvalidConfig
 from . import JobFailed, setting
 
 FORMATS = ("ipynb", "html", "pdf")
+TRANSPORT_ENCRYPTION = "auto" if zmq.has("curve") else "disabled"
+"""Kernels' TCP channels are encrypted when both ends can."""
 SCRAP_MIMETYPES = (
     "application/scrapbook.scrap.json+json",
     "application/scrapbook.scrap.text+json",
@@ -216,8 +219,17 @@ class NotebookJob(Job):
             notebook.stem,
         )
         condition = setting(self, "condition") or {}
+        formats = setting(self, "formats")
+        glued: list[Any] = []
+
+        def keep() -> list[str]:
+            # Runs while the kernel shuts down: the glued condition, then the files.
+            if "glued" in condition:
+                glued.append(glued_value(nb, condition["glued"]))
+            return [fmt for fmt in formats if _write(nb, fmt, ctx.output_dir / f"{name}.{fmt}")]
+
         try:
-            outcome = asyncio.run(
+            outcome, written = asyncio.run(
                 _execute(
                     nb,
                     kernel,
@@ -226,11 +238,11 @@ class NotebookJob(Job):
                     self.config.get("cell_timeout"),
                     self.config.get("timeout"),
                     condition.get("expression"),
+                    keep,
                 )
             )
-            if "glued" in condition:
-                value = glued_value(nb, condition["glued"])
-                outcome = (bool(value), value)
+            if glued:
+                outcome = (bool(glued[0]), glued[0])
         except JobFailed:
             nbformat.write(nb, ctx.output_dir / f"{name}.ipynb")
             print(f"The notebook, as far as it ran, is kept as {name}.ipynb", file=sys.stderr)
@@ -241,20 +253,16 @@ class NotebookJob(Job):
         }
         if outcome is not None:
             metadata["condition"] = outcome[1]
-        results = []
-        for fmt in setting(self, "formats"):
-            file_name = f"{name}.{fmt}"
-            if _write(nb, fmt, ctx.output_dir / file_name):
-                results.append(
-                    Result(
-                        "file",
-                        value=file_name,
-                        valid=outcome is None or outcome[0],
-                        job=self.name,
-                        metadata={**metadata, "format": fmt},
-                    )
-                )
-        return results
+        return [
+            Result(
+                "file",
+                value=f"{name}.{fmt}",
+                valid=outcome is None or outcome[0],
+                job=self.name,
+                metadata={**metadata, "format": fmt},
+            )
+            for fmt in written
+        ]
 
     def inputs(self, ctx: RunContext) -> list[Path]:
         """The notebook, or its snapshot and the folder it runs in."""
@@ -306,8 +314,10 @@ async def _execute(
     cell_seconds: int | None,
     total_seconds: int | None,
     expression: str | None,
-) -> tuple[bool, Any] | None:
-    """Run every code cell of ``nb`` in place; return the expression's outcome, if any.
+    keep: Callable[[], list[str]],
+) -> tuple[tuple[bool, Any] | None, list[str]]:
+    """Run every code cell of ``nb`` in place, then ``keep`` it (in a thread, while the
+    kernel shuts down); return the expression's outcome, if any, and what ``keep`` returned.
 
     Raises ``JobFailed`` when a cell fails, times out or kills the kernel.
     """
@@ -327,9 +337,7 @@ async def _execute(
         resources={"metadata": {"path": str(cwd)}},
         # Encrypt the kernel's TCP channels when both ends can (and spare every job's log
         # ipykernel's warning about plain-text TCP).
-        config=Config(
-            KernelManager={"transport_encryption": "auto" if zmq.has("curve") else "disabled"}
-        ),
+        config=Config(KernelManager={"transport_encryption": TRANSPORT_ENCRYPTION}),
     )
     code = [index for index, cell in enumerate(nb.cells) if cell.cell_type == "code"]
     total = len(code)
@@ -359,7 +367,9 @@ async def _execute(
             finally:
                 _echo(cell)
             ctx.report_progress(done, total, where)
-        return await _evaluate(client, expression) if expression else None
+        outcome = await _evaluate(client, expression) if expression else None
+        keeping = asyncio.ensure_future(asyncio.to_thread(keep))
+    return outcome, await keeping
 
 
 async def _evaluate(client: NotebookClient, expression: str) -> tuple[bool, Any]:
@@ -416,17 +426,47 @@ def _write(nb: nbformat.NotebookNode, fmt: str, path: Path) -> bool:
     if fmt == "ipynb":
         nbformat.write(nb, path)
     elif fmt == "html":
-        with warnings.catch_warnings():
-            # Glued scraps have no visible form; nbconvert would warn once for each of them.
-            warnings.filterwarnings("ignore", "Your element with mimetype", UserWarning)
-            html = HTMLExporter().from_notebook_node(nb)[0]
+        html = _html_exporter().from_notebook_node(_without_scraps(nb))[0]
         path.write_text(html, encoding="utf-8")
     else:
-        data = _pdf(nb)
+        data = _pdf(_without_scraps(nb))
         if data is None:
             return False
         path.write_bytes(data)
     return True
+
+
+def _without_scraps(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """``nb`` without the outputs that hold only glued scraps: they have no visible form,
+    and nbconvert would warn for each (a warning filter is no choice in the thread this
+    runs in: filters are global).  Other cells are shared, not copied."""
+
+    def scrap(output: nbformat.NotebookNode) -> bool:
+        data = output.get("data") or {}
+        return bool(data) and all(key in SCRAP_MIMETYPES for key in data)
+
+    cells = [
+        nbformat.NotebookNode(
+            {**cell, "outputs": [output for output in cell.outputs if not scrap(output)]}
+        )
+        if any(scrap(output) for output in cell.get("outputs", []))
+        else cell
+        for cell in nb.cells
+    ]
+    return nbformat.NotebookNode({**nb, "cells": cells})
+
+
+@functools.cache
+def _html_exporter() -> HTMLExporter:
+    """One HTML exporter per process (it loads and compiles its templates on first use)."""
+    return HTMLExporter()
+
+
+def warm_up() -> None:
+    """Load what a notebook job's HTML export needs, in a warm worker before it forks."""
+    _html_exporter().from_notebook_node(
+        nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")])
+    )
 
 
 def _pdf(nb: nbformat.NotebookNode) -> bytes | None:
