@@ -113,16 +113,30 @@ class LabServer:
 
     def _wait_until_ready(self, within: float = 120) -> None:
         deadline = time.monotonic() + within
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                break
+        while time.monotonic() < deadline and self.process.poll() is None:
             try:
                 self.call("GET", "/tasks")
-                return
             except OSError:
                 time.sleep(0.2)
+                continue
+            self._require_extension()
+            return
         self.stop()
         raise RuntimeError(f"jupyter lab did not start; see {self.log_path}")
+
+    def _require_extension(self) -> None:
+        """Fail at once, not test by test, when this Lab does not load the extension."""
+        request = urllib.request.Request(
+            f"{self.url}/lab/api/extensions", headers={"Authorization": f"token {self.token}"}
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            found = [item for item in json.load(response) if item["name"] == "jupyter-taskplanner"]
+        if not (found and found[0]["enabled"] and found[0].get("status", "ok") == "ok"):
+            self.stop()
+            raise RuntimeError(
+                "this JupyterLab does not load jupyter-taskplanner (make lab builds it and "
+                f"links it into the environment): {found}"
+            )
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
         """Call the planner's REST API as the server's user."""

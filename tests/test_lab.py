@@ -262,28 +262,41 @@ def test_cancel_a_running_run(page: Any, lab: LabServer) -> None:
     screenshot(page, "lab-run-cancelled")
 
 
-def test_the_task_list_filters_sorts_pages_and_shows_owners(page: Any, lab: LabServer) -> None:
-    for i in range(21):
+@pytest.fixture
+def listed(lab: LabServer) -> Iterator[None]:
+    """21 tasks "Listed 00".."Listed 20" (the even ones enabled) and bob's "Listed for bob",
+    deleted afterwards (the other tests' tasks stay on the list's first page)."""
+    made = [
         lab.call("POST", "/tasks", {"name": f"Listed {i:02d}", "enabled": i % 2 == 0})
+        for i in range(21)
+    ]
     # An admin (the single user of a plain Lab is one) may create a task for someone else.
-    lab.call("POST", "/tasks/import", {"tasks": [{"name": "Listed for bob", "owner": "bob"}]})
+    body = {"tasks": [{"name": "Listed for bob", "owner": "bob"}]}
+    made += lab.call("POST", "/tasks/import", body)["tasks"]
+    yield
+    for task in made:
+        lab.call("DELETE", f"/tasks/{task['id']}")
+
+
+@pytest.mark.usefixtures("listed")
+def test_the_task_list_filters_sorts_pages_and_shows_owners(page: Any) -> None:
+    from playwright.sync_api import expect
+
     view = open_planner(page)
     pager = view.locator(".jp-TaskPlanner-pager")
     rows = view.locator("tbody tr[data-task-id]")
-
-    def names() -> list[str]:
-        return [rows.nth(i).locator("td").first.inner_text() for i in range(rows.count())]
+    names = view.locator("tbody tr[data-task-id] td:first-child")
 
     view.get_by_role("searchbox", name="Search tasks by name").fill("Listed")
     pager.filter(has_text="Page 1 of 2 (21 tasks)").wait_for()
-    assert rows.count() == 20
+    expect(rows).to_have_count(20)
     view.get_by_role("button", name="Next", exact=True).click()
     pager.filter(has_text="Page 2 of 2").wait_for()
-    assert names() == ["Listed 20"]
+    expect(names).to_have_text(["Listed 20"])
 
     view.get_by_label("Show tasks").select_option("disabled")
     pager.filter(has_text="Page 1 of 1 (10 tasks)").wait_for()
-    assert names() == [f"Listed {i:02d}" for i in range(1, 21, 2)]
+    expect(names).to_have_text([f"Listed {i:02d}" for i in range(1, 21, 2)])
     name_header = view.get_by_role("columnheader", name="Name")
     for order in ("ascending", "descending"):
         name_header.get_by_role("button").click()
@@ -291,7 +304,7 @@ def test_the_task_list_filters_sorts_pages_and_shows_owners(page: Any, lab: LabS
             "order => document.querySelector('.jp-TaskPlanner-list th[aria-sort=' + order + ']')",
             arg=order,
         )
-    assert names() == [f"Listed {i:02d}" for i in range(19, 0, -2)]
+    expect(names).to_have_text([f"Listed {i:02d}" for i in range(19, 0, -2)])
 
     # The owner column, and every owner's tasks for an admin.
     view.get_by_label("Show tasks").select_option("all")
