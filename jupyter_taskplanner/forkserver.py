@@ -18,7 +18,8 @@ message per packet):
 The server itself never runs a job's code, so nothing of one job reaches the next: each
 job runs in its own copy of the server.  It ends when the control socket closes (the
 executor closed it or died); workers still running then stay running, and those told to
-``stop_when_orphaned`` stop as a cancel would.
+``stop_when_orphaned`` stop as a cancel would.  With ``kernel_pool`` it also keeps
+pre-started kernels for the notebook jobs it forks (``kernelpool``).
 """
 
 from __future__ import annotations
@@ -32,10 +33,13 @@ import select
 import signal
 import socket
 import sys
+import tempfile
 import traceback
+from pathlib import Path
 from typing import Any
 
 from . import worker
+from .kernelpool import KernelPool
 
 MAX_MESSAGE = 64 * 1024
 
@@ -43,8 +47,9 @@ MAX_MESSAGE = 64 * 1024
 class ForkServer:
     """The loop of the fork server process."""
 
-    def __init__(self, control: socket.socket) -> None:
+    def __init__(self, control: socket.socket, pool: KernelPool | None) -> None:
         self.control = control
+        self.pool = pool
         self.children: dict[int, int] = {}  # pid -> request id
         self.wake_read, self.wake_write = os.pipe()
         os.set_blocking(self.wake_write, False)
@@ -53,19 +58,28 @@ class ForkServer:
     def serve(self) -> None:
         """Fork workers until the control socket closes."""
         signal.set_wakeup_fd(self.wake_write)
-        # A handler that does nothing: the wake-up pipe ends the select.
+        # Handlers that do nothing: the wake-up pipe ends the select; SIGUSR1 is a worker
+        # that took a pooled kernel, so another starts.
         signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.signal(signal.SIGUSR1, lambda *_: None)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        self._send({"ready": os.getpid()})
-        while True:
-            readable, _, _ = select.select([self.control, self.wake_read], [], [])
-            if self.wake_read in readable:
-                with contextlib.suppress(BlockingIOError):
-                    while os.read(self.wake_read, 512):
-                        pass
-            self._reap()
-            if self.control in readable and not self._receive():
-                return
+        pool = None if self.pool is None else str(self.pool.folder)
+        self._send({"ready": os.getpid(), "kernel_pool": pool})
+        try:
+            while True:
+                readable, _, _ = select.select([self.control, self.wake_read], [], [])
+                if self.wake_read in readable:
+                    with contextlib.suppress(BlockingIOError):
+                        while os.read(self.wake_read, 512):
+                            pass
+                self._reap()
+                if self.pool is not None:
+                    self.pool.tend()
+                if self.control in readable and not self._receive():
+                    return
+        finally:
+            if self.pool is not None:
+                self.pool.close()
 
     def _receive(self) -> bool:
         """Handle one message; False when the control socket closed."""
@@ -106,7 +120,7 @@ class ForkServer:
         try:
             os.setsid()
             signal.set_wakeup_fd(-1)
-            for signum in (signal.SIGCHLD, signal.SIGINT):
+            for signum in (signal.SIGCHLD, signal.SIGUSR1, signal.SIGINT):
                 signal.signal(signum, signal.SIG_DFL)
             self.control.close()
             os.close(self.wake_read)
@@ -115,6 +129,8 @@ class ForkServer:
             os.dup2(log_fd, 2)
             os.close(log_fd)
             os.chdir(cwd)
+            if self.pool is not None:
+                self.pool.forked()
             code = worker.main([request])
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
@@ -132,6 +148,8 @@ class ForkServer:
             if not done:
                 continue
             del self.children[pid]
+            if self.pool is not None:
+                self.pool.release(pid)
             self._send({"exited": request, "code": os.waitstatus_to_exitcode(status)})
 
     def _send(self, message: dict[str, Any]) -> None:
@@ -154,10 +172,17 @@ def main(argv: list[str] | None = None) -> int:
         except Exception:
             print(f"warm worker: cannot preload {module}:", file=sys.stderr)
             traceback.print_exc()
+    pool = None
+    if config.get("kernel_pool"):
+        pool = KernelPool(
+            {str(name): int(size) for name, size in config["kernel_pool"].items()},
+            Path(tempfile.mkdtemp(prefix="taskplanner-kernels-")),
+            Path.cwd(),
+        )
     # What was imported stays shared with every forked worker: keep the collector from
     # touching (and so copying) those pages in each of them.
     gc.freeze()
-    ForkServer(control).serve()
+    ForkServer(control, pool).serve()
     return 0
 
 

@@ -289,3 +289,68 @@ async def test_local_user_fork_servers_run_as_their_owner(make_executor, account
     assert job["uid"] == uid and job["ppid"] == server.process.pid and job["heavy"]
     assert (await whoami(executor, home, owner=name, runs=base / "runs"))["uid"] == uid
     assert executor.fork_servers() == [server]
+
+
+# -- the warm kernel pool ------------------------------------------------------------------
+
+
+def tickets(executor: LocalExecutor, kernel: str = "python3") -> list[int]:
+    """The pids of the idle pooled kernels of the (single) fork server."""
+    (server,) = executor.fork_servers()
+    assert server.kernel_pool is not None
+    return sorted(int(path.stem) for path in (server.kernel_pool / kernel).glob("*.json"))
+
+
+async def test_pooled_kernels_serve_one_job_each_and_refill(make_executor, root):
+    executor = make_executor(kernel_pool={"python3": 1})
+    first = request(root, NOTEBOOK_JOB)
+    outcome = await run(executor, first)
+    assert outcome.error is None, log_of(first)
+    assert sorted(result["value"] for result in outcome.results) == ["nb.html", "nb.ipynb"]
+    await until(lambda: len(tickets(executor)) == 1)
+    (ready,) = tickets(executor)
+    second = request(root, NOTEBOOK_JOB)
+    outcome = await run(executor, second)
+    assert outcome.error is None, log_of(second)
+    # The variable the first run set is not there in the second; both ran in the
+    # notebook's folder, though the pooled kernels started in the root.
+    for step in (first, second):
+        assert f"clean {root / 'reports'}" in log_of(step)
+        assert "leaked" not in log_of(step)
+    # The kernel the second run took is gone and another has taken its place.
+    assert not alive(ready)
+    await until(lambda: len(tickets(executor)) == 1 and tickets(executor) != [ready])
+
+
+async def test_a_dead_pooled_kernel_is_replaced(make_executor, root):
+    executor = make_executor(kernel_pool={"python3": 1})
+    await whoami(executor, root)
+    await until(lambda: len(tickets(executor)) == 1)
+    (kernel,) = tickets(executor)
+    os.kill(kernel, signal.SIGKILL)
+    await until(lambda: len(tickets(executor)) == 1 and tickets(executor) != [kernel])
+    step = request(root, NOTEBOOK_JOB)
+    outcome = await run(executor, step)
+    assert outcome.error is None, log_of(step)
+
+
+async def test_without_a_pool_no_kernel_is_started_ahead(make_executor, root):
+    executor = make_executor()
+    await whoami(executor, root)
+    (server,) = executor.fork_servers()
+    assert server.kernel_pool is None
+    children = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children")
+    assert children.read_text().split() == []
+    step = request(root, NOTEBOOK_JOB)
+    outcome = await run(executor, step)
+    assert outcome.error is None, log_of(step)
+
+
+async def test_a_kernel_of_another_name_is_started_fresh(make_executor, root):
+    executor = make_executor(kernel_pool={"no-such-kernel": 1})
+    step = request(root, NOTEBOOK_JOB)
+    outcome = await run(executor, step)
+    assert outcome.error is None, log_of(step)
+    (server,) = executor.fork_servers()
+    assert server.kernel_pool is not None
+    assert list((server.kernel_pool / "no-such-kernel").glob("*.json")) == []

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import watchfiles
-from traitlets import Bool, Float, Int, List, Unicode
+from traitlets import Bool, Dict, Float, Int, List, Unicode
 
 from ..components.base import Result
 from ..logs import CHUNK_SIZE, CappedLog
@@ -83,7 +83,7 @@ class LocalExecutor(Executor):
     warm_idle_seconds = Float(
         300.0,
         config=True,
-        help="""Seconds an owner's fork server stays after its last
+        help="""Seconds an owner's fork server (and its pooled kernels) stays after its last
         job ended; the next job starts a new one.""",
     )
 
@@ -93,6 +93,19 @@ class LocalExecutor(Executor):
         help="""Fork servers kept at once (one per owner and account). When another owner's
         job needs one, the one idle longest ends; when none is idle, the job starts a fresh
         interpreter.""",
+    )
+
+    kernel_pool = Dict(
+        value_trait=Int(),
+        key_trait=Unicode(),
+        config=True,
+        help="""The warm kernel pool (needs warm_workers), e.g. {"python3": 1}: how many
+        idle kernels of each kernel name each owner's fork server keeps started. A notebook
+        job of that kernel takes one instead of starting its own; the kernel serves that job
+        only and is killed when the job ends, while a fresh one starts in its place. Pooled
+        kernels cost memory and a kernel start per job even when idle; their own stdout and
+        stderr (not the cells' output) are not kept. Empty (default): no kernels are
+        started ahead.""",
     )
 
     def __init__(self, **kwargs: Any) -> None:
@@ -221,7 +234,7 @@ class LocalExecutor(Executor):
             oldest, server = min(idle, key=lambda item: item[1].last_used)
             del self._fork_servers[oldest]
             await server.close()
-        config = {"preload": list(self.warm_preload)}
+        config = {"preload": list(self.warm_preload), "kernel_pool": dict(self.kernel_pool)}
         try:
             server = await ForkServer.start(command, options, config)
         except (OSError, ForkServerGone) as exc:
@@ -249,7 +262,7 @@ class LocalExecutor(Executor):
         self._schedule_idle_check()
 
     async def close(self) -> None:
-        """End every fork server."""
+        """End every fork server (and its pooled kernels)."""
         if self._idle_check is not None:
             self._idle_check.cancel()
             self._idle_check = None

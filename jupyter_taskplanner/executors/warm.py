@@ -45,6 +45,7 @@ class ForkServer:
         self.process = process
         self.control = control
         self.ready: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.kernel_pool: Path | None = None
         self.last_used = time.monotonic()
         self._ids = itertools.count()
         self._started: dict[int, asyncio.Future[int]] = {}
@@ -80,10 +81,12 @@ class ForkServer:
         ours.setblocking(False)
         server = cls(process, ours)
         try:
-            await server.ready
+            hello = await server.ready
         except BaseException:
             await server.close()
             raise
+        if hello.get("kernel_pool"):
+            server.kernel_pool = Path(hello["kernel_pool"])
         return server
 
     @property

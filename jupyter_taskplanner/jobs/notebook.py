@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import contextlib
 import functools
 import hashlib
 import importlib.util
@@ -20,6 +21,7 @@ import keyword
 import os
 import re
 import shutil
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -29,6 +31,7 @@ from typing import Any, ClassVar
 import nbformat
 import zmq
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 from nbconvert import HTMLExporter, PDFExporter, WebPDFExporter
@@ -36,6 +39,7 @@ from nbconvert.filters import strip_ansi
 from papermill.parameterize import parameterize_notebook
 from traitlets.config import Config
 
+from .. import kernelpool
 from ..components.base import Job, Result, RunContext
 from ..errors import InvalidConfig
 from . import JobFailed, setting
@@ -319,7 +323,8 @@ async def _execute(
     """Run every code cell of ``nb`` in place, then ``keep`` it (in a thread, while the
     kernel shuts down); return the expression's outcome, if any, and what ``keep`` returned.
 
-    Raises ``JobFailed`` when a cell fails, times out or kills the kernel.
+    The kernel is one of the warm kernel pool when the worker's pool has one of that name,
+    else a fresh one.  Raises ``JobFailed`` when a cell fails, times out or kills the kernel.
     """
     deadline = None if total_seconds is None else time.monotonic() + total_seconds
 
@@ -330,8 +335,10 @@ async def _execute(
             limits.append(max(deadline - time.monotonic(), 0.01))
         return min(limits, default=None)
 
+    pooled = kernelpool.claim(kernel)
     client = NotebookClient(
         nb,
+        km=None if pooled is None else _PooledKernelManager(pooled, kernel_name=kernel),
         kernel_name=kernel,
         timeout_func=limit,
         resources={"metadata": {"path": str(cwd)}},
@@ -344,6 +351,13 @@ async def _execute(
     ctx.report_progress(0, total, "starting kernel")
     async with client.async_setup_kernel():
         assert client.kc is not None
+        if pooled is not None:
+            # A pooled kernel started in the owner's root; the notebook runs in its folder.
+            await client.async_wait_for_reply(
+                client.kc.execute(
+                    f"__import__('os').chdir({str(cwd)!r})", silent=True, store_history=False
+                )
+            )
         info = await client.async_wait_for_reply(client.kc.kernel_info())
         if info is not None:
             nb.metadata["language_info"] = info["content"].get("language_info", {})
@@ -370,6 +384,39 @@ async def _execute(
         outcome = await _evaluate(client, expression) if expression else None
         keeping = asyncio.ensure_future(asyncio.to_thread(keep))
     return outcome, await keeping
+
+
+class _PooledKernelManager(AsyncKernelManager):
+    """A kernel of the warm kernel pool: the fork server started it and kills it when this
+    worker ends; this job only talks to it (and interrupts or kills it)."""
+
+    def __init__(self, pooled: dict[str, Any], **kwargs: Any) -> None:
+        super().__init__(connection_file=pooled["connection_file"], **kwargs)
+        self.load_connection_file()
+        self.pooled_pid = int(pooled["pid"])
+
+    @property
+    def has_kernel(self) -> bool:
+        return True
+
+    async def _async_is_alive(self) -> bool:
+        return kernelpool.alive(self.pooled_pid)
+
+    async def _async_interrupt_kernel(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pooled_pid, signal.SIGINT)
+
+    async def _async_shutdown_kernel(self, now: bool = False, restart: bool = False) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pooled_pid, signal.SIGKILL)
+
+    async def _async_cleanup_resources(self, restart: bool = False) -> None:
+        """The fork server removes the connection file."""
+
+    is_alive = _async_is_alive
+    interrupt_kernel = _async_interrupt_kernel
+    shutdown_kernel = _async_shutdown_kernel
+    cleanup_resources = _async_cleanup_resources
 
 
 async def _evaluate(client: NotebookClient, expression: str) -> tuple[bool, Any]:
