@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from hub_support import (
     SERVICE,
     Hub,
@@ -219,6 +220,18 @@ def test_the_client_in_a_users_server_lists_that_users_tasks(hub: Hub) -> None:
             seen.append(event)
     assert {event["owner"] for event in seen} == {ALICE}, seen
     assert seen[0]["action"] == "started"
+    # The stream keeps the headers that keep proxies from buffering or caching it.
+    stream = requests.get(
+        f"{hub.url}{base.lstrip('/')}/events",
+        headers={"Authorization": f"token {hub.tokens[ALICE]}", "Accept": "text/event-stream"},
+        stream=True,
+        timeout=30,
+    )
+    with stream:
+        assert stream.status_code == 200, stream.text
+        assert stream.headers["Content-Type"].startswith("text/event-stream")
+        assert stream.headers["Cache-Control"] == "no-cache"
+        assert stream.headers["X-Accel-Buffering"] == "no"
 
 
 def test_the_client_finds_the_planner_from_a_kernels_environment(

@@ -55,6 +55,7 @@ REPLY_HEADERS = (
     "Allow",
     "Retry-After",
     "Cache-Control",
+    "X-Accel-Buffering",  # an event stream's: a proxy such as nginx must not hold it back
 )
 
 
