@@ -26,6 +26,7 @@ from .errors import (
     excerpt,
 )
 from .permissions import USE, Access, access_for
+from .summaries import parse_include, summaries
 from .tasks import parse_task_id
 from .timezones import known_timezones
 
@@ -239,10 +240,23 @@ class PlannerHandler(ExtensionHandlerMixin, LoginRequiredHandler):
         return limit, self.query_int("offset", 0, 0, 2**31)
 
     def send_page(
-        self, key: str, items: Sequence[Mapping[str, Any]], total: int, limit: int, offset: int
+        self,
+        key: str,
+        items: Sequence[Mapping[str, Any]],
+        total: int,
+        limit: int,
+        offset: int,
+        **extra: Any,
     ) -> None:
-        """A page of a listing, with the URL of the next page when there is one."""
-        reply: dict[str, Any] = {key: items, "total": total, "limit": limit, "offset": offset}
+        """A page of a listing (``extra``: more fields of the page), with the URL of the next
+        page when there is one."""
+        reply: dict[str, Any] = {
+            key: items,
+            "total": total,
+            "limit": limit,
+            "offset": offset,
+            **extra,
+        }
         if offset + limit < total:
             args = {k: v[-1].decode() for k, v in self.request.query_arguments.items()}
             reply["next"] = f"{self.request.path}?{urlencode({**args, 'offset': offset + limit})}"
@@ -323,6 +337,7 @@ class TasksHandler(PlannerHandler):
     @authorized
     async def get(self) -> None:
         limit, offset = self.page()
+        include = parse_include(self.get_query_argument("include", None))
         tasks, total = await self.db(
             self.planner.tasks.list,
             self.access,
@@ -332,7 +347,13 @@ class TasksHandler(PlannerHandler):
             limit=limit,
             offset=offset,
         )
-        self.send_page("tasks", tasks, total, limit, offset)
+        extra: dict[str, Any] = {}
+        if include:
+            # The tasks of this page are the caller's to see: so are their runs.
+            ids = [task["id"] for task in tasks] if "last_run" in include else []
+            last_runs = await self.db(self.planner.store.last_runs, ids)
+            extra["summaries"] = summaries(self.planner.registry, tasks, include, last_runs)
+        self.send_page("tasks", tasks, total, limit, offset, **extra)
 
     @web.authenticated
     @authorized

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
@@ -700,6 +700,18 @@ class Store:
             [*params, limit, offset],
         )
         return [_row_to_run(row) for row in rows], total
+
+    def last_runs(self, task_ids: Sequence[int]) -> dict[int, RunRecord]:
+        """The newest run of each of these tasks (a task without runs is left out)."""
+        if not task_ids:
+            return {}
+        marks = ", ".join("?" for _ in task_ids)
+        rows = self.db.query(
+            f"SELECT * FROM runs WHERE id IN (SELECT max(id) FROM runs WHERE task_id IN ({marks})"
+            " GROUP BY task_id)",
+            list(task_ids),
+        )
+        return {run["task_id"]: run for run in map(_row_to_run, rows) if run["task_id"]}
 
     def active_runs(self, task_id: int) -> list[RunRecord]:
         rows = self.db.query(

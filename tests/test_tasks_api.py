@@ -11,7 +11,7 @@ import pytest
 from jupyter_taskplanner.components.base import Action, Job
 from jupyter_taskplanner.errors import InvalidConfig
 from jupyter_taskplanner.model import SETTINGS_DEFAULTS
-from jupyter_taskplanner.testing import create_task
+from jupyter_taskplanner.testing import create_task, wait_for_run
 
 API = "/taskplanner/api"
 
@@ -655,3 +655,35 @@ async def test_run_of_another_users_or_an_unknown_task_is_404(planner, api):
         reply = await caller("POST", f"/tasks/{task_id}/run")
         assert reply.status == 404, reply
         assert "no task with id" in reply.body["message"]
+
+
+async def test_a_page_carries_each_tasks_next_start_and_last_run(api, funcs, job):
+    alice, bob = api("alice"), api("bob")
+    daily = {"type": "cron", "config": {"expression": "0 7 * * *"}}
+    ran = await create_task(alice, name="ran", jobs=[job("hello")], triggers=[daily])
+    never = await create_task(alice, name="never")
+    first = await wait_for_run(alice, (await alice("POST", f"/tasks/{ran['id']}/run")).body["id"])
+    second = await wait_for_run(alice, (await alice("POST", f"/tasks/{ran['id']}/run")).body["id"])
+    bobs = await create_task(bob, name="bob's", jobs=[job("hello")])
+    await wait_for_run(bob, (await bob("POST", f"/tasks/{bobs['id']}/run")).body["id"])
+
+    page = await alice("GET", "/tasks", params={"include": "next,last_run", "limit": 1})
+    assert page.status == 200, page
+    assert set(page.body["summaries"]) == {str(ran["id"])}
+    assert "include=next%2Clast_run" in page.body["next"]  # the next page asks the same
+    page = await alice("GET", "/tasks", params={"include": "next,last_run"})
+    summary = page.body["summaries"]
+    assert summary[str(ran["id"])]["last_run"]["id"] == second["id"] != first["id"]
+    assert summary[str(ran["id"])]["last_run"]["status"] == "succeeded"
+    assert summary[str(never["id"])] == {"next_start": None, "last_run": None}
+    fires = (await alice("GET", f"/tasks/{ran['id']}/next", params={"count": 1})).body
+    assert summary[str(ran["id"])]["next_start"] == fires["next"][0]["server_time"]
+    # Only what was asked; nothing without include; bob's runs are not in alice's page.
+    only = (await alice("GET", "/tasks", params={"include": "last_run"})).body["summaries"]
+    assert set(only[str(ran["id"])]) == {"last_run"}
+    assert "summaries" not in (await alice("GET", "/tasks")).body
+    everyone = await api("root")("GET", "/tasks", params={"owner": "*", "include": "last_run"})
+    assert everyone.body["summaries"][str(bobs["id"])]["last_run"]["owner"] == "bob"
+    for bad in ("", "next,", "runs", "next, last_run"):
+        reply = await alice("GET", "/tasks", params={"include": bad})
+        assert (reply.status, reply.body["field"]) == (400, "include"), (bad, reply)

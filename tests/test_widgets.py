@@ -118,8 +118,13 @@ async def test_task_list_pages_filters_switches_runs_and_deletes(
     assert tasks.position.value == "page 1 of 3 (5 tasks)"
     assert "07:00:00" in tasks.rows[0].next_fire.value
     assert "never run" in tasks.rows[0].last_run.value
+    # A page is one request, whatever its rows show (next start, last run).
+    sent: list[str] = []
+    alice._http.event_hooks["request"].append(lambda request: sent.append(request.url.path))
     await in_thread(tasks.next.click)
     assert [row.select.description for row in tasks.rows] == ["task 2", "task 3"]
+    assert len(sent) == 1 and sent[0].endswith("/taskplanner/api/tasks"), sent
+    alice._http.event_hooks["request"].clear()
     # Typing a filter reads the first page again.
     await in_thread(setattr, tasks.query, "value", "task 4")
     assert [row.select.description for row in tasks.rows] == ["task 4"] and tasks.page == 0

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from .api import NextFires, Page, TaskPlanner
+from .api import NextFires, Page, TaskPlanner, TaskSummary
 from .builder import (
     AfterTask,
     Calendar,
@@ -71,6 +71,7 @@ __all__ = [
     "Sql",
     "Task",
     "TaskPlanner",
+    "TaskSummary",
     "Time",
     "Unauthorized",
     "Values",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Literal, TypedDict, TypeVar
 from urllib.parse import quote
@@ -37,10 +37,19 @@ class Page(Generic[Item]):
     total: int
     limit: int
     offset: int
+    summaries: dict[int, TaskSummary] = field(default_factory=dict)
+    """With ``tasks_page(include=...)``: task id -> its next start and newest run."""
 
     @property
     def has_next(self) -> bool:
         return self.offset + len(self.items) < self.total
+
+
+class TaskSummary(TypedDict, total=False):
+    """What a task list shows beside a task (``GET /tasks?include=next,last_run``)."""
+
+    next_start: str | None
+    last_run: RunRecord | None
 
 
 class NextFire(TypedDict):
@@ -183,13 +192,23 @@ class TaskPlanner:
         q: str | None = None,
         owner: str | None = None,
         enabled: bool | None = None,
+        include: Iterable[str] = (),
     ) -> Page[TaskRecord]:
-        """One page of tasks, ordered by id (``owner``: a user or ``*``, for admins)."""
+        """One page of tasks, ordered by id (``owner``: a user or ``*``, for admins).
+
+        ``include`` (``"next"``, ``"last_run"``): per task, its next start and newest run,
+        in ``Page.summaries`` by task id, from the same call.
+        """
         params = {"limit": limit, "offset": offset, "q": q, "owner": owner}
         if enabled is not None:
             params["enabled"] = str(enabled).lower()
+        if include:
+            params["include"] = ",".join(include)
         answer = self._api("GET", "/tasks", params=params)
-        return Page(answer["tasks"], answer["total"], answer["limit"], answer["offset"])
+        found = {int(key): value for key, value in answer.get("summaries", {}).items()}
+        return Page(
+            answer["tasks"], answer["total"], answer["limit"], answer["offset"], summaries=found
+        )
 
     def list_tasks(
         self,

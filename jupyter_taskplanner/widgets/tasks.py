@@ -9,7 +9,7 @@ from typing import Any
 import ipywidgets as w
 from traitlets import Bool, Instance, Int, List, Unicode, observe
 
-from ..client import Forbidden, PlannerError, TaskPlanner
+from ..client import Forbidden, PlannerError, TaskPlanner, TaskSummary
 from ..vocabulary import TaskRecord
 from .forms import status_html
 
@@ -96,18 +96,20 @@ class TaskList(w.VBox):
             offset=self.page * self.page_size,
             q=self.query.value or None,
             owner=(self.owner.value or None) if self.is_admin else None,
+            include=("next", "last_run"),
         )
         self.total = page.total
-        self.rows = [self._row(task) for task in page.items]
+        # One request for the page: each row's next start and last run come with it.
+        self.rows = [self._row(task, page.summaries.get(task["id"], {})) for task in page.items]
         self.body.children = tuple(self.rows)
         pages = max(1, -(-page.total // self.page_size))
         self.position.value = f"page {self.page + 1} of {pages} ({page.total} tasks)"
         self.previous.disabled = self.page == 0
         self.next.disabled = not page.has_next
 
-    def _row(self, task: TaskRecord) -> TaskRow:
-        fires = self.client.next_fires(task["id"], count=1)["next"]
-        latest = self.client.runs_page(task["id"], limit=1).items
+    def _row(self, task: TaskRecord, summary: TaskSummary) -> TaskRow:
+        next_start = summary.get("next_start")
+        latest = summary.get("last_run")
         row = TaskRow(
             task_id=task["id"],
             select=w.Button(
@@ -116,8 +118,8 @@ class TaskList(w.VBox):
             enabled=w.ToggleButton(
                 value=task["enabled"], description="on" if task["enabled"] else "off"
             ),
-            next_fire=w.HTML(escape(fires[0]["server_time"]) if fires else "-"),
-            last_run=w.HTML(status_html(latest[0]["status"] if latest else None)),
+            next_fire=w.HTML(escape(next_start) if next_start else "-"),
+            last_run=w.HTML(status_html(latest["status"] if latest else None)),
             run=w.Button(description="Run", icon="play"),
             delete=w.Button(description="Delete", icon="trash", button_style="danger"),
         )

@@ -18,6 +18,8 @@ export interface ITaskQuery {
   q?: string;
   enabled?: boolean;
   owner?: string;
+  /** Summaries to add per task: `next`, `last_run`, comma-separated. */
+  include?: string;
   limit: number;
   offset: number;
 }

@@ -58,6 +58,10 @@ export interface IPage {
 
 export interface ITaskPage extends IPage {
   tasks: ITask[];
+  /** With `include`: per task id, its next start and newest run. */
+  summaries?: {
+    [taskId: string]: { next_start?: string | null; last_run?: IRun | null };
+  };
 }
 
 export type RunStatus =

@@ -23,10 +23,9 @@ describe('TaskListModel', () => {
     const model = new TaskListModel(asPlanner(fake));
     await model.refresh();
     expect(model.rows.map(row => row.id)).toEqual([1, 2]);
-    expect(calls.filter(call => call.startsWith('taskRuns')).sort()).toEqual([
-      'taskRuns 1',
-      'taskRuns 2'
-    ]);
+    // One request for the page, the rows' next starts and last runs included.
+    expect(calls).toEqual(['listTasks include=next,last_run']);
+    expect(model.summaries.get(1)).toEqual({ lastRun: null, nextFire: null });
     model.sortBy('name');
     expect(model.rows.map(row => row.id)).toEqual([2, 1]);
     calls.length = 0;

@@ -55,13 +55,23 @@ export function fakeAPI(
     offset: 0
   });
   const api = {
-    listTasks: async () => {
-      calls.push('listTasks');
+    listTasks: async (q: { include?: string }) => {
+      calls.push(q.include ? `listTasks include=${q.include}` : 'listTasks');
+      const summaries = Object.fromEntries(
+        data.tasks.map(task => [
+          String(task.id),
+          {
+            next_start: null,
+            last_run: data.runs.find(run => run.task_id === task.id) ?? null
+          }
+        ])
+      );
       return {
         tasks: data.tasks,
         total: data.tasks.length,
         limit: 20,
-        offset: 0
+        offset: 0,
+        ...(q.include ? { summaries } : {})
       };
     },
     getTask: async (id: number) => {
