@@ -133,3 +133,42 @@ async def test_no_new_runs_once_the_engine_stops(api, funcs, planner):
     await planner.engine.stop()
     reply = await alice("POST", f"/tasks/{task['id']}/run")
     assert reply.status == 503 and "shutting down" in reply.body["message"], reply
+
+
+def test_a_run_cancelled_as_it_starts_ends_cancelled(tmp_path: Path) -> None:
+    # Each cancel, sent the moment the run is started, may land while the run is picked from
+    # the queue or begins: it must still end cancelled (never stay queued) and give back its
+    # owner's slot.
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "tp_race.py").write_text(FUNCS)
+    server = ServerProcess(
+        root,
+        tmp_path / "p" / "tasks.db",
+        tmp_path / "server.log",
+        "--TaskPlannerApp.max_runs_per_owner=2",
+    )
+    try:
+        body = {"name": "slow", "jobs": [nap(5)], "settings": {"overlap": "parallel"}}
+        task = server.call("POST", "/tasks", body)
+        answers = []
+        for _ in range(40):
+            run = server.call("POST", f"/tasks/{task['id']}/run")
+            answers.append((run["id"], server.call("POST", f"/runs/{run['id']}/cancel")["status"]))
+        assert {status for _, status in answers} == {"cancelled"}, answers
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            final = {server.call("GET", f"/runs/{run_id}")["status"] for run_id, _ in answers}
+            if final == {"cancelled"}:
+                break
+            time.sleep(0.2)
+        assert final == {"cancelled"}, final
+        quick = server.call("POST", "/tasks", {"name": "quick", "jobs": [nap(0.1)]})
+        run = server.call("POST", f"/tasks/{quick['id']}/run")
+        while server.call("GET", f"/runs/{run['id']}")["status"] in ("queued", "running"):
+            assert time.monotonic() < deadline + 20, "the owner's slots were never given back"
+            time.sleep(0.2)
+        assert server.call("GET", f"/runs/{run['id']}")["status"] == "succeeded"
+    finally:
+        server.stop()
+    assert b"Traceback" not in (tmp_path / "server.log").read_bytes()

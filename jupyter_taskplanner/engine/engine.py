@@ -322,7 +322,23 @@ class RunEngine:
         return self.store.get_run(run_id, None)
 
     async def _execute(self, run_id: int) -> None:
-        run, task, state = await self.db.call(self._begin, run_id)
+        begin = asyncio.ensure_future(self.db.call(self._begin, run_id))
+        try:
+            run, task, state = await asyncio.shield(begin)
+        except asyncio.CancelledError:
+            # Cancelled (or the server stopping) as the run was picked from the queue: it
+            # never began, but it must end and give its owner's slot back.
+            run, _, _ = await begin
+            self.queue.ended(run_id, run["owner"], None)
+            if run_id in self._cancelled:
+                await self._record_end(run_id, RunStatus.CANCELLED, "cancelled before it started")
+            else:
+                await self._record_end(
+                    run_id, RunStatus.INTERRUPTED, "the server stopped before the run started"
+                )
+            self._cancelled.discard(run_id)
+            self.queue.dispatch_soon()
+            raise
         if task is None:  # deleted since the run was picked from the queue
             self.queue.ended(run_id, run["owner"], None)
             await self._cancel_orphan(run_id)

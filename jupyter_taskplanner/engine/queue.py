@@ -95,6 +95,8 @@ class RunQueue:
         """The first waiting run of ``owner`` whose task may start now (overlap rules)."""
         for run_id in list(self.waiting.get(owner, ())):
             run, task = await self.db.call(self._run_and_task, run_id)
+            if run_id not in self.waiting.get(owner, ()):
+                continue  # cancelled while it was read: the cancel ended it
             if run["status"] != RunStatus.QUEUED:
                 self.waiting[owner].remove(run_id)
                 continue
