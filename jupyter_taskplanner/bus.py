@@ -3,7 +3,8 @@
 The engine publishes the life of every run, the planner its own start, the REST API each
 call of a task's secret URL.  Triggers that start tasks on such events
 (``PlannerEventTrigger``: built-in ones and a plugin's alike) are served by the scheduler's
-listeners; the bridge to Jupyter Server's event bus (for the UI) is one more subscriber.
+listeners; the owners' event streams (``event_stream``, for the UI and clients) and, when
+``TaskPlannerApp.server_events`` is on, Jupyter Server's event bus are more subscribers.
 """
 
 from __future__ import annotations
