@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_taskplanner.components.registry import Registry
+from jupyter_taskplanner.executors import LocalExecutor
 from jupyter_taskplanner.model import SaveContext, prepare
 from jupyter_taskplanner.paths import OwnerFiles
 from jupyter_taskplanner.permissions import ComponentRules
@@ -31,12 +32,16 @@ from jupyter_taskplanner.testing import HOST, ServerProcess
 OWNER = "bench"
 TICKS = os.sysconf("SC_CLK_TCK")
 
-WARM_OPTIONS: tuple[str, ...] = ()
-"""The server options that turn warm workers and the warm kernel pool on.
-
-The rows "with the warm kernel pool" and "1,000 trivial python jobs" start their server with
-these.  Empty while the planner has no such settings: those rows then measure the cold path.
-"""
+_EXECUTOR_TRAITS = LocalExecutor.class_traits()
+WARM_WORKERS = bool(
+    "warm_workers" in _EXECUTOR_TRAITS and _EXECUTOR_TRAITS["warm_workers"].default_value
+)
+"""Whether jobs start in warm workers by default (every server of the bench then uses them)."""
+WARM_OPTIONS: tuple[str, ...] = (
+    ("--LocalExecutor.kernel_pool={'python3': 2}",) if "kernel_pool" in _EXECUTOR_TRAITS else ()
+)
+"""The server options that turn the warm kernel pool on, for the row "with the warm kernel
+pool"; empty while the planner has no such setting (that row then measures the cold path)."""
 
 
 OTHER_EXTENSIONS = ("jupyterlab", "jupyter_lsp", "jupyter_server_terminals", "notebook_shim")

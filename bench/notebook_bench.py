@@ -6,8 +6,8 @@ Run with the project's venv:  .venv/bin/python bench/notebook_bench.py [--size q
 Interleaved rounds on the same 2-cell notebook (a parameters cell and a print), each timed
 from the request to the finished record, polling every 20 ms:
 
-* jupyter-taskplanner, a cold kernel (the default) and with ``WARM_OPTIONS`` (warm workers
-  and the warm kernel pool);
+* jupyter-taskplanner, a cold kernel (the default) and with ``WARM_OPTIONS`` (the warm
+  kernel pool);
 * jupyter-scheduler, installed into a venv of its own under ``build/bench-peer`` (made once,
   kept between runs), through its REST API;
 * the bare ``papermill`` command line of this environment.

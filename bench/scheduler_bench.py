@@ -19,7 +19,7 @@ from typing import Any
 
 from common import (
     SIZES,
-    WARM_OPTIONS,
+    WARM_WORKERS,
     Client,
     Documents,
     Row,
@@ -268,7 +268,7 @@ def _finished_text(result: dict[str, Any]) -> str:
 
 def burst_case(folder: Path, sizes: Sizes) -> list[Row]:
     """Runs without jobs, then with one trivial python job each, due within one second."""
-    server = Server(folder, "burst", *WARM_OPTIONS)
+    server = Server(folder, "burst")
     (server.root / "trivial.py").write_text("def noop():\n    return None\n")
     rows = []
     with running(server):
@@ -294,9 +294,9 @@ def burst_case(folder: Path, sizes: Sizes) -> list[Row]:
                 "all finished within 10 s",
                 f"server itself {python['server_busy_pct']:.0f} % busy "
                 f"({python['server_cpu_ms_per_run']:.1f} ms CPU per run); warm workers "
-                f"{'on' if WARM_OPTIONS else 'not available yet'}",
+                f"{'on (the default)' if WARM_WORKERS else 'not available'}",
                 python["all_finished_s"] <= 10 and _all_succeeded(python),
-                {**python, "warm_options": list(WARM_OPTIONS)},
+                {**python, "warm_workers": WARM_WORKERS},
             )
         )
         client.close()
