@@ -74,6 +74,8 @@ def cluster() -> Iterator[LocalCluster]:
         processes=True,
         host="127.0.0.1",
         dashboard_address=":0",
+        # What `dask worker --preload` does: the first job does not pay for the import.
+        preload=["jupyter_taskplanner.executors.dask"],
         resources={"GPU": 1},
     ) as cluster:
         yield cluster

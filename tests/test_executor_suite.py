@@ -54,6 +54,8 @@ def cluster() -> Iterator[LocalCluster]:
         processes=True,
         host="127.0.0.1",
         dashboard_address=":0",
+        # What `dask worker --preload` does: the first job does not pay for the import.
+        preload=["jupyter_taskplanner.executors.dask"],
     ) as cluster:
         yield cluster
 
@@ -147,10 +149,12 @@ async def test_a_timeout_stops_the_job(api, root, tmp_path, job):
     alice = api("alice")
     pidfile = tmp_path / "pid"
     task = await create_task(
-        alice, jobs=[job("sleep", seconds=60, pidfile=str(pidfile))], settings={"timeout": 3}
+        alice, jobs=[job("sleep", seconds=60, pidfile=str(pidfile))], settings={"timeout": 5}
     )
+    # 5 s: time for the job to start first, even on a busy machine.
     run = await wait_for_run(alice, await start(alice, task), within=30)
     assert run["status"] == "timed_out", run
+    assert pidfile.exists(), "the job had not started when its run timed out"
     assert Path(f"{pidfile}.cleaned").exists()
     await wait_until(lambda: _gone(int(pidfile.read_text())), within=1)
 
