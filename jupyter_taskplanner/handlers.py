@@ -276,7 +276,7 @@ class PlannerHandler(ExtensionHandlerMixin, LoginRequiredHandler):
 
     def expected_revision(self) -> int | None:
         header = self.request.headers.get("If-Match")
-        if not header:
+        if header is None:  # an empty one is no ETag: refused below
             return None
         match = IF_MATCH.fullmatch(header.strip())
         if match is None:
