@@ -10,6 +10,7 @@ users' servers) and removes the system accounts it made.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
@@ -185,10 +186,32 @@ class Hub:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        self._stop_orphans()
         for name in self.accounts:
             subprocess.run(["userdel", "-r", name], capture_output=True)
         if not os.environ.get("TASKPLANNER_KEEP_HUB"):
             shutil.rmtree(self.folder, ignore_errors=True)
+
+    def _stop_orphans(self) -> None:
+        """End what a hub that died left running: its proxy (which outlives its hub by
+        design; the hub removes its pid file when it stops it) and its planner service (whose
+        command line names this hub's folder)."""
+        pids = set()
+        with contextlib.suppress(OSError, ValueError):
+            pids.add(int((self.folder / "jupyterhub-proxy.pid").read_text()))
+        folder = str(self.folder).encode()
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit() or int(proc.name) == os.getpid():
+                continue
+            try:
+                command = (proc / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if folder in command or (
+                int(proc.name) in pids and b"configurable-http-proxy" in command
+            ):
+                with contextlib.suppress(OSError):
+                    os.kill(int(proc.name), signal.SIGTERM)
 
 
 CONFIG = """\
