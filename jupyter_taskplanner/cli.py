@@ -232,8 +232,7 @@ class TaskPlannerCommand(_StrictApp):
     def start(self) -> None:
         args = self.positional()
         try:
-            # No server: serverapp None, else the extension would make an unconfigured one.
-            self.settings = TaskPlannerApp(config=self.config, serverapp=None)
+            self.settings = self.local_settings()
             db_path = self.settings.db_path
             owner = self.owner or self.settings.single_user_name
         except TraitError as exc:
@@ -246,6 +245,20 @@ class TaskPlannerCommand(_StrictApp):
             self.act(self.planner.tasks, Access(owner, admin=self.all_owners), args)
         finally:
             self.planner.db.close()
+
+    def local_settings(self) -> TaskPlannerApp:
+        """The server's planner settings, refused where that planner is a client of the
+        JupyterHub service: its tasks are in the service's database, not in a local one."""
+        # No server: serverapp None, else the extension would make an unconfigured one.
+        settings = TaskPlannerApp(config=self.config, serverapp=None)
+        if settings.hub_client and "db_path" not in self.config.get("TaskPlannerApp", {}):
+            raise CommandFailed(
+                "this server's planner is the JupyterHub service "
+                f"{settings.hub_service_name!r}, whose tasks are not in a database here: use "
+                "the Task Planner in JupyterLab or TaskPlanner() from jupyter_taskplanner.client "
+                "(or pass --db-path to work on a database file)"
+            )
+        return settings
 
     def act(self, service: TaskService, access: Access, args: list[str]) -> None:
         """Do the subcommand's work."""

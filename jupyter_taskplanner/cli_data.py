@@ -9,7 +9,6 @@ from pathlib import Path
 
 from traitlets import Bool, TraitError
 
-from .app import TaskPlannerApp
 from .cli import CommandFailed, TaskPlannerCommand, _common_aliases, _common_flags
 from .errors import StoreError
 from .owners import DATABASE_SIDECARS
@@ -25,7 +24,7 @@ class _DatabaseCommand(TaskPlannerCommand):
     def start(self) -> None:
         [path] = self.positional()
         try:
-            self.database = Path(TaskPlannerApp(config=self.config, serverapp=None).db_path)
+            self.database = Path(self.local_settings().db_path)
         except TraitError as exc:
             raise CommandFailed(f"bad configuration: {exc}") from None
         try:

@@ -276,7 +276,8 @@ def test_files_and_stdin(cli: Cli, tmp_path: Path) -> None:
     )
     not_a_database = Cli(cli.env, latin1)
     assert not_a_database.fails("list") == (
-        f"error: cannot open the task database {latin1}: file is not a database"
+        f"error: the task database {latin1} cannot be used (file is not a database); "
+        "restore a backup with `jupyter taskplanner restore BACKUP`"
     )
 
 
@@ -420,3 +421,24 @@ def test_create_from_yaml_or_json_reports_every_problem(cli: Cli, tmp_path: Path
 )
 def test_a_malformed_id_is_a_usage_error(cli: Cli, args: tuple[str, ...]) -> None:
     assert "is not a" in cli.fails(*args, expect=2)
+
+
+def test_inside_a_users_server_under_jupyterhub_it_says_where_the_tasks_are(
+    tmp_path: Path,
+) -> None:
+    """A user's server spawned by JupyterHub forwards to the service: the command line there
+    has no database of its own, says so, and creates none."""
+    hub = {
+        "JUPYTERHUB_API_TOKEN": "server-token",
+        "JUPYTERHUB_API_URL": "http://127.0.0.1:1/hub/api",
+    }
+    cli = Cli(cli_environment(tmp_path, **hub), None)
+    for command in (["list"], ["show", "1"], ["backup", str(tmp_path / "copy.db")]):
+        error = cli.fails(*command)
+        assert "JupyterHub service 'taskplanner'" in error, error
+        assert "--db-path" in error and "jupyter_taskplanner.client" in error, error
+    assert not list(tmp_path.rglob("*.db"))
+    # With a database named, or the client mode turned off, it works on that database.
+    db = tmp_path / "here.db"
+    assert Cli(cli_environment(tmp_path, **hub), db).json("list", "--json") == []
+    cli("list", "--TaskPlannerApp.hub_client=False")
