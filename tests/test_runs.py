@@ -169,7 +169,11 @@ async def test_timeout_kills_the_job(api, funcs, tmp_path, job):
     alice = api("alice")
     pidfile = tmp_path / "pid"
     task = await create_task(
-        alice, jobs=[job("sleep", seconds=60, pidfile=str(pidfile))], settings={"timeout": 1.5}
+        # The timeout counts from the step's start, which may include starting alice's warm
+        # worker: long enough for the job to have begun.
+        alice,
+        jobs=[job("sleep", seconds=60, pidfile=str(pidfile))],
+        settings={"timeout": 6},
     )
     run_id = (await alice("POST", f"/tasks/{task['id']}/run")).body["id"]
     run = await wait_for_run(alice, run_id, within=30)
