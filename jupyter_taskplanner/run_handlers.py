@@ -8,6 +8,7 @@ import math
 import mimetypes
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from jupyter_server.auth.decorator import allow_unauthenticated, authorized
@@ -121,13 +122,34 @@ class RunsHandler(RunsPage):
         await self.send_runs(None)
 
 
+STEPS_PAGE = 500
+"""How many steps ``GET /runs/{id}`` sends unless ``steps_limit`` says (at most
+``TaskPlannerApp.max_page_size``)."""
+
+
 class RunHandler(PlannerHandler):
-    """``GET /runs/{id}``: status and per-step detail."""
+    """``GET /runs/{id}?steps_offset=&steps_limit=``: status and a page of per-step detail.
+
+    A run of a long series has a step per set and action; the page keeps the reply small
+    (``steps_total`` and ``step_counts`` count them all; ``steps_limit=0``: counts only).
+    """
 
     @web.authenticated
     @authorized
     async def get(self, raw_run_id: str) -> None:
-        self.send(await self.db(self.planner.runs.detail, self.access, parse_run_id(raw_run_id)))
+        run_id = parse_run_id(raw_run_id)
+        largest = self.planner.settings.max_page_size
+        limit = self.query_int("steps_limit", min(STEPS_PAGE, largest), 0, largest)
+        offset = self.query_int("steps_offset", 0, 0, 2**31)
+        run = await self.db(
+            self.planner.runs.detail, self.access, run_id, limit=limit, offset=offset
+        )
+        run["steps_limit"], run["steps_offset"] = limit, offset
+        if offset + limit < run["steps_total"] and limit:
+            args = {k: v[-1].decode() for k, v in self.request.query_arguments.items()}
+            query = urlencode({**args, "steps_offset": offset + limit})
+            run["steps_next"] = f"{self.request.path}?{query}"
+        self.send(run)
 
 
 class RunLogHandler(PlannerHandler):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import json
 from pathlib import Path
+from typing import cast
 
 from .errors import TaskNotFound
 from .logs import FileRange
@@ -39,17 +40,21 @@ class RunService:
     def get(self, access: Access, run_id: int) -> RunRecord:
         return self.store.get_run(run_id, access.task_scope())
 
-    def detail(self, access: Access, run_id: int) -> RunDetail:
-        """A run with its steps (results, errors, progress of running steps)."""
+    def detail(self, access: Access, run_id: int, *, limit: int = -1, offset: int = 0) -> RunDetail:
+        """A run with its steps (results, errors, progress of running steps): all of them, or
+        ``limit`` of them from ``offset``; with their number per status."""
         run = self.get(access, run_id)
+        counts = self.store.step_counts(run_id)
         steps: builtins.list[StepRecord] = []
-        for step in self.store.steps(run_id):
+        for step in self.store.steps(run_id, limit=limit, offset=offset):
             folder = Path(step.pop("folder") or "")
             progress = folder / "progress.json"
             if step["status"] == StepStatus.RUNNING and progress.is_file():
                 step["progress"] = json.loads(progress.read_text())
             steps.append(step)
-        return {**run, "steps": steps}
+        detail = {**run, "steps": steps, "steps_total": sum(counts.values()), "step_counts": counts}
+        # A cast: mypy reads a ** of a record as leaving out the page fields only REST sets.
+        return cast(RunDetail, detail)
 
     def log(
         self, access: Access, run_id: int, step_id: int | None = None, *, tail: int | None = None

@@ -745,8 +745,13 @@ class Store:
                 f"UPDATE run_steps SET {assignments} WHERE id = ?", [*fields.values(), step_id]
             )
 
-    def steps(self, run_id: int) -> list[StoredStep]:
-        rows = self.db.query("SELECT * FROM run_steps WHERE run_id = ? ORDER BY id", [run_id])
+    def steps(self, run_id: int, *, limit: int = -1, offset: int = 0) -> list[StoredStep]:
+        """The run's steps in the order they started; a page of them with ``limit`` (-1: all)."""
+        # run_steps_run (run_id, and the rowid every index ends in) serves the order and offset.
+        rows = self.db.query(
+            "SELECT * FROM run_steps WHERE run_id = ? ORDER BY id LIMIT ? OFFSET ?",
+            [run_id, limit, offset],
+        )
         steps = []
         for row in rows:
             row["results"] = json.loads(row["results"])
@@ -754,6 +759,13 @@ class Store:
             # The columns of run_steps are the fields of the record (its JSON ones decoded).
             steps.append(cast(StoredStep, row))
         return steps
+
+    def step_counts(self, run_id: int) -> dict[str, int]:
+        """How many steps of the run have each status (statuses with none left out)."""
+        rows = self.db.execute(
+            "SELECT status, count(*) FROM run_steps WHERE run_id = ? GROUP BY status", [run_id]
+        ).fetchall()
+        return dict(rows)
 
     def run_document(self, run_id: int) -> dict[str, Any] | None:
         """The task document an ad-hoc run executes (None for a run of a stored task)."""

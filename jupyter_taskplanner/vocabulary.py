@@ -123,6 +123,15 @@ class StepRecord(TypedDict):
 
 
 class RunDetail(RunRecord):
-    """A run with its steps, as ``GET /runs/{id}`` returns it."""
+    """A run with its steps (a page of them over REST), as ``GET /runs/{id}`` returns it."""
 
     steps: list[StepRecord]
+    steps_total: int
+    """How many steps the run has (``steps`` may hold a page of them)."""
+    step_counts: dict[str, int]
+    """The run's steps per status."""
+    steps_limit: NotRequired[int]
+    """REST only: the page of steps asked for, as in listings' ``limit`` and ``offset``."""
+    steps_offset: NotRequired[int]
+    steps_next: NotRequired[str]
+    """REST only: the URL of the next page of steps, when there is one."""

@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 import httpx
 
-from ..vocabulary import FINISHED, RunDetail, RunRecord, TaskRecord
+from ..vocabulary import FINISHED, RunDetail, RunRecord, StepRecord, TaskRecord
 from .builder import Component, Cron, Notebook, Task
 from .discovery import Connection, discover
 from .errors import NotFound, error_for
@@ -27,6 +27,8 @@ TaskRef = int | str | Mapping[str, Any] | Task
 """A task: its id, its name, a task as the API returns it, or a stored ``Task``."""
 RunRef = int | Mapping[str, Any]
 """A run: its id, or a run as the API returns it."""
+WAIT_STEPS = 50
+"""How many of its newest steps ``wait`` reads each time a run it follows changes."""
 
 
 @dataclass
@@ -430,7 +432,7 @@ class TaskPlanner:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self.events(run=run_id) as events, RunProgress(run_id, enabled=progress) as bar:
             # Subscribed before reading the run, so its end cannot slip between the two.
-            detail = self.get_run(run_id)
+            detail = self._newest_steps(run_id, 0)
             while detail["status"] not in FINISHED:
                 bar.show(detail)
                 left = None if deadline is None else deadline - time.monotonic()
@@ -438,9 +440,15 @@ class TaskPlanner:
                     raise TimeoutError(f"run {run_id} still {detail['status']} after {timeout} s")
                 # Events wake the wait at once; the bounded wait covers a refused subscription.
                 events.next(min(5.0, left) if left is not None else 5.0)
-                detail = self.get_run(run_id)
+                detail = self._newest_steps(run_id, detail["steps_total"])
+            detail = self.get_run(run_id)
             bar.show(detail)
         return detail
+
+    def _newest_steps(self, run_id: int, known: int) -> RunDetail:
+        """The run with its newest steps only (the running ones among them), so following a
+        run of a long series costs the same at its end as at its start."""
+        return self.get_run(run_id, steps_offset=max(0, known - WAIT_STEPS), steps_limit=WAIT_STEPS)
 
     def events(
         self, task: TaskRef | None = None, *, run: RunRef | None = None, all_owners: bool = False
@@ -484,10 +492,42 @@ class TaskPlanner:
         for page in self._pages(path, "runs", {"status": status, "owner": owner}, page_size):
             yield from page.items
 
-    def get_run(self, run: RunRef) -> RunDetail:
-        """A run with its steps (status, error, results, progress)."""
-        detail: RunDetail = self._api("GET", f"/runs/{self.run_id(run)}")
+    def get_run(
+        self, run: RunRef, *, steps_offset: int | None = None, steps_limit: int | None = None
+    ) -> RunDetail:
+        """A run with its steps (status, error, results, progress): every step, fetched a page
+        at a time, or the one page ``steps_offset`` / ``steps_limit`` names (``steps_total``
+        and ``step_counts`` count them all)."""
+        if steps_offset is not None or steps_limit is not None:
+            params = {"steps_offset": steps_offset, "steps_limit": steps_limit}
+            page: RunDetail = self._api("GET", f"/runs/{self.run_id(run)}", params=params)
+            return page
+        detail: RunDetail | None = None
+        for page in self._step_pages(self.run_id(run)):
+            if detail is None:
+                detail = page
+            else:
+                detail["steps"] += page["steps"]
+        assert detail is not None
+        # Every step is here: the fields of a page no longer apply.
+        detail.pop("steps_limit", None)
+        detail.pop("steps_offset", None)
+        detail.pop("steps_next", None)
         return detail
+
+    def run_steps(self, run: RunRef) -> Iterator[StepRecord]:
+        """Every step of a run, in the order they started, fetched a page at a time."""
+        for page in self._step_pages(self.run_id(run)):
+            yield from page["steps"]
+
+    def _step_pages(self, run_id: int) -> Iterator[RunDetail]:
+        offset = 0
+        while True:
+            page: RunDetail = self._api("GET", f"/runs/{run_id}", params={"steps_offset": offset})
+            yield page
+            if "steps_next" not in page or not page["steps"]:
+                return
+            offset += len(page["steps"])
 
     def cancel_run(self, run: RunRef) -> RunRecord:
         """Cancel a queued or running run (``Conflict`` when it already ended)."""

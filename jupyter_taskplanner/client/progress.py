@@ -22,8 +22,8 @@ class RunProgress:
     def show(self, run: RunDetail) -> None:
         if self._bar is None:
             return
-        steps = run["steps"]
-        running = [step for step in steps if step["status"] == "running"]
+        # The steps may be a page of the run's: the counts are of all of them.
+        running = [step for step in run["steps"] if step["status"] == "running"]
         detail = ""
         if running:
             step = running[0]
@@ -31,8 +31,8 @@ class RunProgress:
             detail = f"{step['kind']} {step['name']}"
             if progress.get("message"):
                 detail += f": {progress['message']}"
-        self._bar.total = len(steps)
-        self._bar.n = len(steps) - len(running)
+        self._bar.total = run["steps_total"]
+        self._bar.n = run["steps_total"] - run["step_counts"].get("running", 0)
         self._bar.set_description(f"run {self.run_id} {run['status']}", refresh=False)
         self._bar.set_postfix_str(detail, refresh=False)
         self._bar.refresh()

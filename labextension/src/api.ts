@@ -101,8 +101,11 @@ export class PlannerAPI {
     return this.call(`tasks/${id}/runs${query({ limit, offset })}`);
   }
 
-  getRun(id: number): Promise<IRunDetail> {
-    return this.call(`runs/${id}`);
+  /** A run with `limit` of its steps from `offset` (the server's page size by default). */
+  getRun(id: number, offset?: number, limit?: number): Promise<IRunDetail> {
+    return this.call(
+      `runs/${id}${query({ steps_offset: offset, steps_limit: limit })}`
+    );
   }
 
   runLog(id: number, tail?: number): Promise<string> {

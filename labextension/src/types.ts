@@ -127,8 +127,14 @@ export interface IStep {
   progress?: IProgress;
 }
 
+/** A run with a page of its steps (`steps_offset`, `steps_limit` of `steps_total`). */
 export interface IRunDetail extends IRun {
   steps: IStep[];
+  steps_total: number;
+  step_counts: { [status: string]: number };
+  steps_limit: number;
+  steps_offset: number;
+  steps_next?: string;
 }
 
 export interface INextFire {

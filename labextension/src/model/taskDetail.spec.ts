@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 
 import { FakePlanner, asPlanner, fakeAPI } from '../testing/fakePlanner';
 import { IRunDetail, ITask } from '../types';
-import { TaskDetailModel } from './taskDetail';
+import { STEPS_PAGE, TaskDetailModel } from './taskDetail';
 
 const task = {
   id: 1,
@@ -25,6 +25,10 @@ function run(status: IRunDetail['status'], stepStatus = 'running'): IRunDetail {
     started: '2026-12-01T06:00:00+00:00',
     finished: null,
     error: null,
+    steps_total: 1,
+    step_counts: { [stepStatus]: 1 },
+    steps_limit: 500,
+    steps_offset: 0,
     steps: [
       {
         id: 3,
@@ -172,5 +176,49 @@ describe('TaskDetailModel and run events', () => {
       total: 2
     });
     await vi.waitFor(() => expect(calls).toContain('getRun 7'));
+  });
+});
+
+describe('TaskDetailModel and a run of many steps', () => {
+  function many(count: number): IRunDetail {
+    const detail = run('succeeded', 'succeeded');
+    const [step] = detail.steps;
+    const steps = Array.from({ length: count }, (_, i) => ({
+      ...step,
+      id: 10 + i
+    }));
+    return { ...detail, steps, steps_total: count };
+  }
+
+  it('shows the first page and adds the next one when asked', async () => {
+    const { model, calls } = setUp(many(STEPS_PAGE * 2 + 5));
+    await model.refresh();
+    expect(model.run?.steps).toHaveLength(STEPS_PAGE);
+    expect(model.run?.steps_total).toBe(STEPS_PAGE * 2 + 5);
+    expect(model.hasMoreSteps).toBe(true);
+    await model.loadMoreSteps();
+    await model.loadMoreSteps();
+    expect(calls).toContain(`getRun 7 from ${STEPS_PAGE * 2}`);
+    expect(model.run?.steps.map(step => step.id)).toEqual(
+      many(STEPS_PAGE * 2 + 5).steps.map(step => step.id)
+    );
+    expect(model.hasMoreSteps).toBe(false);
+  });
+
+  it('does not re-read the run for progress of a step beyond the page', async () => {
+    const { model, fake, calls } = setUp(many(STEPS_PAGE + 1));
+    await model.refresh();
+    calls.length = 0;
+    fake.emit({
+      action: 'progress',
+      run_id: 7,
+      task_id: 1,
+      status: 'running',
+      step_id: 10 + STEPS_PAGE,
+      done: 1,
+      total: 2
+    });
+    await new Promise(resolve => setTimeout(resolve, 10));
+    expect(calls).toEqual([]);
   });
 });

@@ -8,6 +8,9 @@ import { ACTIVE, INextFires, IRun, IRunDetail, ITask } from '../types';
 /** How long log reloads wait after a progress event, so a fast notebook reloads rarely. */
 const LOG_RELOAD_DELAY = 1500;
 
+/** How many of a run's steps the page shows at first and adds each time it is asked. */
+export const STEPS_PAGE = 100;
+
 /**
  * One task's page: the task, its next fire times, its recent runs, the selected run's steps
  * and log; live through run events (progress is applied as it comes, no polling).
@@ -62,7 +65,7 @@ export class TaskDetailModel implements IDisposable {
     const { api, preferences } = this.planner;
     try {
       const [run, log] = await Promise.all([
-        api.getRun(runId),
+        api.getRun(runId, 0, STEPS_PAGE),
         api.runLog(runId, preferences.logTailBytes)
       ]);
       this.run = this.withLiveProgress(run);
@@ -105,6 +108,36 @@ export class TaskDetailModel implements IDisposable {
         this.planner.preferences.nextFireCount,
         this.planner.viewerTimezone
       );
+      this.error = null;
+    } catch (error) {
+      this.error = (error as Error).message;
+    }
+    this._changed.emit();
+  }
+
+  /** Whether the selected run has steps the page does not show yet. */
+  get hasMoreSteps(): boolean {
+    return this.run !== null && this.run.steps.length < this.run.steps_total;
+  }
+
+  /** Add the next page of the selected run's steps. */
+  async loadMoreSteps(): Promise<void> {
+    const shown = this.run;
+    if (!shown) {
+      return;
+    }
+    try {
+      const page = await this.planner.api.getRun(
+        shown.id,
+        shown.steps.length,
+        STEPS_PAGE
+      );
+      if (this.run?.id === shown.id) {
+        this.run = this.withLiveProgress({
+          ...page,
+          steps: [...this.run.steps, ...page.steps]
+        });
+      }
       this.error = null;
     } catch (error) {
       this.error = (error as Error).message;
@@ -156,7 +189,10 @@ export class TaskDetailModel implements IDisposable {
     const stepId = event.step_id;
     const known = this.run.steps.some(step => step.id === stepId);
     if (!known) {
-      void this.select(event.run_id); // a step this page has not seen yet
+      if (!this.hasMoreSteps) {
+        void this.select(event.run_id); // a step this page has not seen yet
+      }
+      // A step beyond the steps shown: nothing on the page changes.
       return;
     }
     this.run = this.withLiveProgress({ ...this.run, status: event.status });

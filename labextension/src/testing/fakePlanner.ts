@@ -92,9 +92,17 @@ export function fakeAPI(
         next: []
       };
     },
-    getRun: async (id: number) => {
-      calls.push(`getRun ${id}`);
-      return data.runs.find(run => run.id === id)!;
+    getRun: async (id: number, offset = 0, limit = 500) => {
+      calls.push(offset ? `getRun ${id} from ${offset}` : `getRun ${id}`);
+      const run = data.runs.find(item => item.id === id)!;
+      const steps = run.steps.slice(offset, offset + limit);
+      return {
+        ...run,
+        steps,
+        steps_total: run.steps.length,
+        steps_offset: offset,
+        steps_limit: limit
+      };
     },
     runLog: async (id: number) => {
       calls.push(`runLog ${id}`);

@@ -221,6 +221,17 @@ function RunView(props: {
           />
         ))}
       </ol>
+      {model.hasMoreSteps && (
+        <p className="jp-TaskPlanner-help">
+          {trans.__('%1 of %2 steps', run.steps.length, run.steps_total)}{' '}
+          <button
+            className="jp-mod-styled"
+            onClick={() => void model.loadMoreSteps()}
+          >
+            {trans.__('Show more steps')}
+          </button>
+        </p>
+      )}
       <h4 id="tp-log">{trans.__('Log')}</h4>
       <pre className="jp-TaskPlanner-log" tabIndex={0} aria-labelledby="tp-log">
         {model.log || trans.__('(no output)')}
