@@ -227,8 +227,9 @@ async def test_a_job_runs_only_where_its_resources_are(api, root):
     assert bad.status == 400 and bad.body["field"] == "settings.resources.GPU", bad
 
 
-@pytest.mark.parametrize("dask_settings", [{"shared_filesystem": True}], indirect=True)
+@pytest.mark.parametrize("dask_settings", [{}, {"shared_filesystem": True}], indirect=True)
 async def test_a_plugin_job_runs_on_a_worker(api, root):
+    """Its declared inputs (the matched files) travel to a worker without the server's files."""
     (root / "notes").mkdir()
     (root / "notes" / "a.txt").write_text("one two three\nfour\n")
     alice = api("alice")

@@ -101,6 +101,13 @@ class WordCountJob(Job):
                     field="encoding",
                 ) from None
 
+    def inputs(self, ctx: RunContext) -> list[Path]:
+        """The files the pattern matches, so they travel with the job to a worker that does
+        not share the server's files (by default only the folder would, empty)."""
+        config = with_defaults(self.config_schema, self.config)
+        folder = ctx.resolve_path(config["folder"], field_name="folder")
+        return [path for _, path in self._files(ctx, folder, config)] if folder.is_dir() else []
+
     def run(self, ctx: RunContext) -> list[Result]:
         config = with_defaults(self.config_schema, self.config)
         # Placeholders are filled by now, so a series value may have made the pattern escape;
