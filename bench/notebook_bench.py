@@ -19,6 +19,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -251,7 +252,9 @@ def attempt(planner: Planner, failures: list[str]) -> float | None:
 def _failed(failures: list[str], rounds: int) -> str:
     if not failures:
         return ""
-    return f"; {len(failures)} of {rounds} runs failed, first: {failures[0][:300]}"
+    # File names without their folders: the table goes into the docs.
+    first = re.sub(r"/[^\s'\"]*/", "", failures[0])[:300]
+    return f"; {len(failures)} of {rounds} runs failed, first: {first}"
 
 
 def notebook_case(folder: Path, sizes: Sizes) -> list[Row]:
