@@ -115,6 +115,9 @@ class KernelPool:
         # Only the command line and environment of the kernel (and its connection file):
         # this process starts it itself, so it opens no ZeroMQ sockets a fork would copy.
         command, options = manager.pre_start_kernel(cwd=str(self.cwd))
+        # The pool owns the connection file (``_discard``): the manager would remove it when
+        # collected, in this process or in any worker forked while its garbage is unreached.
+        manager._connection_file_written = False
         env = {**options.get("env", os.environ), "JPY_PARENT_PID": str(os.getpid())}
         process = subprocess.Popen(
             command,

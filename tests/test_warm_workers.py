@@ -354,3 +354,32 @@ async def test_a_kernel_of_another_name_is_started_fresh(make_executor, root):
     (server,) = executor.fork_servers()
     assert server.kernel_pool is not None
     assert list((server.kernel_pool / "no-such-kernel").glob("*.json")) == []
+
+
+async def test_notebook_runs_in_a_row_and_at_once_each_get_a_fresh_pooled_kernel(
+    make_executor, root
+):
+    # A forked worker collecting garbage (as any job may) must not remove the connection
+    # files of the kernels the pool started, which its copy of the server's heap refers to.
+    executor = make_executor(kernel_pool={"python3": 1})
+    runs = [request(root, NOTEBOOK_JOB)]
+    assert (await run(executor, runs[0])).error is None, log_of(runs[0])
+    used = set()
+    for _ in range(3):
+        await until(lambda: len(tickets(executor)) == 1)
+        (ready,) = tickets(executor)
+        used.add(ready)
+        assert (await run(executor, request(root, call("collect", module="gc")))).error is None
+        runs.append(request(root, NOTEBOOK_JOB))
+        assert (await run(executor, runs[-1])).error is None, log_of(runs[-1])
+        assert not alive(ready)
+    assert len(used) == 3
+    await until(lambda: len(tickets(executor)) == 1)
+    assert (await run(executor, request(root, call("collect", module="gc")))).error is None
+    pair = [request(root, NOTEBOOK_JOB), request(root, NOTEBOOK_JOB)]
+    outcomes = await asyncio.gather(*(run(executor, step) for step in pair))
+    for step, outcome in zip(pair, outcomes, strict=True):
+        assert outcome.error is None, log_of(step)
+    for step in runs + pair:
+        assert f"clean {root / 'reports'}" in log_of(step)
+        assert "leaked" not in log_of(step)
