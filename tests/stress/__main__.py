@@ -51,7 +51,7 @@ class Sizes:
 
 
 SIZES = {
-    "full": Sizes(8, 1000, 10, 10, 40, 60, 350, True),
+    "full": Sizes(8, 1000, 10, 10, 40, 60, 400, True),
     "quick": Sizes(2, 40, 5, 4, 30, 5, 5, False),
 }
 SUITES = {
