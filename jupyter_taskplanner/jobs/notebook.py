@@ -19,6 +19,7 @@ import importlib.util
 import json
 import keyword
 import os
+import queue
 import re
 import shutil
 import signal
@@ -30,6 +31,7 @@ from typing import Any, ClassVar
 
 import nbformat
 import zmq
+from jupyter_client.asynchronous.client import AsyncKernelClient
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
@@ -391,7 +393,9 @@ class _PooledKernelManager(AsyncKernelManager):
     worker ends; this job only talks to it (and interrupts or kills it)."""
 
     def __init__(self, pooled: dict[str, Any], **kwargs: Any) -> None:
-        super().__init__(connection_file=pooled["connection_file"], **kwargs)
+        super().__init__(
+            connection_file=pooled["connection_file"], client_factory=_PooledKernelClient, **kwargs
+        )
         self.load_connection_file()
         self.pooled_pid = int(pooled["pid"])
 
@@ -417,6 +421,40 @@ class _PooledKernelManager(AsyncKernelManager):
     interrupt_kernel = _async_interrupt_kernel
     shutdown_kernel = _async_shutdown_kernel
     cleanup_resources = _async_cleanup_resources
+
+
+class _PooledKernelClient(AsyncKernelClient):
+    """The client of a pooled kernel, which is up and idle: ready once its IOPub carried the
+    idle status of a kernel_info request (the standard client then waits for 0.2 s more of
+    IOPub silence, half of such a job's time)."""
+
+    async def _async_wait_for_ready(self, timeout: float | None = None) -> None:  # noqa: ASYNC109 (the base's signature)
+        limit = 60.0 if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            if not await self._async_is_alive():
+                raise RuntimeError("the pooled kernel died before replying to kernel_info")
+            msg_id = self.kernel_info()
+            with contextlib.suppress(queue.Empty):
+                reply = await self.shell_channel.get_msg(timeout=1)
+                while reply["parent_header"].get("msg_id") != msg_id:
+                    reply = await self.shell_channel.get_msg(timeout=1)
+                # IOPub may not have joined in time for this request's status: ask again.
+                while not _idle_after(await self.iopub_channel.get_msg(timeout=0.2), msg_id):
+                    pass
+                self._handle_kernel_info_reply(reply)
+                return
+        raise RuntimeError(f"the pooled kernel did not reply to kernel_info within {limit} s")
+
+    wait_for_ready = _async_wait_for_ready
+
+
+def _idle_after(message: dict[str, Any], msg_id: str) -> bool:
+    return bool(
+        message["msg_type"] == "status"
+        and message["parent_header"].get("msg_id") == msg_id
+        and message["content"].get("execution_state") == "idle"
+    )
 
 
 async def _evaluate(client: NotebookClient, expression: str) -> tuple[bool, Any]:
