@@ -25,36 +25,14 @@ from typing import Any
 
 from distributed import LocalCluster
 
-from jupyter_taskplanner.testing import ServerProcess
+from jupyter_taskplanner.testing import ServerProcess, code_notebook
 from jupyter_taskplanner.vocabulary import FINISHED
 
 JOBS = """
 def quick(number):
     return f"job {number}"
 """
-NOTEBOOK = {
-    "cells": [
-        {
-            "cell_type": "code",
-            "metadata": {"tags": ["parameters"]},
-            "source": "number = 0",
-            "outputs": [],
-            "execution_count": None,
-        },
-        {
-            "cell_type": "code",
-            "metadata": {},
-            "source": "print(f'notebook {number}')",
-            "outputs": [],
-            "execution_count": None,
-        },
-    ],
-    "metadata": {
-        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
-    },
-    "nbformat": 4,
-    "nbformat_minor": 5,
-}
+NOTEBOOK = code_notebook("print(f'notebook {number}')", parameters="number = 0")
 CASES: dict[str, Callable[[], dict[str, Any]]] = {
     "python": lambda: {
         "type": "python",

@@ -557,6 +557,31 @@ BIN = Path(sys.executable).parent
 CLI = str(BIN / "jupyter-taskplanner")
 
 
+def code_notebook(*sources: str, parameters: str | None = None) -> dict[str, Any]:
+    """A Python 3 notebook (nbformat 4) of code cells with ``sources``, after a cell tagged
+    ``parameters`` holding ``parameters`` when given."""
+    tagged = [(["parameters"], parameters)] if parameters is not None else []
+    cells: list[dict[str, Any]] = [
+        {
+            "cell_type": "code",
+            "id": f"cell-{index}",
+            "metadata": {"tags": tags} if tags else {},
+            "source": source,
+            "outputs": [],
+            "execution_count": None,
+        }
+        for index, (tags, source) in enumerate([*tagged, *(([], source) for source in sources)])
+    ]
+    return {
+        "cells": cells,
+        "metadata": {
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+        },
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+
+
 def free_port() -> int:
     """A free TCP port on 127.0.0.1."""
     with socket.socket() as sock:

@@ -30,6 +30,7 @@ from traitlets.config import Configurable
 from jupyter_taskplanner.executors.base import StepOutcome, StepRequest
 from jupyter_taskplanner.executors.local import LocalExecutor
 from jupyter_taskplanner.hub.executors import LocalUserExecutor
+from jupyter_taskplanner.testing import code_notebook
 
 FUNCS = textwrap.dedent(
     """
@@ -51,25 +52,9 @@ FUNCS = textwrap.dedent(
         time.sleep(seconds)
     """
 )
-NOTEBOOK = {
-    "cells": [
-        {
-            "cell_type": "code",
-            "execution_count": None,
-            "id": "a",
-            "metadata": {},
-            "outputs": [],
-            "source": "import os\n"
-            "print('leaked' if 'secret' in globals() else 'clean', os.getcwd())\n"
-            "secret = 42",
-        }
-    ],
-    "metadata": {
-        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
-    },
-    "nbformat": 4,
-    "nbformat_minor": 5,
-}
+NOTEBOOK = code_notebook(
+    "import os\nprint('leaked' if 'secret' in globals() else 'clean', os.getcwd())\nsecret = 42"
+)
 steps = count()
 
 

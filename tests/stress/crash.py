@@ -26,7 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from jupyter_taskplanner.testing import ServerProcess
+from jupyter_taskplanner.testing import ServerProcess, code_notebook
 
 from .common import (
     Figures,
@@ -44,31 +44,12 @@ from .common import (
 ACTIVE = ("queued", "running")
 TOLERANCE = 1.5
 """The servers' misfire tolerance (seconds): a downtime of a few seconds is a misfire."""
-NOTEBOOK = {
-    "cells": [
-        {
-            "cell_type": "code",
-            "metadata": {"tags": ["parameters"]},
-            "source": 'pidfile = "kernel.pid"\nseconds = 60',
-            "outputs": [],
-            "execution_count": None,
-        },
-        {
-            "cell_type": "code",
-            "metadata": {},
-            "source": "import os, pathlib, time\n"
-            "pathlib.Path(pidfile).write_text(str(os.getpid()))\n"
-            "time.sleep(seconds)",
-            "outputs": [],
-            "execution_count": None,
-        },
-    ],
-    "metadata": {
-        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
-    },
-    "nbformat": 4,
-    "nbformat_minor": 5,
-}
+NOTEBOOK = code_notebook(
+    "import os, pathlib, time\n"
+    "pathlib.Path(pidfile).write_text(str(os.getpid()))\n"
+    "time.sleep(seconds)",
+    parameters='pidfile = "kernel.pid"\nseconds = 60',
+)
 """A notebook whose kernel writes its pid to ``pidfile`` and then sleeps."""
 
 
