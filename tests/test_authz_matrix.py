@@ -116,8 +116,8 @@ async def test_strangers_get_401_403_or_exactly_a_never_existing_resource(
     assert len({(t, m) for t, m, _ in planner_routes}) >= 25, "the route walk missed routes"
     samples = world["samples"]
     task_id = world["task"]["id"]
-    before = planner.store.get_task(task_id, None)
-    runs_before = planner.store.list_runs(None, task_id=task_id)[1]
+    before = await planner.db.call(planner.store.get_task, task_id, None)
+    runs_before = (await planner.db.call(planner.store.list_runs, None, task_id=task_id))[1]
     checked = 0
     for template, method, handler in planner_routes:
         where = f"{method.upper()} {template}"
@@ -142,8 +142,8 @@ async def test_strangers_get_401_403_or_exactly_a_never_existing_resource(
         checked += 1
     assert checked >= 15, checked
     # Nothing of alice's changed, and nobody started her task.
-    assert planner.store.get_task(task_id, None) == before
-    assert planner.store.list_runs(None, task_id=task_id)[1] == runs_before
+    assert await planner.db.call(planner.store.get_task, task_id, None) == before
+    assert (await planner.db.call(planner.store.list_runs, None, task_id=task_id))[1] == runs_before
 
 
 async def test_the_owner_and_the_admin_reach_every_route(api, planner_routes, jp_root_dir):

@@ -262,7 +262,7 @@ async def test_example_config_saves_through_the_api(cls, api, planner):
     assert replaced.status == 200, replaced
     again = replaced.body[slot][0] if slot else replaced.body["series"]
     assert (again["config"], again.get("secrets", [])) == (public, secrets)
-    stored = planner.store.get_task(read.body["id"], None)
+    stored = await planner.db.call(planner.store.get_task, read.body["id"], None)
     stored_entry = stored[slot][0] if slot else stored["series"]
     assert stored_entry["config"] == example
 

@@ -83,7 +83,7 @@ async def test_a_task_deleted_as_its_run_starts_frees_the_slot(api, funcs, plann
     await wait_until(lambda: _idle(engine), within=20)
     engine.queue.start = start
     assert engine.queue.running_owners.get("alice", 0) == 0
-    stored = planner.store.get_run(run["id"], None)
+    stored = await planner.db.call(planner.store.get_run, run["id"], None)
     assert stored["status"] == "cancelled" and "deleted" in stored["error"]
 
 

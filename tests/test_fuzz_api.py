@@ -71,7 +71,7 @@ async def test_integers_sent_as_whole_floats_are_stored_as_ints(api, planner):
     first = (await alice("POST", "/tasks", {"name": "first"})).body
     created = await alice("POST", "/tasks", body)
     assert created.status == 201, created
-    stored = planner.store.get_task(created.body["id"], None)
+    stored = await planner.db.call(planner.store.get_task, created.body["id"], None)
     values = (
         stored["settings"]["retries"],
         stored["settings"]["misfire_limit"],

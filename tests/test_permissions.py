@@ -38,7 +38,7 @@ async def test_every_route_refuses_strangers_and_hides_other_users_tasks(
     assert len({(t, m) for t, m, _ in routes}) >= 13, "the route walk missed routes"
     samples = await _alices_world(api, routes)
     task_id = int(samples["raw_id"])
-    before = planner.store.get_task(task_id, None)
+    before = await planner.db.call(planner.store.get_task, task_id, None)
 
     for template, method, handler in routes:
         path = _fill(template, samples)
@@ -58,8 +58,8 @@ async def test_every_route_refuses_strangers_and_hides_other_users_tasks(
             assert reply.status == 404, (where, "bob", reply)
             assert "alice" not in reply.body["message"].lower(), (where, reply)
 
-    assert planner.store.get_task(task_id, None) == before
-    assert planner.store.list_tasks(None)[1] == 1
+    assert await planner.db.call(planner.store.get_task, task_id, None) == before
+    assert (await planner.db.call(planner.store.list_tasks, None))[1] == 1
     bobs = await api("bob")("GET", "/tasks")
     assert bobs.body["tasks"] == []
 

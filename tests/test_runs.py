@@ -258,7 +258,7 @@ async def test_after_task_ignores_other_owners(api, funcs, job, planner):
     assert (refused.status, refused.body["field"]) == (400, "triggers[0].config.task_id")
     # One stored before that check (an import that brought it) still never fires for bob.
     listener = await create_task(bob, jobs=[job("hello")])
-    planner.store.update_task(listener["id"], None, {"triggers": [follow]})
+    await planner.db.call(planner.store.update_task, listener["id"], None, {"triggers": [follow]})
     planner.scheduler.notify()
     await wait_for_run(alice, (await alice("POST", f"/tasks/{source['id']}/run")).body["id"])
     await wait_idle(planner)

@@ -251,7 +251,7 @@ async def test_export_import_round_trip(planner, api):
     # The secret was not exported, so the imported action has none (to be entered anew).
     without_secret = {k: v for k, v in task["actions"][0].items() if k != "secrets"}
     assert copy["actions"] == [without_secret]
-    stored = planner.store.get_task(copy["id"], None)
+    stored = await planner.db.call(planner.store.get_task, copy["id"], None)
     assert "token" not in stored["actions"][0]["config"]
     assert stored["actions"][0]["when"] == "any_valid"
 
@@ -620,30 +620,31 @@ async def test_secrets_are_never_returned_and_kept_on_update(planner, api):
     assert task["actions"][0]["secrets"] == ["token"]
     assert task["actions"][0]["config"] == {"url": HOOK["config"]["url"]}
 
-    def stored_token() -> str | None:
-        return planner.store.get_task(task["id"], None)["actions"][0]["config"].get("token")
+    async def stored_token() -> str | None:
+        stored = await planner.db.call(planner.store.get_task, task["id"], None)
+        return stored["actions"][0]["config"].get("token")
 
-    assert stored_token() == "s3cret"
+    assert await stored_token() == "s3cret"
     new_url = {"type": "test_hook", "config": {"url": "http://127.0.0.1:9/other"}}
     updated = await alice("PUT", one, {"name": "Hook", "actions": [new_url]})
     assert updated.status == 200, updated
     assert updated.body["actions"][0]["config"] == new_url["config"]
     assert updated.body["actions"][0]["secrets"] == ["token"]
-    assert stored_token() == "s3cret"
+    assert await stored_token() == "s3cret"
 
     read_back = (await alice("GET", one)).body
     assert (await alice("PUT", one, read_back)).status == 200
-    assert stored_token() == "s3cret"
+    assert await stored_token() == "s3cret"
 
     rotated = {**new_url, "config": {**new_url["config"], "token": "n3w"}}
     assert (await alice("PATCH", one, {"actions": [rotated]})).status == 200
-    assert stored_token() == "n3w"
+    assert await stored_token() == "n3w"
 
     cleared = await alice("PATCH", one, {"actions": []})
     assert cleared.body["actions"] == []
     readded = await alice("PATCH", one, {"actions": [new_url]})
     assert "secrets" not in readded.body["actions"][0]
-    assert stored_token() is None
+    assert await stored_token() is None
 
 
 # -- run ------------------------------------------------------------------------------------
