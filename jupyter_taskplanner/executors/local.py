@@ -266,6 +266,11 @@ class LocalExecutor(Executor):
         if self._idle_check is not None:
             self._idle_check.cancel()
             self._idle_check = None
+        # A fork server still starting is stopped too (its start ends the process it began).
+        starting = list(self._starting.values())
+        for task in starting:
+            task.cancel()
+        await asyncio.gather(*starting, return_exceptions=True)
         servers, self._fork_servers = list(self._fork_servers.values()), {}
         await asyncio.gather(*(server.close() for server in servers), *self._closing)
         await super().close()
