@@ -659,15 +659,12 @@ async def test_run_of_another_users_or_an_unknown_task_is_404(planner, api):
 
 
 async def test_a_page_carries_each_tasks_next_start_and_last_run(api, funcs, job):
-    alice, bob = api("alice"), api("bob")
+    alice = api("alice")
     daily = {"type": "cron", "config": {"expression": "0 7 * * *"}}
     ran = await create_task(alice, name="ran", jobs=[job("hello")], triggers=[daily])
     never = await create_task(alice, name="never")
     first = await wait_for_run(alice, (await alice("POST", f"/tasks/{ran['id']}/run")).body["id"])
     second = await wait_for_run(alice, (await alice("POST", f"/tasks/{ran['id']}/run")).body["id"])
-    bobs = await create_task(bob, name="bob's", jobs=[job("hello")])
-    await wait_for_run(bob, (await bob("POST", f"/tasks/{bobs['id']}/run")).body["id"])
-
     page = await alice("GET", "/tasks", params={"include": "next,last_run", "limit": 1})
     assert page.status == 200, page
     assert set(page.body["summaries"]) == {str(ran["id"])}
@@ -679,12 +676,80 @@ async def test_a_page_carries_each_tasks_next_start_and_last_run(api, funcs, job
     assert summary[str(never["id"])] == {"next_start": None, "last_run": None}
     fires = (await alice("GET", f"/tasks/{ran['id']}/next", params={"count": 1})).body
     assert summary[str(ran["id"])]["next_start"] == fires["next"][0]["server_time"]
-    # Only what was asked; nothing without include; bob's runs are not in alice's page.
+    # Only what was asked; nothing without include.
     only = (await alice("GET", "/tasks", params={"include": "last_run"})).body["summaries"]
     assert set(only[str(ran["id"])]) == {"last_run"}
     assert "summaries" not in (await alice("GET", "/tasks")).body
-    everyone = await api("root")("GET", "/tasks", params={"owner": "*", "include": "last_run"})
-    assert everyone.body["summaries"][str(bobs["id"])]["last_run"]["owner"] == "bob"
-    for bad in ("", "next,", "runs", "next, last_run"):
-        reply = await alice("GET", "/tasks", params={"include": bad})
-        assert (reply.status, reply.body["field"]) == (400, "include"), (bad, reply)
+
+
+async def run_once(caller: Any, task: dict[str, Any]) -> dict[str, Any]:
+    """The finished run of ``task`` started now by its owner."""
+    reply = await caller("POST", f"/tasks/{task['id']}/run")
+    assert reply.status == 202, reply
+    return await wait_for_run(caller, reply.body["id"])
+
+
+async def test_include_never_shows_another_users_tasks_or_runs(api, funcs, job):
+    """Summaries are of the caller's own page: another user's tasks and runs never appear,
+    however the page is asked for."""
+    alice, bob = api("alice"), api("bob")
+    mine = await create_task(alice, name="mine")
+    bobs = await create_task(bob, name="bob's", jobs=[job("hello")])
+    await run_once(bob, bobs)
+
+    page = await alice("GET", "/tasks", params={"include": "next,last_run"})
+    assert page.status == 200, page
+    assert [task["id"] for task in page.body["tasks"]] == [mine["id"]]
+    assert page.body["summaries"] == {str(mine["id"]): {"next_start": None, "last_run": None}}
+    assert "bob" not in json.dumps(page.body)
+    # Past her own tasks, or searching for his name, the page is empty, not his.
+    for params in ({"offset": "1"}, {"q": "bob"}, {"enabled": "true", "q": "bob"}):
+        page = await alice("GET", "/tasks", params={"include": "last_run", **params})
+        assert page.status == 200, (params, page)
+        assert (page.body["tasks"], page.body["summaries"]) == ([], {}), params
+    # Naming him (or everyone) as the owner is refused, with nothing of his in the answer.
+    for owner in ("bob", "*"):
+        reply = await alice("GET", "/tasks", params={"include": "next,last_run", "owner": owner})
+        assert reply.status == 403, (owner, reply)
+        assert set(reply.body) == {"message", "reason"}, reply
+        assert "taskplanner:admin" in reply.body["message"]
+
+
+async def test_include_for_an_admin_follows_the_owner_parameter(api, funcs, job):
+    """As documented for ``owner``: an admin's own tasks by default, one user's with
+    ``owner=bob``, everyone's with ``owner=*``; each page's summaries are its tasks'."""
+    alice, bob, admin = api("alice"), api("bob"), api("root")
+    alices = await create_task(alice, name="alice's")
+    bobs = await create_task(bob, name="bob's", jobs=[job("hello")])
+    bobs_run = await run_once(bob, bobs)
+
+    own = await admin("GET", "/tasks", params={"include": "last_run"})
+    assert own.status == 200, own
+    assert (own.body["tasks"], own.body["summaries"]) == ([], {})
+    one = (await admin("GET", "/tasks", params={"include": "last_run", "owner": "bob"})).body
+    assert [task["id"] for task in one["tasks"]] == [bobs["id"]]
+    assert set(one["summaries"]) == {str(bobs["id"])}
+    last = one["summaries"][str(bobs["id"])]["last_run"]
+    assert (last["id"], last["owner"], last["status"]) == (bobs_run["id"], "bob", "succeeded")
+    everyone = await admin("GET", "/tasks", params={"include": "next,last_run", "owner": "*"})
+    assert [task["id"] for task in everyone.body["tasks"]] == [alices["id"], bobs["id"]]
+    assert everyone.body["summaries"] == {
+        str(alices["id"]): {"next_start": None, "last_run": None},
+        str(bobs["id"]): {"next_start": None, "last_run": last},
+    }
+
+
+async def test_an_unknown_include_is_a_400_naming_the_parameter(api):
+    alice, admin = api("alice"), api("root")
+    await create_task(alice, name="mine")
+    cases = {"": "''", "next,": "''", "runs": "'runs'", "next, last_run": "' last_run'"}
+    cases |= {"NEXT": "'NEXT'", "next;last_run": "'next;last_run'", "next,owner": "'owner'"}
+    for bad, named in cases.items():
+        for caller, params in ((alice, {}), (admin, {"owner": "*"})):
+            reply = await caller("GET", "/tasks", params={"include": bad, **params})
+            assert reply.status == 400, (bad, reply)
+            assert reply.body["field"] == "include", (bad, reply)
+            message = reply.body["message"]
+            assert message.startswith(f"include: unknown {named};"), (bad, message)
+            assert "next, last_run" in message  # what it may name
+            assert "tasks" not in reply.body
