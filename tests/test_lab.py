@@ -131,6 +131,8 @@ def add_entry(editor: Any, kind: str, type_name: str) -> Any:
 
 
 def test_planner_opens_from_launcher_palette_and_sidebar(page: Any) -> None:
+    from playwright.sync_api import expect
+
     view = open_planner(page)
     assert view.get_by_role("heading", name="Tasks").is_visible()
     screenshot(page, "lab-task-list-empty")
@@ -144,6 +146,11 @@ def test_planner_opens_from_launcher_palette_and_sidebar(page: Any) -> None:
     sidebar = page.locator("#jupyter-taskplanner-sidebar")
     sidebar.get_by_role("heading", name="Running now").wait_for()
     screenshot(page, "lab-sidebar")
+    # Its "New task" opens another editor, as the task list's does.
+    editors = page.locator(".jp-TaskPlanner-editor [data-form=task]")
+    opened = editors.count()
+    sidebar.get_by_role("button", name="New task").click()
+    expect(editors).to_have_count(opened + 1)
     # The UI preferences are in the Settings Editor.
     page.keyboard.press("Control+Shift+C")
     page.keyboard.type("Settings Editor")

@@ -5,7 +5,7 @@ import { ReactWidget, UseSignal } from '@jupyterlab/ui-components';
 import { fraction } from '../events';
 import { TaskListModel } from '../model/taskList';
 import { plannerIcon } from '../icons';
-import { ProgressBar, StatusBadge } from './common';
+import { NewTaskButton, ProgressBar, StatusBadge } from './common';
 
 export interface ISidebarActions {
   openList(): void;
@@ -29,12 +29,7 @@ export function Sidebar(props: {
         <button className="jp-mod-styled" onClick={() => actions.openList()}>
           {trans.__('All tasks')}
         </button>
-        <button
-          className="jp-mod-styled jp-mod-accept"
-          onClick={() => actions.newTask()}
-        >
-          {trans.__('New task')}
-        </button>
+        <NewTaskButton trans={trans} onClick={() => actions.newTask()} />
       </div>
       <section aria-labelledby="tp-side-running">
         <h3 id="tp-side-running">{trans.__('Running now')}</h3>

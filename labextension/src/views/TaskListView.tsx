@@ -4,7 +4,7 @@ import { ReactWidget, UseSignal } from '@jupyterlab/ui-components';
 
 import { TaskListModel } from '../model/taskList';
 import { SortKey } from '../model/sorting';
-import { Alert, StatusBadge, formatTime } from './common';
+import { Alert, NewTaskButton, StatusBadge, formatTime } from './common';
 
 export interface ITaskListActions {
   openTask(id: number): void;
@@ -92,12 +92,7 @@ export function TaskList(props: {
         <button className="jp-mod-styled" onClick={() => void model.refresh()}>
           {trans.__('Refresh')}
         </button>
-        <button
-          className="jp-mod-styled jp-mod-accept"
-          onClick={() => actions.newTask()}
-        >
-          {trans.__('New task')}
-        </button>
+        <NewTaskButton trans={trans} onClick={() => actions.newTask()} />
       </div>
       <Alert message={model.error} />
       <table className="jp-TaskPlanner-table" aria-busy={model.loading}>

@@ -84,3 +84,15 @@ export function Alert(props: { message: string | null }) {
     </div>
   ) : null;
 }
+
+/** The accept-styled "New task" button ending the sidebar's and the task list's button rows. */
+export function NewTaskButton(props: {
+  trans: TranslationBundle;
+  onClick: () => void;
+}) {
+  return (
+    <button className="jp-mod-styled jp-mod-accept" onClick={props.onClick}>
+      {props.trans.__('New task')}
+    </button>
+  );
+}
