@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
+    from distributed import LocalCluster
     from jupyter_server.serverapp import ServerApp
 
     from .client import TaskPlanner
@@ -66,6 +67,49 @@ def taskplanner_server_config(db_path: Path, planner_settings: dict[str, Any]) -
         },
         "GrantsAuthorizer": {"grants": GRANTS},
         "TaskPlannerApp": {"db_path": str(db_path), **planner_settings},
+    }
+
+
+@pytest.fixture(scope="module")
+def dask_cluster_options() -> dict[str, Any]:
+    """Extra ``LocalCluster`` options of ``dask_cluster`` (``{"resources": {"GPU": 1}}``);
+    override in a test module to change them."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def dask_cluster(dask_cluster_options: dict[str, Any]) -> Iterator[LocalCluster]:
+    """A real Dask cluster shared by a test module (needs ``distributed``): two worker
+    processes on 127.0.0.1 of two threads each, on free ports, preloading the Dask executor
+    as ``dask worker --preload`` does (so a first job does not spend its time importing)."""
+    from distributed import LocalCluster
+
+    options: dict[str, Any] = {
+        "n_workers": 2,
+        "threads_per_worker": 2,
+        "processes": True,
+        "host": "127.0.0.1",
+        "dashboard_address": ":0",
+        "preload": ["jupyter_taskplanner.executors.dask"],
+        **dask_cluster_options,
+    }
+    with LocalCluster(**options) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def dask_server_config(
+    taskplanner_server_config: dict[str, Any], dask_cluster: LocalCluster
+) -> dict[str, Any]:
+    """``taskplanner_server_config`` with the ``DaskExecutor`` running jobs on
+    ``dask_cluster``."""
+    return {
+        **taskplanner_server_config,
+        "TaskPlannerApp": {
+            **taskplanner_server_config["TaskPlannerApp"],
+            "executor_class": "jupyter_taskplanner.executors.DaskExecutor",
+        },
+        "DaskExecutor": {"scheduler_address": dask_cluster.scheduler_address},
     }
 
 

@@ -13,13 +13,12 @@ import os
 import signal
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from distributed import LocalCluster
 
 from jupyter_taskplanner.components.base import RunContext
 from jupyter_taskplanner.executors.slots import FairSlots
@@ -66,19 +65,9 @@ JOBS = textwrap.dedent(
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[LocalCluster]:
-    """Two worker processes on 127.0.0.1 of two threads, each offering one GPU."""
-    with LocalCluster(
-        n_workers=2,
-        threads_per_worker=2,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=":0",
-        # What `dask worker --preload` does: the first job does not pay for the import.
-        preload=["jupyter_taskplanner.executors.dask"],
-        resources={"GPU": 1},
-    ) as cluster:
-        yield cluster
+def dask_cluster_options() -> dict[str, Any]:
+    """Each worker of ``dask_cluster`` offers one GPU."""
+    return {"resources": {"GPU": 1}}
 
 
 @pytest.fixture
@@ -93,12 +82,11 @@ def dask_settings(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, A
 
 @pytest.fixture
 def jp_server_config(
-    taskplanner_server_config: dict[str, Any], cluster: LocalCluster, dask_settings: dict[str, Any]
+    dask_server_config: dict[str, Any], dask_settings: dict[str, Any]
 ) -> dict[str, Any]:
     return {
-        **taskplanner_server_config,
-        "TaskPlannerApp": {**taskplanner_server_config["TaskPlannerApp"], "executor_class": DASK},
-        "DaskExecutor": {"scheduler_address": cluster.scheduler_address, **dask_settings},
+        **dask_server_config,
+        "DaskExecutor": {**dask_server_config["DaskExecutor"], **dask_settings},
     }
 
 
@@ -136,7 +124,7 @@ async def test_a_series_of_20_sets_spreads_over_both_workers(api, root, planner)
 
 
 async def test_a_worker_killed_mid_job_fails_the_step_and_the_retry_runs(
-    api, root, tmp_path, cluster
+    api, root, tmp_path, dask_cluster
 ):
     alice = api("alice")
     pidfile, counter = tmp_path / "pids", tmp_path / "counter"
@@ -161,16 +149,16 @@ async def test_a_worker_killed_mid_job_fails_the_step_and_the_retry_runs(
     assert counter.read_text() == "2"
     # The job the dead worker left behind stopped by itself.
     await wait_until(lambda: _gone(job_pid), within=10)
-    cluster.wait_for_workers(2, timeout=30)
+    dask_cluster.wait_for_workers(2, timeout=30)
 
 
 @pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGTERM], ids=["killed", "stopped"])
 def test_a_server_killed_or_stopped_mid_job_leaves_no_run_stuck(
-    server_root, tmp_path, cluster, stop
+    server_root, tmp_path, dask_cluster, stop
 ):
     options = (
         f"--TaskPlannerApp.executor_class={DASK}",
-        f"--DaskExecutor.scheduler_address={cluster.scheduler_address}",
+        f"--DaskExecutor.scheduler_address={dask_cluster.scheduler_address}",
     )
     db_path = tmp_path / "planner" / "tasks.db"
     pidfile = tmp_path / "pid"

@@ -10,12 +10,10 @@ from __future__ import annotations
 import json
 import os
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from distributed import LocalCluster
 
 from jupyter_taskplanner.testing import create_task, wait_for_run, wait_until
 
@@ -45,21 +43,6 @@ SUITE = textwrap.dedent(
 )
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[LocalCluster]:
-    """Two worker processes on 127.0.0.1, shared by the module's Dask tests."""
-    with LocalCluster(
-        n_workers=2,
-        threads_per_worker=2,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=":0",
-        # What `dask worker --preload` does: the first job does not pay for the import.
-        preload=["jupyter_taskplanner.executors.dask"],
-    ) as cluster:
-        yield cluster
-
-
 @pytest.fixture(params=["local", "dask"])
 def executor(request: pytest.FixtureRequest) -> str:
     return str(request.param)
@@ -69,18 +52,12 @@ def executor(request: pytest.FixtureRequest) -> str:
 def jp_server_config(
     taskplanner_server_config: dict[str, Any], executor: str, request: pytest.FixtureRequest
 ) -> dict[str, Any]:
-    """The planner's test server on the executor under test."""
+    """The planner's test server on the executor under test (the module's Dask cluster
+    starts with the first Dask test)."""
     if executor == "local":
         return taskplanner_server_config
-    cluster = request.getfixturevalue("cluster")
-    return {
-        **taskplanner_server_config,
-        "TaskPlannerApp": {
-            **taskplanner_server_config["TaskPlannerApp"],
-            "executor_class": "jupyter_taskplanner.executors.DaskExecutor",
-        },
-        "DaskExecutor": {"scheduler_address": cluster.scheduler_address},
-    }
+    config: dict[str, Any] = request.getfixturevalue("dask_server_config")
+    return config
 
 
 @pytest.fixture
