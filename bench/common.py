@@ -129,8 +129,8 @@ def ms(seconds: float) -> float:
 # -- the machine -------------------------------------------------------------------------------
 
 
-def machine() -> dict[str, Any]:
-    """What the figures were measured on."""
+def machine(load: tuple[float, float]) -> dict[str, Any]:
+    """What the figures were measured on; ``load``: the 1-minute load average at start and end."""
     model = "unknown"
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
@@ -144,6 +144,7 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "system": f"{platform.system()} {platform.release()}",
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "load": f"{load[0]:.1f} at the start, {load[1]:.1f} at the end",
     }
 
 

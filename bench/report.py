@@ -39,7 +39,8 @@ def markdown(rows: Sequence[Row], machine: dict[str, Any], size: str, command: s
         BEGIN,
         "",
         f"Measured {machine['date']} on {machine['cores']} cores ({machine['cpu']}), "
-        f"Python {machine['python']}, {machine['system']}; size `{size}`, by `{command}`.",
+        f"Python {machine['python']}, {machine['system']}; size `{size}`, by `{command}`; "
+        f"load average {machine['load']}.",
         "",
         "| " + " | ".join(COLUMNS) + " |",
         "|" + "---|" * len(COLUMNS),

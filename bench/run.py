@@ -12,6 +12,7 @@ figure is a ratio.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -48,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = SIZES[args.size]
     docs = args.docs or (CHECKOUT / "docs" / "performance.md" if args.size == "full" else None)
     rows: list[Row] = []
+    load_at_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="taskplanner-bench-") as tmp:
         for name in args.only or list(CASES):
             began = time.monotonic()
@@ -56,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
             print_rows(case_rows)
             print(f"   ({time.monotonic() - began:.0f} s)", flush=True)
             rows += case_rows
-    where = machine()
+    where = machine((load_at_start, os.getloadavg()[0]))
     command = "make bench" if args.size == "full" else f"bench/run.py --size {args.size}"
     print("== all figures")
     print_rows(rows)

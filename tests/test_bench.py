@@ -7,6 +7,7 @@ live in bench/ and docs/performance.md.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -52,6 +53,7 @@ def test_every_bench_case_runs_and_writes_its_table(tmp_path: Path) -> None:
     text = docs.read_text()
     assert text.startswith("# Performance\n\nWritten by hand, kept.\n")
     assert text.count("| figure | measured | target | reference | result |") == 1
+    assert re.search(r"load average \d+\.\d at the start, \d+\.\d at the end", text), text
     # Written again, the table is replaced, not added.
     subprocess.run(
         [sys.executable, "-c", _REWRITE.format(bench=str(BENCH), docs=str(docs))], check=True
@@ -65,5 +67,6 @@ sys.path.insert(0, {bench!r})
 from pathlib import Path
 from report import markdown, update_docs
 from common import Row, machine
-update_docs(Path({docs!r}), markdown([Row("f", "m", "t", "r", True)], machine(), "tiny", "x"))
+table = markdown([Row("f", "m", "t", "r", True)], machine((0.5, 1.5)), "tiny", "x")
+update_docs(Path({docs!r}), table)
 """
