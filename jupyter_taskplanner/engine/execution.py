@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, TypedDict
 from zoneinfo import ZoneInfo
 
-from ..components.base import Result, RunContext
+from ..components.base import Result, RunContext, is_builtin_placeholder
 from ..components.registry import Registry
 from ..model import component_classes
 from ..owners import OwnerFolders
@@ -122,7 +122,11 @@ class RunExecution:
         if not self.task["jobs"] and not self.task["actions"]:
             return True  # nothing runs per set (a series previewed through a run)
         ctx = self.context(folder)
-        ctx.placeholders.update(values or {})
+        # A set's key named like a built-in (a column "run.status" or "trigger.due") is kept
+        # with the set's values but never stands for the built-in.
+        ctx.placeholders.update(
+            {key: value for key, value in (values or {}).items() if not is_builtin_placeholder(key)}
+        )
         set_index = None if values is None else index
         settings = self.task["settings"]
         jobs = self.task["jobs"]
