@@ -11,6 +11,21 @@ from .paths import OwnerFiles
 DATABASE_SIDECARS = ("", "-wal", "-shm", "-journal", ".watch-lock")
 
 
+def folder_name(owner: str) -> str:
+    """``owner`` checked to name one folder: the planner puts it into paths.
+
+    A user name that is empty, ``.`` or ``..``, or holds a slash, a backslash or a NUL
+    would lead elsewhere (``/home/{owner}`` with ``..`` is every home), so such a user
+    has no folders here and cannot use the planner (``PermissionDenied``).
+    """
+    if owner in ("", ".", "..") or any(char in owner for char in "/\\\0"):
+        raise PermissionDenied(
+            f"the user name {owner[:80]!r} cannot name a folder (it is empty, '.' or '..', or "
+            "holds '/', '\\' or a NUL), so this user has no files or runs here"
+        )
+    return owner
+
+
 @dataclass(frozen=True)
 class OwnerFolders:
     """The folders of the planner and of every owner.
@@ -27,6 +42,7 @@ class OwnerFolders:
 
     def root(self, owner: str) -> Path:
         """The folder of ``owner``'s files, where their jobs run and paths are resolved."""
+        folder_name(owner)
         if self.root_template:
             try:
                 return Path(self.root_template.format(owner=owner)).expanduser()
@@ -62,12 +78,12 @@ class OwnerFolders:
 
     def snapshots(self, owner: str) -> Path:
         """Where input snapshots of ``owner``'s tasks (frozen notebooks) are kept."""
-        return self.snapshots_dir / owner
+        return self.snapshots_dir / folder_name(owner)
 
     def run_folder(self, owner: str, run_id: int) -> Path:
         """Where the logs and result files of one run live."""
-        return self.runs_dir.expanduser() / owner / str(run_id)
+        return self.runs_dir.expanduser() / folder_name(owner) / str(run_id)
 
     def previews(self, owner: str) -> Path:
         """Where series previews of ``owner``'s tasks compute (removed after each)."""
-        return self.runs_dir.expanduser() / owner / "previews"
+        return self.runs_dir.expanduser() / folder_name(owner) / "previews"

@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tornado.httpclient import HTTPClientError
 
-from jupyter_taskplanner.testing import wait_for_run
+from jupyter_taskplanner import outbound
+from jupyter_taskplanner.testing import Reply, wait_for_run
 
 FUNCS = textwrap.dedent(
     """
@@ -79,3 +81,65 @@ async def test_series_columns_named_like_built_ins_change_nothing(api, homes):
     assert [path.name for path in (homes / "alice" / "out").iterdir()] == [
         "{job.j.rows}-succeeded.txt"
     ]
+
+
+@pytest.mark.parametrize("name", ["..", "x/../bob", "a\\b"])
+async def test_a_user_name_that_is_no_folder_name_has_no_files(
+    name, jp_serverapp, jp_fetch, start_planner, homes
+):
+    """``/home/{owner}`` with ``..`` would be every home; such a user gets a 403, not a 500."""
+    provider, authorizer = jp_serverapp.identity_provider, jp_serverapp.authorizer
+    provider.user_tokens = {**provider.user_tokens, "odd-token": name}
+    authorizer.grants = {**authorizer.grants, name: ["taskplanner"]}
+    await start_planner()
+
+    async def call(method: str, path: str, body: str | None = None) -> Reply:
+        try:
+            response = await jp_fetch(
+                "taskplanner/api" + path,
+                method=method,
+                body=body,
+                headers={"Authorization": "token odd-token"},
+            )
+        except HTTPClientError as exc:
+            assert exc.response is not None
+            response = exc.response
+        return Reply(response)
+
+    for path in ("bob/secret.csv", "homes/bob/secret.csv", "secret.csv"):
+        series = f'{{"type": "csv", "config": {{"path": "{path}"}}}}'
+        reply = await call("POST", "/tasks", f'{{"name": "t", "series": {series}}}')
+        assert reply.status == 403, reply
+        assert "cannot name a folder" in reply.body["message"]
+    reply = await call("POST", "/execute", '{"name": "t"}')
+    assert reply.status == 403, reply
+    assert (await call("GET", "/tasks")).body["total"] == 0
+
+
+@pytest.fixture
+def netrc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A login for 127.0.0.1 in the server account's netrc file (``NETRC``)."""
+    path = tmp_path / "netrc"
+    path.write_text("machine 127.0.0.1 login server password s3rver-pa55\n")
+    path.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(path))
+    return "s3rver-pa55"
+
+
+async def test_a_webhook_never_sends_the_servers_netrc_login(api, http, netrc):
+    alice = api("alice")
+    hook = {"type": "webhook", "config": {"url": http.url + "/hook"}}
+    task = await create(alice, actions=[hook])
+    reply = await alice("POST", f"/tasks/{task['id']}/run")
+    run = await wait_for_run(alice, reply.body["id"])
+    assert run["status"] == "succeeded", run
+    [request] = http.requests
+    assert "Authorization" not in request.headers, request.headers
+
+
+def test_task_sessions_never_send_the_servers_netrc_login(http, netrc):
+    """The session the calendar trigger fetches its feeds with, as the webhook's."""
+    with outbound.session() as session:
+        assert session.get(http.url + "/feed.ics", timeout=10).status_code == 200
+    [request] = http.requests
+    assert "Authorization" not in request.headers, request.headers

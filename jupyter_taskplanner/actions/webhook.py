@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from .. import outbound
 from ..components.base import Action, Flavor, Result, RunContext
 from ..errors import InvalidConfig
 
@@ -140,7 +141,7 @@ class WebhookAction(Action):
         where = f"webhook at {parts.scheme}://{parts.netloc}"
         timeout = self.config.get("timeout", 30)
         try:
-            with requests.Session() as session:
+            with outbound.session() as session:
                 prepared = session.prepare_request(request)
                 if self.config.get("secret"):
                     # Signed after preparing, so the HMAC covers the exact bytes sent.

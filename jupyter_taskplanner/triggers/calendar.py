@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 
 import requests
 
+from .. import outbound
 from ..components.base import TimedTrigger
 from ..errors import InvalidConfig, TaskPlannerError, Unavailable
 from . import TIMEZONE_PROPERTY, check_timezone, config_zone
@@ -95,7 +96,7 @@ def fetch(url: str) -> bytes:
     when the server cannot be reached or does not answer with success.
     """
     deadline = time.monotonic() + FETCH_TIMEOUT
-    with requests.Session() as session:
+    with outbound.session() as session:
         for _ in range(MAX_REDIRECTS + 1):
             where = shown_url(url)
             try:
