@@ -6,7 +6,6 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 from .bus import EventBus, PlannerEvent
@@ -14,6 +13,7 @@ from .components.base import EventTrigger, Fire, PlannerEventTrigger, Trigger
 from .components.registry import Registry
 from .database import Database
 from .errors import InvalidConfig
+from .paths import OwnerFiles
 from .process_lock import ProcessLock
 from .vocabulary import RunRecord, TaskRecord
 
@@ -58,14 +58,14 @@ class EventListeners:
         db: Database,
         registry: Registry,
         bus: EventBus,
-        root: Callable[[str], Path],
+        files: Callable[[str], OwnerFiles],
         submit: Submit,
         log: logging.Logger,
     ) -> None:
         self.db = db
         self.registry = registry
         self.bus = bus
-        self.root = root
+        self.files = files
         self.submit = submit
         self.log = log
         self.types = [
@@ -171,10 +171,11 @@ class EventListeners:
 
     async def _watch(self, listening: Listening, trigger: EventTrigger) -> None:
         """Start a run of the task per event of one source, until it is unlistened."""
-        root = self.root(listening.task["owner"])
         label = f"{trigger.type_name}:{trigger.name}"
         try:
-            async for placeholders in trigger.watch(root, listening.stop):
+            # The trigger checks the paths it resolves against all of these (see ``files``).
+            trigger.files = self.files(listening.task["owner"])
+            async for placeholders in trigger.watch(trigger.files.root, listening.stop):
                 await self.submit(listening.task, label, dict(placeholders or {}))
         except asyncio.CancelledError:
             raise

@@ -6,6 +6,8 @@ and the planner's database beside those homes (inside one home where a test says
 
 from __future__ import annotations
 
+import asyncio
+import os
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ import pytest
 from tornado.httpclient import HTTPClientError
 
 from jupyter_taskplanner import outbound
-from jupyter_taskplanner.testing import Reply, wait_for_run
+from jupyter_taskplanner.testing import Reply, runs_of, wait_for_run
 
 FUNCS = textwrap.dedent(
     """
@@ -143,3 +145,41 @@ def test_task_sessions_never_send_the_servers_netrc_login(http, netrc):
         assert session.get(http.url + "/feed.ics", timeout=10).status_code == 200
     [request] = http.requests
     assert "Authorization" not in request.headers, request.headers
+
+
+class TestPlannerFoldersInsideTheRoot:
+    """The database in alice's Jupyter data folder, so the planner's folders are in her root."""
+
+    @pytest.fixture
+    def db_path(self, homes: Path) -> Path:
+        return homes / "alice" / ".local" / "share" / "jupyter" / "taskplanner" / "tasks.db"
+
+    async def test_a_file_trigger_does_not_watch_through_a_link_made_later(
+        self, api, db_path, homes
+    ):
+        alice = api("alice")
+        for folder in ("watched", "plain"):
+            (homes / "alice" / folder).mkdir()
+        trigger = {"type": "file", "config": {"path": "watched", "debounce": 0.1}}
+        linked = await create(alice, triggers=[trigger])
+        plain = await create(
+            alice, triggers=[{"type": "file", "config": {"path": "plain", "debounce": 0.1}}]
+        )
+        # Saved while it was a folder of hers; now a link into the planner's run records.
+        runs = db_path.parent / "runs"
+        runs.mkdir(parents=True, exist_ok=True)
+        (homes / "alice" / "watched").rmdir()
+        os.symlink(runs, homes / "alice" / "watched")
+        for task in (linked, plain):
+            reply = await alice("POST", f"/tasks/{task['id']}/enable")
+            assert reply.status == 200, reply
+        await asyncio.sleep(0.5)  # the watches start
+        (runs / "changed.txt").write_text("x")
+        (homes / "alice" / "plain" / "changed.txt").write_text("x")
+        for _ in range(200):  # 20 s
+            if await runs_of(alice, plain["id"]):
+                break
+            await asyncio.sleep(0.1)
+        assert await runs_of(alice, plain["id"]), "the plain folder's watch never fired"
+        await asyncio.sleep(0.5)
+        assert await runs_of(alice, linked["id"]) == []

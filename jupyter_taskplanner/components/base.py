@@ -247,6 +247,10 @@ class EventTrigger(Trigger):
     outside event starts one run.
     """
 
+    files: OwnerFiles | None = None
+    """Set by the scheduler before ``watch``: the owner's root and the planner's folders
+    inside it, which no path the trigger resolves may reach (``files.resolve``)."""
+
     async def watch(self, root: Path, stop: asyncio.Event) -> AsyncIterator[dict[str, Any]]:
         """Yield once per event, the run's placeholders; return when ``stop`` is set.
 

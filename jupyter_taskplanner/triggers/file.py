@@ -15,6 +15,7 @@ from watchfiles import Change, DefaultFilter, awatch
 
 from ..components.base import EventTrigger, StopSignal
 from ..errors import InvalidConfig
+from ..paths import OwnerFiles
 
 
 class ChangeFilter(DefaultFilter):
@@ -124,15 +125,10 @@ class FileTrigger(EventTrigger):
             )
 
     def target(self, root: Path) -> Path:
-        """The absolute watched path below ``root``; refuses paths that escape it."""
-        root = root.resolve()
-        target = (root / self.path).resolve()
-        if target != root and root not in target.parents:
-            raise InvalidConfig(
-                f"{self.path!r} is outside your root folder {root}; give a path below it",
-                field="path",
-            )
-        return target
+        """The absolute watched path below ``root`` (symlinks followed); refuses one that
+        escapes it or leads into the planner's own folders (``files``, when set)."""
+        files = self.files if self.files is not None else OwnerFiles(root)
+        return files.resolve(self.path, "path")
 
     async def watch(self, root: Path, stop: asyncio.Event) -> AsyncIterator[dict[str, Any]]:
         """Yield the run's placeholders once per burst of changes, until ``stop`` is set.

@@ -174,14 +174,14 @@ class InboxTrigger(EventTrigger):
                 field="done_folder",
             )
 
-    @staticmethod
-    def place(root: Path, path: str, field: str) -> Path:
-        """The absolute folder ``path`` below ``root`` (resolved); refuses one outside it.
+    def place(self, root: Path, path: str, field: str) -> Path:
+        """The absolute folder ``path`` below ``root`` (resolved); refuses one outside it or
+        in the planner's own folders (``files``, set by the server).
 
         The server checked the ``x-path`` fields when the task was saved; a link made since
         may lead elsewhere, so the resolved path is checked again here.
         """
-        return OwnerFiles(root).resolve(path, field)
+        return (self.files or OwnerFiles(root)).resolve(path, field)
 
     async def watch(self, root: Path, stop: asyncio.Event) -> AsyncIterator[dict[str, Any]]:
         """Yield ``inbox.file`` and ``inbox.name`` once per settled new file, until ``stop``.
