@@ -5,8 +5,9 @@ only the earliest batch instead of computing every task's schedule.  The loop ke
 in a heap and sleeps until its earliest entry or until it is woken: a task changed in this
 process, or the database file was written by another process (seen through a file watch).
 
-Firing moves the stored schedule on with a compare-and-set (``Store.advance_fire``): only one
-process wins each fire, and a fire found late (server down, machine asleep) is handled by the
+Firing moves the stored schedule on with a compare-and-set and records the fire's runs in the
+same transaction (``Store.fire``): only one process wins each fire, a fire is never taken
+without its runs, and a fire found late (server down, machine asleep) is handled by the
 task's misfire policy.
 """
 
@@ -32,7 +33,7 @@ from .bus import EventBus
 from .components.base import TimedTrigger, next_fire_or_none
 from .components.registry import Registry
 from .database import Database
-from .engine import RunEngine
+from .engine import RunEngine, busy_skip
 from .errors import Unavailable
 from .listeners import EventListeners
 from .owners import OwnerFolders
@@ -46,6 +47,10 @@ behind one on the database thread wait a few milliseconds only."""
 MAX_NEXT_FIRE_CALLS = 10_000
 """The most ``next_fire`` calls one misfire computation makes: it runs in the event loop, and a
 plugin trigger may fire far more densely than the search expects (10 times the largest limit)."""
+FIRE_RETRY = 1.0
+"""Seconds before a fire that failed (e.g. the database could not be written) is tried again;
+doubled after each further failure, up to ``FIRE_RETRY_MAX``."""
+FIRE_RETRY_MAX = 60.0
 _FIRST_SPAN = timedelta(seconds=1)
 _TICK = timedelta(microseconds=1)
 
@@ -132,6 +137,8 @@ class Scheduler:
         self._horizon: Horizon | None = None
         """Where the fires loaded into the heap end (None: every fire is in it)."""
         self._counter = 0
+        self._failures: dict[tuple[int, str], int] = {}
+        """Fires that failed in a row, by task id and trigger key (``_retry_later``)."""
         self._wake = asyncio.Event()
         self._seq = 0
         self._loop_task: asyncio.Task[None] | None = None
@@ -320,7 +327,7 @@ class Scheduler:
             try:
                 await self._fire(task_id, key, due)
             except Exception:
-                self.log.exception("task %s: firing trigger %s failed", task_id, key)
+                self._retry_later(task_id, key, due)
         if not self._heap and self._horizon is not None:
             await self._load_batch()
             return
@@ -334,43 +341,30 @@ class Scheduler:
 
     async def _fire(self, task_id: int, key: str, due: str) -> None:
         """Fire one due trigger, or catch up per the misfire policy when it is late."""
-        taken = await self.db.call(self._take, task_id, key, due, self.now())
-        if taken is None:
+        try:
+            self.engine.check_open()
+        except Unavailable:
+            return  # stopping: the fire stays due, for the next start to take
+        fired = await self.db.call(self._take, task_id, key, due, self.now())
+        self._failures.pop((task_id, key), None)
+        if fired is None:
             return
-        task, trigger, missed, late, next_stamp = taken
-        settings = task["settings"]
-        tz = ZoneInfo(settings["timezone"])
-        due_at = datetime.fromisoformat(due)
-        policy = settings["misfire"]
+        task, runs, next_stamp = fired
         if next_stamp is not None and self._within(next_stamp, task_id, key):
             self._push(task, key, next_stamp)
-        label = f"{trigger.type_name}:{trigger.name}"
-        if not late:
-            await self._submit(task, label, self._fire_values(trigger, due_at, tz))
-            return
-        catch_up = [] if policy == "skip" else missed
-        self.log.info(
-            "task %s missed the fires of %s since %s; starting %d catch-up runs",
-            task_id,
-            label,
-            due,
-            len(catch_up),
-        )
-        for when in catch_up:
-            await self._submit(
-                task,
-                "misfire",
-                self._fire_values(trigger, when, tz),
-                "queue" if len(catch_up) > 1 else None,
-            )
+        for run in runs:
+            self.engine.accept(run)
 
     def _take(
         self, task_id: int, key: str, due: str, now: datetime
-    ) -> tuple[TaskRecord, TimedTrigger, list[datetime], bool, str | None] | None:
+    ) -> tuple[TaskRecord, list[RunRecord], str | None] | None:
         """On the database thread, in one call: read the task, work out the fires to start
-        (the one ``due``, or those missed when it is late) and its next fire, and take the
-        fire's lease.  (task, trigger, fires, late, next fire), or None when there is nothing
-        to fire (the task is gone, disabled, changed, or another process took the fire)."""
+        (the one ``due``, or those missed when it is late) and its next fire, then take the
+        fire's lease and record its runs in one transaction (``Store.fire``).
+
+        (task, runs recorded, next fire), or None when there is nothing to fire (the task
+        is gone, disabled, changed, or another process took the fire).
+        """
         task = self.store.find_task(task_id)
         if task is None:
             return None
@@ -381,17 +375,56 @@ class Scheduler:
         tz = ZoneInfo(settings["timezone"])
         due_at = datetime.fromisoformat(due)
         late = (now - due_at).total_seconds() > self.misfire_tolerance
-        missed = [due_at]
+        label = f"{trigger.type_name}:{trigger.name}"
+        missed = fires = [due_at]
+        overlap = None
         if late:
             # Only ``all`` runs more than the latest; the latest is the stored last fire.
             limit = settings.get("misfire_limit", 10) if settings["misfire"] == "all" else 1
             missed = missed_fires(trigger, tz, due_at, now, settings.get("misfire_grace"), limit)
+            fires = [] if settings["misfire"] == "skip" else missed
+            overlap = "queue" if len(fires) > 1 else None
         nxt = next_fire_or_none(trigger, now if late else due_at, tz)
         next_stamp = stamp(nxt) if nxt else None
         last = stamp(missed[-1] if missed else now)
-        if not self.store.advance_fire(task_id, key, due, last, next_stamp):
+        runs = [
+            self.engine.run_fields(
+                task,
+                trigger="misfire" if late else label,
+                started_by="scheduler",
+                parameters=self._fire_values(trigger, when, tz),
+            )
+            for when in fires
+        ]
+        recorded = self.store.fire(
+            task_id, key, due, last, next_stamp, runs, busy_skip(task, overlap)
+        )
+        if recorded is None:
             return None
-        return task, trigger, missed, late, next_stamp
+        if late:
+            self.log.info(
+                "task %s missed the fires of %s since %s; %d catch-up runs started",
+                task_id,
+                label,
+                due,
+                len(recorded),
+            )
+        return task, recorded, next_stamp
+
+    def _retry_later(self, task_id: int, key: str, due: str) -> None:
+        """Try a fire that failed again later, waiting longer after each failure.
+
+        Its lease and its runs are written in one transaction, so a failed fire wrote
+        nothing: the stored schedule still has it due (a restart takes it too).
+        """
+        failures = self._failures[(task_id, key)] = self._failures.get((task_id, key), 0) + 1
+        delay = min(FIRE_RETRY * 2 ** (failures - 1), FIRE_RETRY_MAX)
+        self.log.exception(
+            "task %s: firing trigger %s failed; trying again in %g s", task_id, key, delay
+        )
+        self._counter += 1
+        start_at = self.now() + timedelta(seconds=delay)
+        heapq.heappush(self._heap, (start_at, self._counter, task_id, key, due))
 
     def _fire_values(self, trigger: TimedTrigger, due: datetime, tz: ZoneInfo) -> dict[str, Any]:
         """The placeholders of a timed fire: ``trigger.due`` and what the trigger adds."""

@@ -19,7 +19,7 @@ from typing import Any, NotRequired, TypedDict, cast
 import sqlite_utils
 
 from .errors import Conflict, StoreError, TaskNotFound
-from .vocabulary import ACTIVE, ComponentEntry, RunRecord, StepRecord, TaskRecord
+from .vocabulary import ACTIVE, ComponentEntry, RunRecord, RunStatus, StepRecord, TaskRecord
 
 _ACTIVE_SQL = ", ".join(f"'{status}'" for status in sorted(ACTIVE))
 """The active run statuses as an SQL list (constants of the vocabulary, not input)."""
@@ -608,13 +608,27 @@ class Store:
         task_id, key, due = rows[batch - 1]
         return [tuple(row) for row in rows[:batch]], (due, task_id, key)
 
-    def advance_fire(
-        self, task_id: int, key: str, due: str, last_fire: str, next_fire: str | None
-    ) -> bool:
-        """Take the lease on the fire at ``due`` and move the schedule on.
+    def fire(
+        self,
+        task_id: int,
+        key: str,
+        due: str,
+        last_fire: str,
+        next_fire: str | None,
+        runs: Sequence[dict[str, Any]],
+        busy_skip: str | None = None,
+    ) -> list[RunRecord] | None:
+        """Take the lease on the fire at ``due``, move the schedule on and record the fire's
+        ``runs`` (their fields, as ``create_run`` takes them), in one transaction.
 
-        True only for the one caller that finds the row still due at ``due``: a second process
-        (or a stale heap entry after the task changed) gets False and must not fire.
+        The lease is a compare-and-set: only the one caller that finds the row still due at
+        ``due`` wins; a second process (or a stale heap entry after the task changed) gets
+        None and nothing is written.  The winner gets the runs recorded (none for a missed
+        fire the misfire policy skips).
+
+        Either both the schedule moves on and the runs exist, or neither: a process that dies
+        or a write that fails midway leaves the fire due, to be taken again.  ``busy_skip``:
+        as for ``create_run``.
         """
         with self._write() as db:
             cursor = db.execute(
@@ -622,7 +636,10 @@ class Store:
                 "WHERE task_id = ? AND trigger_key = ? AND next_fire = ?",
                 [last_fire, next_fire, task_id, key, due],
             )
-        return cursor.rowcount == 1
+            if cursor.rowcount != 1:
+                return None
+            ids = [self._insert_run(db, fields, busy_skip) for fields in runs]
+        return [self.get_run(run_id, None) for run_id in ids]
 
     def tasks_with_trigger_types(self, types: list[str]) -> list[TaskRecord]:
         """Enabled tasks having at least one trigger of the given types."""
@@ -636,8 +653,20 @@ class Store:
 
     # -- runs --------------------------------------------------------------------------------
 
-    def create_run(self, fields: dict[str, Any]) -> RunRecord:
-        """Insert a run; with an idempotency key already used, return that run instead."""
+    def create_run(self, fields: dict[str, Any], busy_skip: str | None = None) -> RunRecord:
+        """Insert a run; with an idempotency key already used, return that run instead.
+
+        ``busy_skip``: when the task has an active run, record this one as skipped for that
+        reason (overlap ``skip``), checked in the same transaction as the insert.
+        """
+        with self._write() as db:
+            run_id = self._insert_run(db, fields, busy_skip)
+        return self.get_run(run_id, None)
+
+    def _insert_run(
+        self, db: sqlite_utils.Database, fields: dict[str, Any], busy_skip: str | None
+    ) -> int:
+        """In a write transaction: insert a run (see ``create_run``); its id."""
         columns = {
             **fields,
             "parameters": json.dumps(fields.get("parameters") or {}),
@@ -646,20 +675,27 @@ class Store:
         }
         if fields.get("document") is not None:
             columns["document"] = json.dumps(fields["document"])
-        with self._write() as db:
-            if columns.get("idempotency_key"):
-                existing = db.execute(
-                    "SELECT id FROM runs WHERE task_id = ? AND idempotency_key = ?",
-                    [columns["task_id"], columns["idempotency_key"]],
-                ).fetchone()
-                if existing:
-                    return self.get_run(existing[0], None)
-            names = ", ".join(columns)
-            marks = ", ".join("?" for _ in columns)
-            cursor = db.execute(
-                f"INSERT INTO runs ({names}) VALUES ({marks})", list(columns.values())
-            )
-        return self.get_run(_inserted(cursor), None)
+        if columns.get("idempotency_key"):
+            existing = db.execute(
+                "SELECT id FROM runs WHERE task_id = ? AND idempotency_key = ?",
+                [columns["task_id"], columns["idempotency_key"]],
+            ).fetchone()
+            if existing:
+                return int(existing[0])
+        if busy_skip is not None and self._has_active_run(db, columns["task_id"]):
+            columns.update(status=RunStatus.SKIPPED, finished=columns["created"], error=busy_skip)
+        names = ", ".join(columns)
+        marks = ", ".join("?" for _ in columns)
+        cursor = db.execute(f"INSERT INTO runs ({names}) VALUES ({marks})", list(columns.values()))
+        return _inserted(cursor)
+
+    @staticmethod
+    def _has_active_run(db: sqlite_utils.Database, task_id: int | None) -> bool:
+        row = db.execute(
+            f"SELECT 1 FROM runs WHERE task_id = ? AND status IN ({_ACTIVE_SQL}) LIMIT 1",
+            [task_id],
+        ).fetchone()
+        return row is not None
 
     def update_run(self, run_id: int, **fields: Any) -> None:
         assignments = ", ".join(f"{name} = ?" for name in fields)

@@ -200,7 +200,7 @@ def test_upcoming_fires_end_at_one_row_among_fires_at_the_same_time(tmp_path):
         assert horizon == (same, ids[0], "0:k")
         # Once those fired, the next batch starts right after the horizon.
         for task_id, key, due in rows:
-            assert store.advance_fire(task_id, key, due, due, "2032-01-01T00:00:00.000000+00:00")
+            assert store.fire(task_id, key, due, due, "2032-01-01T00:00:00.000000+00:00", []) == []
         rows, horizon = store.upcoming_fires(2)
         assert [row[0] for row in rows] == ids[1:3] and horizon == (same, ids[2], "0:k")
         rows, horizon = store.upcoming_fires(10)

@@ -4,7 +4,7 @@
 (that is the executor's business).
 """
 
-from .engine import HOLDER, RunEngine, holder_is_gone
+from .engine import HOLDER, RunEngine, busy_skip, holder_is_gone
 from .settings import EngineSettings
 
-__all__ = ["HOLDER", "EngineSettings", "RunEngine", "holder_is_gone"]
+__all__ = ["HOLDER", "EngineSettings", "RunEngine", "busy_skip", "holder_is_gone"]

@@ -51,6 +51,15 @@ def holder_is_gone(holder: str | None) -> bool:
     return False
 
 
+BUSY = "the task was still running; this start was skipped (overlap: skip)"
+
+
+def busy_skip(task: TaskRecord, overlap: str | None = None) -> str | None:
+    """Why a start of ``task`` is skipped while it has an active run, or None when it is
+    not (``overlap``, else the task's setting, is not ``skip``): for ``Store.create_run``."""
+    return BUSY if (overlap or task["settings"]["overlap"]) == "skip" else None
+
+
 class RunEngine:
     """Owns the runs of this process: starting, queueing, execution, cancel, retention.
 
@@ -123,9 +132,37 @@ class RunEngine:
         ``skip`` records the run as skipped for that reason without starting it (a start
         the planner suppresses, so the task's history says why it did not run).
         """
+        self.check_open()
+        fields = self.run_fields(
+            task,
+            trigger=trigger,
+            started_by=started_by,
+            parameters=parameters,
+            chain=chain,
+            idempotency_key=idempotency_key,
+            skip=skip,
+        )
+        busy = busy_skip(task, overlap) if skip is None else None
+        return self.accept(await self.db.call(self.store.create_run, fields, busy))
+
+    def check_open(self) -> None:
+        """Raise ``Unavailable`` once the server is stopping: no run starts any more."""
         if self.queue.stopping:
             raise Unavailable("the task planner is shutting down; this run was not started")
-        overlap = overlap or task["settings"]["overlap"]
+
+    def run_fields(
+        self,
+        task: TaskRecord,
+        *,
+        trigger: str,
+        started_by: str,
+        parameters: dict[str, Any] | None = None,
+        chain: list[int] | tuple[int, ...] | None = None,
+        idempotency_key: str | None = None,
+        skip: str | None = None,
+    ) -> dict[str, Any]:
+        """The fields of a new run of ``task`` executed by this process (``submit``), for
+        the store to record; ``accept`` the run it recorded."""
         fields: dict[str, Any] = {
             "task_id": task["id"],
             "owner": task["owner"],
@@ -138,22 +175,17 @@ class RunEngine:
             "status": RunStatus.QUEUED,
             "holder": HOLDER,
         }
-        run = await self.db.call(self._record, fields, skip, skip is None and overlap == "skip")
-        if run["status"] == RunStatus.SKIPPED:
-            self.log.info("run %s of task %s skipped: %s", run["id"], task["id"], run["error"])
-            return run
-        if run["status"] == RunStatus.QUEUED and run["holder"] == HOLDER:
-            self.queue.add(task["owner"], run["id"])
-        return run
-
-    def _record(self, fields: dict[str, Any], skip: str | None, unless_busy: bool) -> RunRecord:
-        """On the database thread, in one call: record a run, skipped for ``skip`` or, with
-        ``unless_busy``, when the task has an active run (overlap ``skip``)."""
-        if unless_busy and self.store.active_runs(fields["task_id"]):
-            skip = "the task was still running; this start was skipped (overlap: skip)"
         if skip is not None:
-            fields = {**fields, "status": RunStatus.SKIPPED, "finished": utcnow(), "error": skip}
-        return self.store.create_run(fields)
+            fields.update(status=RunStatus.SKIPPED, finished=utcnow(), error=skip)
+        return fields
+
+    def accept(self, run: RunRecord) -> RunRecord:
+        """Queue a run just recorded from ``run_fields`` (one recorded skipped is logged)."""
+        if run["status"] == RunStatus.SKIPPED:
+            self.log.info("run %s of task %s skipped: %s", run["id"], run["task_id"], run["error"])
+        elif run["status"] == RunStatus.QUEUED and run["holder"] == HOLDER:
+            self.queue.add(run["owner"], run["id"])
+        return run
 
     async def execute(
         self,
@@ -165,8 +197,7 @@ class RunEngine:
     ) -> RunRecord:
         """Record and queue an ad-hoc run: a validated task ``document`` stored with the run,
         not as a task (no triggers, no overlap, no component state)."""
-        if self.queue.stopping:
-            raise Unavailable("the task planner is shutting down; this run was not started")
+        self.check_open()
         run = await self.db.call(
             self.store.create_run,
             {
