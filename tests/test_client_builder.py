@@ -1,9 +1,10 @@
-"""The task builder: a class per built-in component whose signature is its config schema,
-plugin components through ``Component``, and JSON round trips."""
+"""The task builder: a class per built-in component whose signature is its config schema
+(generated from it), plugin components through ``Component``, and JSON round trips."""
 
 from __future__ import annotations
 
 import inspect
+import pydoc
 import typing
 from typing import Any, get_args, get_origin
 
@@ -11,6 +12,7 @@ import pytest
 
 from jupyter_taskplanner.client import Component, Csv, Email, Notebook, Task, Time
 from jupyter_taskplanner.client.builder import BUILTINS
+from jupyter_taskplanner.client.gen_component_types import TARGET, render
 from jupyter_taskplanner.components.registry import Registry
 from jupyter_taskplanner.testing import saved_document
 
@@ -35,6 +37,21 @@ def literals(annotation: Any) -> set[Any]:
 
 def test_every_builtin_type_has_a_builder() -> None:
     assert sorted(BUILTINS) == BUILT_IN
+
+
+def test_the_builder_classes_are_generated_from_the_current_schemas() -> None:
+    """A changed built-in schema changes its class's arguments and docstring."""
+    assert TARGET.read_text() == render(), (
+        "regenerate: python -m jupyter_taskplanner.client.gen_component_types"
+    )
+
+
+def test_help_shows_each_argument_and_its_default() -> None:
+    text = pydoc.render_doc(Notebook, renderer=pydoc.plaintext)
+    assert "Notebook(path: 'str', *, named: 'str | None' = None, parameters:" in text
+    assert "Executes a notebook with parameters" in text
+    assert "input: live: the notebook as it is when the task runs" in text
+    assert "Default: 'live'." in text
 
 
 @pytest.mark.parametrize(("kind", "type_name"), BUILT_IN)

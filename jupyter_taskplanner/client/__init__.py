@@ -6,11 +6,11 @@
 from __future__ import annotations
 
 from .api import NextFires, Page, TaskPlanner, TaskSummary
-from .builder import (
+from .builder import Component, Settings, Task
+from .component_types import (
     AfterTask,
     Calendar,
     Command,
-    Component,
     Cron,
     Csv,
     Directory,
@@ -27,9 +27,7 @@ from .builder import (
     Save,
     Script,
     ServerStart,
-    Settings,
     Sql,
-    Task,
     Time,
     Values,
     Webhook,

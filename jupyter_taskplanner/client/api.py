@@ -13,7 +13,8 @@ from urllib.parse import quote
 import httpx
 
 from ..vocabulary import FINISHED, RunDetail, RunRecord, StepRecord, TaskRecord
-from .builder import Component, Cron, Notebook, Task
+from .builder import Component, Task
+from .component_types import Cron, Notebook
 from .discovery import Connection, discover
 from .errors import NotFound, error_for
 from .events import RunEvents

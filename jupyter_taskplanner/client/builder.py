@@ -8,8 +8,8 @@
         series=Csv("data/regions.csv"),
     )
 
-Each built-in component type has a class whose arguments are its config's fields (a test
-checks them against the component schemas); any other type, such as a plugin's, is
+Each built-in component type has a class whose arguments are its config's fields, generated
+from the component schemas (``component_types``); any other type, such as a plugin's, is
 ``Component("inbox", folder="inbox")``.  ``named=`` names a component in its task (the
 ``name`` of the REST entry, which steps and ``{job.<name>.<key>}`` placeholders use) and
 ``when=`` says when an action executes.
@@ -17,45 +17,15 @@ checks them against the component schemas); any other type, such as a plugin's, 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import KW_ONLY, dataclass, field, fields
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from typing import Any, ClassVar, Literal, TypedDict, cast
 
-__all__ = [
-    "BUILTINS",
-    "AfterTask",
-    "Calendar",
-    "Command",
-    "Component",
-    "Cron",
-    "Csv",
-    "Directory",
-    "Email",
-    "File",
-    "Http",
-    "Interval",
-    "Json",
-    "NextTask",
-    "Notebook",
-    "Notify",
-    "Python",
-    "PythonSeries",
-    "Save",
-    "Script",
-    "ServerStart",
-    "Settings",
-    "Sql",
-    "Task",
-    "Time",
-    "Values",
-    "Webhook",
-]
+__all__ = ["BUILTINS", "Component", "Settings", "Task"]
 
 Kind = Literal["trigger", "job", "action", "series"]
 When = Literal["always", "any_valid", "all_valid", "none_valid"]
-Addresses = str | Sequence[str]
-"""Mail addresses: one text separated by commas, or a list."""
 
 
 def _plain(value: Any) -> Any:
@@ -156,6 +126,8 @@ class Component:
 
 
 _ENTRY_FIELDS = frozenset({"named", "when", "version", "secrets", "extra"})
+BUILTINS: dict[tuple[Kind, str], type[_Builtin]] = {}
+"""The builder class of each built-in component type, by (kind, type name)."""
 
 
 @dataclass(eq=False, repr=False)
@@ -167,6 +139,15 @@ class _Builtin(Component):
     version: int | None = field(default=None, init=False)
     secrets: list[str] | None = field(default=None, init=False)
     extra: dict[str, Any] = field(default_factory=dict, init=False)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "type_name" in vars(cls):
+            assert cls.kind is not None, cls
+            key = (cls.kind, cls.type_name)
+            if key in BUILTINS:
+                raise TypeError(f"two builder classes for the {key[0]} type {key[1]!r}")
+            BUILTINS[key] = cls
 
     @classmethod
     def config_fields(cls) -> list[str]:
@@ -203,305 +184,6 @@ class _Action(_Builtin):
 @dataclass(eq=False, repr=False)
 class _Series(_Builtin):
     kind: ClassVar[Kind | None] = "series"
-
-
-# -- triggers --------------------------------------------------------------------------------
-
-
-@dataclass(eq=False, repr=False)
-class Time(_Trigger):
-    """Starts the task at a date and time, once or repeated (``repeat="weekdays"``)."""
-
-    type_name = "time"
-    start_date: str | date
-    time: str
-    _: KW_ONLY
-    repeat: (
-        Literal["once", "daily", "weekdays", "weekly", "biweekly", "monthly", "quarterly", "yearly"]
-        | None
-    ) = None
-    day_of_month: int | Literal["last"] | None = None
-    end_date: str | date | None = None
-    timezone: str | None = None
-
-
-@dataclass(eq=False, repr=False)
-class Cron(_Trigger):
-    """Starts the task whenever the time matches a cron line (``"0 7 * * 1-5"``)."""
-
-    type_name = "cron"
-    expression: str
-    _: KW_ONLY
-    dialect: Literal["unix", "quartz"] | None = None
-    timezone: str | None = None
-
-
-@dataclass(eq=False, repr=False)
-class Interval(_Trigger):
-    """Starts the task every so many seconds, minutes, hours or days."""
-
-    type_name = "interval"
-    every: float
-    _: KW_ONLY
-    unit: Literal["seconds", "minutes", "hours", "days"] | None = None
-    start: str | datetime | None = None
-    timezone: str | None = None
-
-
-@dataclass(eq=False, repr=False)
-class File(_Trigger):
-    """Starts the task when a file or a folder's files change."""
-
-    type_name = "file"
-    path: str
-    _: KW_ONLY
-    recursive: bool | None = None
-    pattern: str | None = None
-    debounce: float | None = None
-
-
-@dataclass(eq=False, repr=False)
-class AfterTask(_Trigger):
-    """Starts the task when another task's run ends (``on="success"``)."""
-
-    type_name = "after_task"
-    task_id: int
-    _: KW_ONLY
-    on: Literal["always", "success", "failure"] | None = None
-
-
-@dataclass(eq=False, repr=False)
-class ServerStart(_Trigger):
-    """Starts the task when the server starts, after ``delay`` seconds."""
-
-    type_name = "server_start"
-    _: KW_ONLY
-    delay: float | None = None
-
-
-@dataclass(eq=False, repr=False)
-class Http(_Trigger):
-    """Starts the task from a secret URL (the server makes the token unless given)."""
-
-    type_name = "http"
-    _: KW_ONLY
-    token: str | None = None
-
-
-@dataclass(eq=False, repr=False)
-class Calendar(_Trigger):
-    """Starts the task before each event of an .ics file or feed."""
-
-    type_name = "calendar"
-    _: KW_ONLY
-    path: str | None = None
-    url: str | None = None
-    minutes_before: int | None = None
-    match: str | None = None
-    timezone: str | None = None
-
-
-# -- jobs ------------------------------------------------------------------------------------
-
-
-@dataclass(eq=False, repr=False)
-class Notebook(_Job):
-    """Executes a notebook with parameters; the executed notebook (ipynb, HTML) is the result."""
-
-    type_name = "notebook"
-    path: str
-    _: KW_ONLY
-    parameters: dict[str, Any] | None = None
-    kernel: str | None = None
-    cell_timeout: int | None = None
-    timeout: int | None = None
-    input: Literal["live", "snapshot"] | None = None
-    output_name: str | None = None
-    formats: list[Literal["ipynb", "html", "pdf"]] | None = None
-    condition: dict[str, str] | None = None
-
-
-@dataclass(eq=False, repr=False)
-class Python(_Job):
-    """Calls a Python function (``"module:function"``) with keyword arguments."""
-
-    type_name = "python"
-    function: str
-    _: KW_ONLY
-    kwargs: dict[str, Any] | None = None
-    path: str | None = None
-
-
-@dataclass(eq=False, repr=False)
-class Command(_Job):
-    """Runs a program with arguments."""
-
-    type_name = "command"
-    program: str
-    _: KW_ONLY
-    args: list[str] | None = None
-    env: dict[str, str] | None = None
-    output_glob: str | None = None
-    stdout_result: bool | None = None
-    cwd: str | None = None
-
-
-@dataclass(eq=False, repr=False)
-class Script(_Job):
-    """Runs a script file of yours with arguments."""
-
-    type_name = "script"
-    path: str
-    _: KW_ONLY
-    args: list[str] | None = None
-    env: dict[str, str] | None = None
-    output_glob: str | None = None
-    stdout_result: bool | None = None
-    cwd: str | None = None
-
-
-# -- actions ---------------------------------------------------------------------------------
-
-
-@dataclass(eq=False, repr=False)
-class Email(_Action):
-    """Mails the results (``to="{email}"`` for a series)."""
-
-    type_name = "email"
-    to: Addresses
-    _: KW_ONLY
-    cc: Addresses | None = None
-    bcc: Addresses | None = None
-    reply_to: Addresses | None = None
-    subject: str | None = None
-    body: str | None = None
-    attach_files: bool | None = None
-    text_in_body: bool | None = None
-
-
-@dataclass(eq=False, repr=False)
-class Save(_Action):
-    """Saves the result files into a folder of yours or remote storage."""
-
-    type_name = "save"
-    _: KW_ONLY
-    folder: str | None = None
-    url: str | None = None
-    storage_options: dict[str, Any] | None = None
-    name: str | None = None
-    overwrite: bool | None = None
-    delete_older_than_days: float | None = None
-    save_text: bool | None = None
-
-
-@dataclass(eq=False, repr=False)
-class Webhook(_Action):
-    """POSTs the results to a URL."""
-
-    type_name = "webhook"
-    url: str
-    _: KW_ONLY
-    headers: dict[str, str] | None = None
-    secret: str | None = None
-    upload_files: bool | None = None
-    timeout: float | None = None
-
-
-@dataclass(eq=False, repr=False)
-class NextTask(_Action):
-    """Starts other tasks with the results."""
-
-    type_name = "next_task"
-    task_ids: list[int]
-
-
-@dataclass(eq=False, repr=False)
-class Notify(_Action):
-    """Sends a message to chat services (apprise URLs)."""
-
-    type_name = "notify"
-    urls: list[str]
-    _: KW_ONLY
-    title: str | None = None
-    body: str | None = None
-    attach_results: bool | None = None
-
-
-# -- series ----------------------------------------------------------------------------------
-
-
-@dataclass(eq=False, repr=False)
-class Values(_Series):
-    """Parameter sets given as a list of dicts."""
-
-    type_name = "values"
-    values: list[dict[str, Any]]
-
-
-@dataclass(eq=False, repr=False)
-class Csv(_Series):
-    """One parameter set per row of a CSV file (the header names the placeholders)."""
-
-    type_name = "csv"
-    path: str
-    _: KW_ONLY
-    delimiter: str | None = None
-    encoding: str | None = None
-
-
-@dataclass(eq=False, repr=False)
-class Json(_Series):
-    """Parameter sets from a JSON file holding a list of objects."""
-
-    type_name = "json"
-    path: str
-
-
-@dataclass(eq=False, repr=False)
-class Directory(_Series):
-    """One parameter set per file of a folder."""
-
-    type_name = "directory"
-    path: str
-    _: KW_ONLY
-    pattern: str | None = None
-    recursive: bool | None = None
-    include_hidden: bool | None = None
-    new_only: bool | None = None
-
-
-@dataclass(eq=False, repr=False)
-class Sql(_Series):
-    """One parameter set per row of an SQL query."""
-
-    type_name = "sql"
-    query: str
-    _: KW_ONLY
-    database: str | None = None
-    url: str | None = None
-
-
-@dataclass(eq=False, repr=False)
-class PythonSeries(_Series):
-    """Parameter sets returned by a Python function (``"module:function"``)."""
-
-    type_name = "python"
-    function: str
-    _: KW_ONLY
-    kwargs: dict[str, Any] | None = None
-
-
-BUILTINS: dict[tuple[Kind, str], type[_Builtin]] = {
-    (cls.kind, cls.type_name): cls
-    for cls in (
-        *(Time, Cron, Interval, File, AfterTask, ServerStart, Http, Calendar),
-        *(Notebook, Python, Command, Script),
-        *(Email, Save, Webhook, NextTask, Notify),
-        *(Values, Csv, Json, Directory, Sql, PythonSeries),
-    )
-    if cls.kind is not None
-}
-"""The builder class of each built-in component type, by (kind, type name)."""
 
 
 class Settings(TypedDict, total=False):
