@@ -25,8 +25,7 @@ from .bus import EventBus, RunFinished, RunProgress, RunStarted, StepChanged
 from .errors import PermissionDenied, TaskPlannerError, Unavailable
 from .handlers import API, PlannerHandler
 from .permissions import ADMIN
-from .tasks import MAX_ID
-from .vocabulary import RunRecord
+from .vocabulary import MAX_ID, RunRecord
 
 EVENT_STREAM = "text/event-stream"
 MAX_PENDING = 1000

@@ -60,6 +60,47 @@ def nesting_depth(value: Any, limit: int) -> int:
     return deepest
 
 
+def unencodable_text(value: Any) -> str | None:
+    """Where ``value`` holds a text that is no Unicode (a lone surrogate such as ``"\\ud800"``,
+    which JSON can spell but UTF-8 cannot store): its path (``jobs[0].name``), else None."""
+    pending: list[tuple[str, Any]] = [("", value)]
+    while pending:
+        path, item = pending.pop()
+        if isinstance(item, str):
+            if not _encodable(item):
+                return path or "(the body)"
+        elif isinstance(item, list):
+            pending.extend((f"{path}[{index}]", child) for index, child in enumerate(item))
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                where = f"{path}.{key}" if path else key
+                if not _encodable(key):
+                    return f"{path} (a key)" if path else "(a key of the body)"
+                pending.append((where, child))
+    return None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _no_constant(name: str) -> Any:
+    # Python's json takes NaN and Infinity, which are not JSON: answered back they would
+    # break every client that parses the reply.
+    raise InvalidConfig(f"the request body is not valid JSON: {name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise InvalidConfig(f"the request body holds a number too large for a float: {text[:40]}")
+    return number
+
+
 UNAUTHENTICATED = (
     "not authenticated: send an API token as the header 'Authorization: token <token>' "
     "(a browser uses the server's login cookie)"
@@ -76,8 +117,16 @@ class LoginRequiredHandler(APIHandler):
     """
 
     login_required: ClassVar[bool] = True
+    credential_in_url: ClassVar[bool] = False
+    """The URL's last segment is a credential (an HTTP trigger's token): the server log, its
+    request lines and ours, shows ``****`` in its place."""
 
     async def prepare(self, *args: Any, **kwargs: Any) -> None:
+        if self.credential_in_url:
+            # Before anything can log the request: routing has read the URL already.
+            self.request.path = self.request.path.rpartition("/")[0] + "/****"
+            query = f"?{self.request.query}" if self.request.query else ""
+            self.request.uri = self.request.path + query
         try:
             await super().prepare(*args, **kwargs)
         except web.HTTPError as exc:
@@ -198,13 +247,22 @@ class PlannerHandler(ExtensionHandlerMixin, LoginRequiredHandler):
             f"the request body nests lists or objects more than {MAX_DEPTH} levels deep"
         )
         try:
-            value = json.loads(raw)
+            value = json.loads(raw, parse_constant=_no_constant, parse_float=_finite)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise InvalidConfig(f"the request body is not valid JSON: {exc}") from None
         except RecursionError:
             raise too_deep from None
+        except ValueError as exc:  # an integer of more digits than Python converts
+            raise InvalidConfig(f"the request body holds a number too long: {exc}") from None
         if nesting_depth(value, MAX_DEPTH) > MAX_DEPTH:
             raise too_deep
+        where = unencodable_text(value)
+        if where is not None:
+            raise InvalidConfig(
+                f"{where}: a text holds a lone surrogate (such as \\ud800), which is no "
+                "Unicode character; send UTF-8 text",
+                field=where if not where.startswith("(") else None,
+            )
         if value is None:
             # No request body of this API is null (an optional one is left out instead).
             raise InvalidConfig("the request body is JSON null; send a JSON object")
@@ -358,7 +416,7 @@ class TasksHandler(PlannerHandler):
     @web.authenticated
     @authorized
     async def post(self) -> None:
-        task = await self.db(self.planner.tasks.create, self.access, self.json_body())
+        task = await self.planner.db.write(self.planner.tasks.create, self.access, self.json_body())
         self.set_header("Location", self.task_url(task["id"]))
         self.send_task(task, 201)
 

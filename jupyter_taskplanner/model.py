@@ -27,7 +27,7 @@ from .errors import (
 from .paths import OwnerFiles
 from .permissions import ComponentRules
 from .timezones import is_timezone
-from .vocabulary import TaskRecord
+from .vocabulary import MAX_ID, MAX_SECONDS, TaskRecord
 
 NAME_MAX = 200
 COMPONENT_LISTS = {"triggers": "trigger", "jobs": "job", "actions": "action"}
@@ -63,7 +63,7 @@ def _component_schema(*, action: bool = False) -> dict[str, Any]:
     properties: dict[str, Any] = {
         "type": {"type": "string", "minLength": 1},
         "name": {"type": "string", "maxLength": NAME_MAX, "pattern": PRINTABLE},
-        "version": {"type": "integer", "minimum": 1},
+        "version": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
         "config": {"type": "object"},
         # Returned by the API and ignored on input, so a task read back can be sent as is.
         "secrets": {"type": "array", "items": {"type": "string"}},
@@ -82,18 +82,18 @@ SETTINGS_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
     "properties": {
-        "timeout": {"type": ["number", "null"], "exclusiveMinimum": 0},
+        "timeout": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": MAX_SECONDS},
         "overlap": {"enum": ["skip", "queue", "parallel"]},
         "misfire": {"enum": ["skip", "once", "all"]},
-        "misfire_grace": {"type": ["number", "null"], "minimum": 0},
+        "misfire_grace": {"type": ["number", "null"], "minimum": 0, "maximum": MAX_SECONDS},
         "misfire_limit": {"type": "integer", "minimum": 1, "maximum": 1000},
         "retries": {"type": "integer", "minimum": 0, "maximum": 100},
-        "retry_backoff": {"type": "number", "minimum": 0},
+        "retry_backoff": {"type": "number", "minimum": 0, "maximum": MAX_SECONDS},
         "timezone": {"type": "string", "minLength": 1},
-        "jitter": {"type": "number", "minimum": 0},
+        "jitter": {"type": "number", "minimum": 0, "maximum": MAX_SECONDS},
         "resources": {
             "type": "object",
-            "additionalProperties": {"type": "number", "exclusiveMinimum": 0},
+            "additionalProperties": {"type": "number", "exclusiveMinimum": 0, "maximum": 1e18},
             "maxProperties": 20,
         },
     },
@@ -103,11 +103,11 @@ TASK_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
     "properties": {
-        "id": {"type": "integer", "minimum": 1},
+        "id": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
         "owner": {"type": "string"},
         "created": {"type": "string"},
         "updated": {"type": "string"},
-        "revision": {"type": "integer", "minimum": 1},
+        "revision": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
         "name": {"type": "string", "minLength": 1, "maxLength": NAME_MAX, "pattern": PRINTABLE},
         "description": {"type": "string", "maxLength": 10_000},
         "enabled": {"type": "boolean"},

@@ -16,21 +16,20 @@ from tornado import httputil, web
 
 from .bus import HttpCall
 from .components.base import TimedTrigger
-from .errors import InvalidConfig, TaskNotFound, TooManyRequests, Unavailable
+from .errors import InvalidConfig, TaskNotFound, TooManyRequests, Unavailable, excerpt
 from .handlers import API, TASK_ID, PlannerHandler
 from .logs import FileRange, log_text, send_chunks
 from .model import check_parameters
 from .ratelimit import RateLimit
-from .tasks import MAX_ID, parse_task_id
+from .tasks import is_id, parse_task_id
 from .timezones import is_timezone, local_timezone
-from .vocabulary import STATUSES
+from .vocabulary import MAX_ID, STATUSES
 
 
 def parse_run_id(raw: str) -> int:
     """A run (or step) id from a URL; ``TaskNotFound`` for anything not an id."""
-    # As for task ids: plain ASCII digits, and no more than SQLite holds (else OverflowError).
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_ID:
-        raise TaskNotFound(f"no run with id {raw!r}")
+    if not is_id(raw):
+        raise TaskNotFound(f"no run with id {excerpt(raw)}")
     return int(raw)
 
 
@@ -251,7 +250,11 @@ class TaskNextHandler(PlannerHandler):
             trigger = self.planner.registry.instantiate("trigger", entry)
             if not isinstance(trigger, TimedTrigger):
                 continue
-            for when in trigger.fire_times(now, tz, count):
+            try:
+                times = trigger.fire_times(now, tz, count)
+            except InvalidConfig as exc:  # a calendar file gone since the task was saved
+                raise exc.within(f"triggers[{index}].config") from None
+            for when in times:
                 with contextlib.suppress(OverflowError):  # the last instants of year 9999
                     fire: dict[str, Any] = {"trigger": index, "type": entry["type"]}
                     for key, zone in zones.items():
@@ -295,6 +298,7 @@ class TaskTriggerHandler(PlannerHandler):
     """
 
     login_required = False
+    credential_in_url = True
 
     def check_xsrf_cookie(self) -> None:
         """The secret token authenticates the call; there is no session to forge."""

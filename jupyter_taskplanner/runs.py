@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import cast
 
-from .errors import TaskNotFound
+from .errors import TaskNotFound, excerpt
 from .logs import FileRange
 from .permissions import Access
 from .store import Store, StoredStep
@@ -101,10 +101,14 @@ class RunService:
     def file(self, access: Access, run_id: int, run_folder: Path, relative: str) -> Path:
         """The result file ``relative`` of a run; refuses anything outside the run's folder."""
         self.get(access, run_id)
+        missing = TaskNotFound(f"run {run_id} has no result file {excerpt(relative)}")
         root = run_folder.resolve()
-        path = (root / relative).resolve()
-        if root not in path.parents or not path.is_file():
-            raise TaskNotFound(f"run {run_id} has no result file {relative!r}")
+        try:
+            path = (root / relative).resolve()
+            if root not in path.parents or not path.is_file():
+                raise missing
+        except (ValueError, OSError):  # a NUL in the path, a name too long for the system
+            raise missing from None
         return path
 
 

@@ -51,7 +51,9 @@ def next_start(registry: Registry, task: TaskRecord, now: datetime, server: Zone
         except InvalidConfig:
             continue  # a type whose plugin is gone: it fires nothing here
         assert isinstance(trigger, TimedTrigger)
-        with contextlib.suppress(OverflowError):  # the last instants of year 9999
+        # OverflowError: the last instants of year 9999.  InvalidConfig: a trigger that
+        # cannot say now (a calendar file gone since): one task's problem, not the page's.
+        with contextlib.suppress(OverflowError, InvalidConfig):
             for when in trigger.fire_times(now, zone, 1):
                 if earliest is None or when < earliest:
                     earliest = when

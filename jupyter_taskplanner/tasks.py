@@ -23,11 +23,10 @@ from .model import (
 from .paths import OwnerFiles
 from .permissions import ADMIN, Access, ComponentRules
 from .store import Store
-from .vocabulary import ComponentEntry, TaskRecord
+from .vocabulary import MAX_ID, ComponentEntry, TaskRecord
 
 EXPORT_FORMAT = "jupyter-taskplanner"
 EXPORT_VERSION = 1
-MAX_ID = 2**63 - 1
 
 
 class TaskService:
@@ -332,9 +331,14 @@ def _all_components(task: TaskRecord) -> list[ComponentEntry]:
     return [*found, series] if series else found
 
 
+def is_id(raw: str) -> bool:
+    """Whether ``raw`` is an id as a URL writes it: plain ASCII digits, 1 to ``MAX_ID``."""
+    # int() also takes " 1", "+1" and "1_0", and refuses more than 4,300 digits (ValueError).
+    return raw.isascii() and raw.isdigit() and len(raw) <= 19 and 1 <= int(raw) <= MAX_ID
+
+
 def parse_task_id(raw: str) -> int:
     """A task id from a URL or command line; ``TaskNotFound`` for anything not an id."""
-    # Only plain digits (int() also takes " 1", "+1", "1_0"), and no more than SQLite holds.
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_ID:
-        raise TaskNotFound(f"no task with id {raw!r}")
+    if not is_id(raw):
+        raise TaskNotFound(f"no task with id {excerpt(raw)}")
     return int(raw)

@@ -10,6 +10,12 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, NotRequired, TypedDict
 
+MAX_ID = 2**63 - 1
+"""The largest id of a task, run or step (SQLite's largest integer)."""
+MAX_SECONDS = 315_360_000
+"""The longest duration (ten years, in seconds) a setting or a component's config takes:
+longer ones overflow the clocks and timers a run and the scheduler use."""
+
 
 class RunStatus(StrEnum):
     """The status of a run, as stored and as the API and the CLI show it."""

@@ -496,3 +496,19 @@ class TestContainment:
         assert step["status"] == "failed" and dotted in step["error"], step
         log = await alice("GET", f"/runs/{run['id']}/log")
         assert SECRET not in json.dumps(run) + str(log.body)
+
+
+@components
+def test_every_number_has_a_maximum(cls):
+    """A number without a bound reaches timers and dates that overflow (a timeout of 10**400
+    seconds, a task id past SQLite's integers): each declares its maximum, which the schema
+    check refuses with a 400 at the field when the task is saved."""
+    unbounded = [
+        path
+        for path, node in schema_nodes(cls.config_schema)
+        if {"number", "integer"}
+        & set(node["type"] if isinstance(node.get("type"), list) else [node.get("type")])
+        and "maximum" not in node
+        and "exclusiveMaximum" not in node
+    ]
+    assert unbounded == [], f"{key(cls)}: declare a maximum on these numbers"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from ..components.base import Action, Result, RunContext, TaskLinks
+from ..vocabulary import MAX_ID
 
 
 class NextTaskAction(Action):
@@ -26,7 +27,7 @@ class NextTaskAction(Action):
                 "type": "array",
                 "title": "Tasks",
                 "description": "Ids of the tasks to start, in this order.",
-                "items": {"type": "integer", "minimum": 1},
+                "items": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
                 "minItems": 1,
             }
         },

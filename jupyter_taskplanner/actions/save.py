@@ -125,6 +125,7 @@ class SaveAction(Action):
             "delete_older_than_days": {
                 "type": "number",
                 "exclusiveMinimum": 0,
+                "maximum": 36_500,
                 "title": "Delete saved files older than (days)",
                 "description": "Files in the folder matching the name pattern (each placeholder "
                 "matching any text within a folder level) and older than this are deleted, "

@@ -16,6 +16,7 @@ import requests
 from .. import outbound
 from ..components.base import Action, Flavor, Result, RunContext
 from ..errors import InvalidConfig
+from ..vocabulary import MAX_SECONDS
 
 SIGNATURE_HEADER = "X-Taskplanner-Signature"
 # Headers the action computes itself; a configured value would corrupt the request.
@@ -88,6 +89,7 @@ class WebhookAction(Action):
             "timeout": {
                 "type": "number",
                 "exclusiveMinimum": 0,
+                "maximum": MAX_SECONDS,
                 "title": "Timeout (seconds)",
                 "default": 30,
             },

@@ -44,6 +44,7 @@ from traitlets.config import Config
 from .. import kernelpool
 from ..components.base import Job, Result, RunContext
 from ..errors import InvalidConfig
+from ..vocabulary import MAX_SECONDS
 from . import JobFailed, setting
 
 FORMATS = ("ipynb", "html", "pdf")
@@ -95,12 +96,14 @@ class NotebookJob(Job):
             "cell_timeout": {
                 "type": "integer",
                 "minimum": 1,
+                "maximum": MAX_SECONDS,
                 "title": "Cell timeout (seconds)",
                 "description": "A cell running longer fails the job (default: no limit).",
             },
             "timeout": {
                 "type": "integer",
                 "minimum": 1,
+                "maximum": MAX_SECONDS,
                 "title": "Timeout (seconds)",
                 "description": "The whole notebook running longer fails the job.",
             },

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from ..bus import HttpCall, PlannerEvent, RunFinished, ServerStarted
 from ..components.base import Fire, PlannerEventTrigger, TaskLinks
-from ..vocabulary import TaskRecord
+from ..vocabulary import MAX_ID, MAX_SECONDS, TaskRecord
 
 OUTCOMES = ("always", "success", "failure")
 
@@ -41,6 +41,7 @@ class AfterTaskTrigger(PlannerEventTrigger):
             "task_id": {
                 "type": "integer",
                 "minimum": 1,
+                "maximum": MAX_ID,
                 "title": "Task",
                 "description": "The id of the task (one of yours) whose end starts this one.",
             },
@@ -108,6 +109,7 @@ class ServerStartTrigger(PlannerEventTrigger):
             "delay": {
                 "type": "number",
                 "minimum": 0,
+                "maximum": MAX_SECONDS,
                 "default": 0,
                 "title": "Delay (seconds)",
                 "description": "How long to wait after the server started.",

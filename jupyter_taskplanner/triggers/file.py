@@ -16,6 +16,7 @@ from watchfiles import Change, DefaultFilter, awatch
 from ..components.base import EventTrigger, StopSignal
 from ..errors import InvalidConfig
 from ..paths import OwnerFiles
+from ..vocabulary import MAX_SECONDS
 
 
 class ChangeFilter(DefaultFilter):
@@ -100,6 +101,7 @@ class FileTrigger(EventTrigger):
             "debounce": {
                 "type": "number",
                 "minimum": 0.1,
+                "maximum": MAX_SECONDS,
                 "default": 5,
                 "title": "Quiet period (seconds)",
                 "description": "Fire only after this long without a further change, so a burst "

@@ -52,6 +52,9 @@ class IntervalTrigger(TimedTrigger):
             "every": {
                 "type": "number",
                 "exclusiveMinimum": 0,
+                # 100 years in the smallest unit; in a larger unit the type's check refuses
+                # more than 100 years.
+                "maximum": MAXIMUM_SECONDS,
                 "title": "Every",
                 "description": "How many units between two starts (at least 1 second in all).",
             },

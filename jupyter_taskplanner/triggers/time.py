@@ -147,6 +147,8 @@ class TimeTrigger(WallClockTrigger):
             index = months // step
             while True:
                 year, month = divmod(start.month - 1 + index * step, 12)
+                if start.year + year > date.max.year:
+                    return  # no day after 9999-12-31
                 day = day_in_month(start.year + year, month + 1, self.day_of_month)
                 if day >= start:
                     yield day

@@ -19,6 +19,7 @@ from watchfiles import Change, DefaultFilter, awatch
 from jupyter_taskplanner.components import EventTrigger, StopSignal
 from jupyter_taskplanner.errors import InvalidConfig
 from jupyter_taskplanner.paths import OwnerFiles
+from jupyter_taskplanner.vocabulary import MAX_SECONDS
 
 from . import with_defaults
 
@@ -152,6 +153,7 @@ class InboxTrigger(EventTrigger):
             "settle": {
                 "type": "number",
                 "minimum": 0,
+                "maximum": MAX_SECONDS,
                 "default": 1,
                 "title": "Settle time (seconds)",
                 "description": "A file counts once it has not changed for this long, so a "

@@ -82,6 +82,7 @@ class WordCountJob(Job):
             "max_files": {
                 "type": "integer",
                 "minimum": 1,
+                "maximum": 1_000_000,
                 "title": "Most files",
                 "description": "Fail instead of counting when more files match, so a too wide "
                 "pattern does not read your whole root folder.",
