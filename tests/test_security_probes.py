@@ -7,6 +7,7 @@ and the planner's database beside those homes (inside one home where a test says
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import textwrap
 from pathlib import Path
@@ -183,3 +184,26 @@ class TestPlannerFoldersInsideTheRoot:
         assert await runs_of(alice, plain["id"]), "the plain folder's watch never fired"
         await asyncio.sleep(0.5)
         assert await runs_of(alice, linked["id"]) == []
+
+
+async def test_the_http_trigger_token_stays_out_of_the_server_log(api, jp_fetch, caplog):
+    caplog.set_level(logging.DEBUG)
+    alice = api("alice")
+    token = "t0ken-0123456789abcdef"
+    task = await create(alice, triggers=[{"type": "http", "config": {"token": token}}])
+
+    async def trigger() -> int:
+        try:
+            response = await jp_fetch(
+                "taskplanner/api/tasks", str(task["id"]), "trigger", token, method="POST", body=""
+            )
+        except HTTPClientError as exc:
+            return exc.code
+        return response.code
+
+    assert await trigger() == 400  # disabled: logged as a refusal, with the URL
+    await alice("POST", f"/tasks/{task['id']}/enable")
+    assert await trigger() == 202
+    logged = [record.getMessage() for record in caplog.records]
+    assert any(f"/tasks/{task['id']}/trigger/****" in line for line in logged), logged
+    assert not [line for line in logged if token in line]
