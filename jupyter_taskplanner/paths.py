@@ -19,10 +19,11 @@ refused with a 400 naming its field, and one that a placeholder turns bad fails 
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -42,14 +43,15 @@ class OwnerFiles:
 
     root: Path
     private: tuple[Path, ...] = ()
-    _resolved_root: Path = field(init=False, repr=False, compare=False)
-    _resolved_private: tuple[Path, ...] = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_resolved_root", Path(self.root).resolve())
-        object.__setattr__(
-            self, "_resolved_private", tuple(Path(folder).resolve() for folder in self.private)
-        )
+    # Resolved when a path is first checked (most saved tasks name none), then kept.
+    @functools.cached_property
+    def _resolved_root(self) -> Path:
+        return Path(self.root).resolve()
+
+    @functools.cached_property
+    def _resolved_private(self) -> tuple[Path, ...]:
+        return tuple(Path(folder).resolve() for folder in self.private)
 
     def allows(self, resolved: Path) -> bool:
         """Whether an already resolved absolute path is the owner's to use."""

@@ -8,13 +8,14 @@ only ever passed for admins) so rows of other users are excluded in SQL, not aft
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NotRequired, TypedDict, cast
+from typing import Any, NotRequired, TypedDict, TypeVar, cast
 
 import sqlite_utils
 
@@ -23,6 +24,8 @@ from .vocabulary import ACTIVE, ComponentEntry, RunRecord, RunStatus, StepRecord
 
 _ACTIVE_SQL = ", ".join(f"'{status}'" for status in sorted(ACTIVE))
 """The active run statuses as an SQL list (constants of the vocabulary, not input)."""
+
+T = TypeVar("T")
 
 JSON_COLUMNS = ("triggers", "jobs", "actions", "series", "settings")
 
@@ -302,6 +305,7 @@ class Store:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the task database {path}: {exc}") from exc
         self.db = sqlite_utils.Database(conn)
+        self._savepoints = itertools.count()
         self.on_change: Callable[[], None] = lambda: None
         """Called after a task is created, changed or deleted (wakes the scheduler)."""
         try:
@@ -329,7 +333,15 @@ class Store:
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite_utils.Database]:
-        """A read-modify-write transaction holding the write lock from its start."""
+        """A read-modify-write transaction holding the write lock from its start.
+
+        Inside a transaction already open (``write_group``) it is a savepoint of that one
+        instead: what it wrote is undone alone when it fails, and kept by the outer commit.
+        """
+        if self.db.conn.in_transaction:
+            with self._savepoint():
+                yield self.db
+            return
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield self.db
@@ -337,6 +349,35 @@ class Store:
             self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def _savepoint(self) -> Iterator[None]:
+        name = f"write_{next(self._savepoints)}"
+        self.db.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            self.db.execute(f"ROLLBACK TO {name}")
+            self.db.execute(f"RELEASE {name}")
+            raise
+        self.db.execute(f"RELEASE {name}")
+
+    def write_group(self, calls: Sequence[Callable[[], T]]) -> list[T | Exception]:
+        """Run ``calls`` in one write transaction, one commit for all (group commit).
+
+        Each call runs in a savepoint of its own: one that raises is undone alone and its
+        exception stands in its place in the answer, while the others' writes are kept.
+        Nothing is committed, and every call fails, when the commit fails.
+        """
+        outcomes: list[T | Exception] = []
+        with self._write():
+            for call in calls:
+                try:
+                    with self._savepoint():
+                        outcomes.append(call())
+                except Exception as exc:
+                    outcomes.append(exc)
+        return outcomes
 
     def schema_version(self) -> int:
         if "schema_version" not in self.db.table_names():
