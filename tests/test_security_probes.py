@@ -207,3 +207,24 @@ async def test_the_http_trigger_token_stays_out_of_the_server_log(api, jp_fetch,
     logged = [record.getMessage() for record in caplog.records]
     assert any(f"/tasks/{task['id']}/trigger/****" in line for line in logged), logged
     assert not [line for line in logged if token in line]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "local_infile=1",
+        "LOCAL_INFILE=true",
+        "allow_local_infile=1",
+        "service=prod",
+        "passfile=pgpass",
+        "read_default_group=client",
+        "sslkey=key.pem",
+    ],
+)
+async def test_a_database_url_cannot_make_the_driver_read_the_servers_files(api, query):
+    """With local_infile the database server may ask the client for any file it names."""
+    for url in (f"mysql+pymysql://u:pw@db.example/crm?{query}", f"postgresql://u@db/x?{query}"):
+        series = {"type": "sql", "config": {"url": url, "query": "select 1"}}
+        reply = await create(api("alice"), 400, series=series)
+        assert reply["field"] == "series.config.url", reply
+        assert "makes the driver read" in reply["message"] and "pw" not in reply["message"]

@@ -16,6 +16,27 @@ from .files import existing_file
 SQLITE_HEADER = b"SQLite format 3\x00"
 FILE_DIALECTS = ("sqlite", "duckdb")
 """SQLAlchemy dialects whose "database" is a local file, held to the owner's files."""
+FILE_OPTIONS = frozenset(
+    {
+        "local_infile",  # MySQL's LOAD DATA LOCAL: the database server asks for any file
+        "allow_local_infile",
+        "allow_local_infile_in_path",
+        "read_default_file",  # option files, with passwords
+        "read_default_group",
+        "passfile",  # libpq: the password file, a service file, certificates and keys
+        "service",
+        "sslkey",
+        "sslcert",
+        "sslrootcert",
+        "sslcrl",
+        "sslcrldir",
+        "ssl_key",
+        "ssl_cert",
+        "ssl_ca",
+        "ssl_capath",
+    }
+)
+"""Driver options that make the client read a file of the server's, whatever their value."""
 NO_SQLALCHEMY = (
     "url: SQLAlchemy is not installed where the task runs; install it (pip install sqlalchemy "
     "and the database's driver) or use database for an SQLite file"
@@ -43,7 +64,8 @@ def local_url(text: str, files: OwnerFiles) -> Any:
 
     A file database (SQLite, DuckDB) must lie under the owner's root and outside the
     planner's folders; its path is returned resolved.  Query options that name files
-    (``read_default_file``, ``sslrootcert``, a socket ``host``) are refused for any dialect.
+    (``read_default_file``, ``sslrootcert``, a socket ``host``) or let the database server
+    ask for one (``local_infile``) are refused for any dialect (``FILE_OPTIONS``).
     """
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
@@ -56,10 +78,10 @@ def local_url(text: str, files: OwnerFiles) -> Any:
         ) from None
     for name, value in url.query.items():
         values = value if isinstance(value, tuple) else (value,)
-        if any("/" in item or "\\" in item for item in values):
+        if name.lower() in FILE_OPTIONS or any("/" in item or "\\" in item for item in values):
             raise InvalidConfig(
-                f"url: the option {name!r} names a file or path, which a task may not use; "
-                "remove it",
+                f"url: the option {name[:80]!r} names a file or path, or makes the driver read "
+                "one, which a task may not do; remove it",
                 field="url",
             )
     database = url.database
