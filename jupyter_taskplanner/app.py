@@ -14,7 +14,7 @@ from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Float, Int, TraitError, Type, Unicode, default, validate
 
 from . import __version__
-from .components.base import DEFAULT_MAX_FILLED
+from .components.base import DEFAULT_MAX_FILLED, DEFAULT_MAX_SETS
 from .errors import StoreError
 from .event_stream import EVENT_HANDLERS
 from .executors import Executor, LocalExecutor
@@ -188,6 +188,17 @@ class TaskPlannerApp(ExtensionApp):
         token; a wrong one is 404 as always). As many may come at once; then they come back one
         by one as the minute passes. A call over the limit starts nothing and is answered with
         429 and a Retry-After header (seconds). 0: no limit.""",
+    )
+
+    max_series_sets = Int(
+        DEFAULT_MAX_SETS,
+        min=1,
+        config=True,
+        help="""The most parameter sets one series may give a run (rows of a file or a query,
+        items a function yields, ...). A series giving more fails its run's series step with a
+        message naming this setting, before any set runs: each set of a run is kept in
+        memory and recorded with its steps, so a series of millions of rows (or a generator
+        that never ends) would fill the server's memory and database.""",
     )
 
     max_filled_length = Int(

@@ -125,6 +125,7 @@ def build_planner(settings: TaskPlannerApp, serverapp: ServerApp | None = None) 
             keep_runs=settings.keep_runs,
             keep_run_days=settings.keep_run_days,
             max_filled_length=settings.max_filled_length,
+            max_series_sets=settings.max_series_sets,
             max_log_bytes=settings.max_log_bytes,
         ),
         component_settings=component_settings,

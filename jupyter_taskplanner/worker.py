@@ -10,6 +10,7 @@ import atexit
 import contextlib
 import importlib
 import importlib.util
+import itertools
 import json
 import logging
 import os
@@ -56,6 +57,7 @@ _defer_iri_grammar()
 
 from .components.base import (  # noqa: E402 -- after the deferral above
     DEFAULT_MAX_FILLED,
+    DEFAULT_MAX_SETS,
     ENTRY_POINT_GROUP,
     Component,
     Job,
@@ -113,6 +115,7 @@ def run_context(request: dict[str, Any], cancelled: threading.Event | None = Non
         private_folders=tuple(Path(path) for path in ctx_data.get("private_folders", ())),
         state=ctx_data.get("state") or {},
         max_filled=ctx_data.get("max_filled", DEFAULT_MAX_FILLED),
+        max_sets=ctx_data.get("max_sets", DEFAULT_MAX_SETS),
         log=logging.getLogger("jupyter_taskplanner.worker"),
         cancelled=cancelled or threading.Event(),
         progress=lambda done, total, message: _write_json(
@@ -135,7 +138,16 @@ def execute(request: dict[str, Any], cancelled: threading.Event | None = None) -
         if request["kind"] == "series":
             series = cast(Series, component)
             limit = request.get("limit")
-            sets = list(series.preview(ctx, limit) if limit else series.sets(ctx))
+            given = series.preview(ctx, limit) if limit else series.sets(ctx)
+            # One past the limit tells a series that is too long (or never ends) from one
+            # that fits, without holding more of it.
+            sets = list(itertools.islice(given, limit or ctx.max_sets + 1))
+            if not limit and len(sets) > ctx.max_sets:
+                return {
+                    "error": f"the series gave more than {ctx.max_sets} parameter sets, the "
+                    "most a run takes (TaskPlannerApp.max_series_sets); narrow it, or split "
+                    "the task"
+                }
             for index, item in enumerate(sets):
                 if not isinstance(item, dict):
                     raise TypeError(f"set {index} is a {type(item).__name__}, not a dict")

@@ -9,6 +9,9 @@ timezone check, the schemas' maxima, a result file's path).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from jupyter_taskplanner.testing import create_task, wait_for_run
 from jupyter_taskplanner.vocabulary import MAX_SECONDS
@@ -182,3 +185,35 @@ async def test_a_calendar_gone_since_saving_does_not_break_the_task_list(api, jp
     assert str(other["id"]) in listed.body["summaries"]
     reply = await alice("GET", f"/tasks/{task['id']}/next")
     assert (reply.status, reply.body["field"]) == (400, "triggers[0].config.path"), reply
+
+
+class TestSeriesSetsLimit:
+    """``TaskPlannerApp.max_series_sets``: a series of 2,000,000 rows grew the server from
+    111 MB to 660 MB while its run read them; one that never ends filled the worker."""
+
+    @pytest.fixture
+    def planner_settings(self) -> dict[str, Any]:
+        return {"max_series_sets": 5}
+
+    async def test_a_series_past_the_limit_fails_before_any_set_runs(self, api, jp_root_dir):
+        alice = api("alice")
+        (jp_root_dir / "five.csv").write_text("i\n1\n2\n3\n4\n5\n")
+        (jp_root_dir / "six.csv").write_text("i\n1\n2\n3\n4\n5\n6\n")
+        (jp_root_dir / "endless.py").write_text(
+            "import itertools\n\ndef sets():\n    return ({'i': i} for i in itertools.count())\n"
+        )
+        job = {"type": "python", "config": {"function": "os:getcwd"}}
+        for series, status in (
+            ({"type": "csv", "config": {"path": "five.csv"}}, "succeeded"),
+            ({"type": "csv", "config": {"path": "six.csv"}}, "failed"),
+            ({"type": "python", "config": {"function": "endless:sets"}}, "failed"),
+        ):
+            task = await create_task(alice, enabled=False, series=series, jobs=[job])
+            preview = await alice("GET", f"/tasks/{task['id']}/series/preview")
+            assert preview.status == 200 and len(preview.body["sets"]) == 5, preview
+            started = (await alice("POST", f"/tasks/{task['id']}/run")).body
+            run = await wait_for_run(alice, started["id"])
+            assert run["status"] == status, run
+            if status == "failed":
+                assert "max_series_sets" in run["error"], run
+                assert [step["kind"] for step in run["steps"]] == ["series"], run

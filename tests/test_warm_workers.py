@@ -1,7 +1,9 @@
 """Warm workers (fork servers per owner) and the warm kernel pool of the local executor.
 
 Real processes throughout: the executor starts real fork servers, the jobs are real worker
-processes forked by them, the pooled kernels real ipykernels.
+processes forked by them, the pooled kernels real ipykernels.  An owner's first job starts a
+fresh interpreter while that owner's fork server starts beside it (``warm``); the jobs
+after it are forked.
 """
 
 from __future__ import annotations
@@ -141,8 +143,24 @@ def log_of(step: StepRequest) -> str:
     return (step.folder / "log.txt").read_text()
 
 
+async def warm(
+    executor: LocalExecutor,
+    root: Path,
+    owner: str = "alice",
+    runs: Path | None = None,
+    servers: int = 1,
+) -> dict[str, Any]:
+    """Run ``owner``'s first job, which starts fresh, and wait until ``servers`` fork
+    servers run (that owner's included); the job's answer."""
+    first = await whoami(executor, root, owner, runs)
+    assert first["ppid"] == os.getpid() and first["heavy"] is False
+    await until(lambda: len(executor.fork_servers()) == servers)
+    return first
+
+
 async def test_jobs_run_in_fresh_forks_of_a_warm_worker_per_owner(make_executor, root):
     executor = make_executor()
+    await warm(executor, root)
     first = await whoami(executor, root)
     second = await whoami(executor, root)
     (server,) = executor.fork_servers()
@@ -155,9 +173,36 @@ async def test_jobs_run_in_fresh_forks_of_a_warm_worker_per_owner(make_executor,
         assert job["heavy"] is True
         assert job["remembered"] == ["x"]
     assert first["pid"] != second["pid"]
+    await warm(executor, root, owner="bob", servers=2)
     bob = await whoami(executor, root, owner="bob")
     assert bob["ppid"] not in (os.getpid(), server.process.pid)
     assert len(executor.fork_servers()) == 2
+
+
+SLOW_PRELOAD = """
+import os, time
+with open("fork-servers.txt", "a") as out:
+    out.write(f"{os.getpid()}\\n")
+time.sleep(60)
+"""
+"""A module whose import holds a fork server's start for a minute (it notes the pid)."""
+
+
+async def test_a_first_job_does_not_wait_for_its_fork_server_to_start(make_executor, root):
+    (root / "tp_slow.py").write_text(SLOW_PRELOAD)
+    executor = make_executor(warm_preload=["tp_slow"])
+    # Well within the fork server's start: the jobs run in fresh interpreters meanwhile.
+    for _ in range(2):
+        job = await asyncio.wait_for(whoami(executor, root), 20)
+        assert job["ppid"] == os.getpid() and job["heavy"] is False
+    starting = root / "fork-servers.txt"
+    await until(starting.exists)
+    assert executor.fork_servers() == []
+    (pid,) = map(int, starting.read_text().split())  # one start for both jobs
+    assert alive(pid)
+    # Closing the executor ends the fork server still starting.
+    await executor.close()
+    await until(lambda: not alive(pid))
 
 
 async def test_off_every_job_starts_a_fresh_interpreter(make_executor, root):
@@ -170,6 +215,7 @@ async def test_off_every_job_starts_a_fresh_interpreter(make_executor, root):
 
 async def test_a_cancelled_forked_job_stops_with_its_process_group(make_executor, root, tmp_path):
     executor = make_executor(kill_grace=0.5)
+    await warm(executor, root)
     pidfile = tmp_path / "pid"
     step = asyncio.ensure_future(
         run(executor, request(root, call("sleep", seconds=60, pidfile=str(pidfile))))
@@ -184,6 +230,7 @@ async def test_a_cancelled_forked_job_stops_with_its_process_group(make_executor
 
 async def test_a_dead_fork_server_fails_its_jobs_and_is_replaced(make_executor, root, tmp_path):
     executor = make_executor()
+    await warm(executor, root)
     pidfile = tmp_path / "pid"
     step = request(root, call("sleep", seconds=60, pidfile=str(pidfile)))
     running = asyncio.ensure_future(run(executor, step))
@@ -194,26 +241,38 @@ async def test_a_dead_fork_server_fails_its_jobs_and_is_replaced(make_executor, 
     assert outcome.error is not None and "SIGKILL" in outcome.error
     # Nothing reports on the job any more, so it was stopped rather than left running.
     await until(lambda: not alive(int(pidfile.read_text())))
+    # The next job starts fresh while a new fork server starts; the one after is forked.
+    await warm(executor, root)
     job = await whoami(executor, root)
     (again,) = executor.fork_servers()
     assert again is not server and job["ppid"] == again.process.pid
 
 
 async def test_an_idle_fork_server_ends(make_executor, root):
-    executor = make_executor(warm_idle_seconds=0.5)
-    await whoami(executor, root)
+    executor = make_executor(warm_idle_seconds=2)
+    await warm(executor, root)
+    assert (await whoami(executor, root))["heavy"] is True
     (server,) = executor.fork_servers()
     await asyncio.wait_for(server.process.wait(), 10)
     assert executor.fork_servers() == []
-    assert (await whoami(executor, root))["heavy"] is True
+    # The next job starts a new one (and does not wait for it).
+    await warm(executor, root)
+    assert executor.fork_servers() != [server]
 
 
 async def test_a_worker_never_serves_two_owners_beyond_the_cap(make_executor, root):
     executor = make_executor(max_warm_servers=1)
+    await warm(executor, root)
     alice = await whoami(executor, root)
+    (alices,) = executor.fork_servers()
+    assert alice["ppid"] == alices.process.pid
+    # Bob's first job starts fresh; his fork server replaces alice's idle one.
+    await whoami(executor, root, owner="bob")
+    await until(lambda: executor.fork_servers() not in ([], [alices]))
     bob = await whoami(executor, root, owner="bob")
     (server,) = executor.fork_servers()
     assert bob["ppid"] == server.process.pid != alice["ppid"]
+    assert not alive(alices.process.pid)
 
 
 async def test_the_interpreter_teardown_is_skipped_but_atexit_runs(make_executor, root):
@@ -224,8 +283,11 @@ async def test_the_interpreter_teardown_is_skipped_but_atexit_runs(make_executor
     marker = root / "atexit.txt"
     for settings in ({}, {"warm_workers": False}):
         marker.unlink(missing_ok=True)
+        executor = make_executor(**settings)
+        if executor.warm_workers:
+            await warm(executor, root)
         step = request(root, call("register", module="tp_exit", path=str(marker)))
-        outcome = await run(make_executor(**settings), step)
+        outcome = await run(executor, step)
         assert outcome.error is None, outcome
         assert marker.read_text() == "ran"
 
@@ -264,6 +326,7 @@ async def test_local_user_fork_servers_run_as_their_owner(make_executor, account
     (home / "tp_warm.py").write_text(FUNCS)
     planner = Planner(db_path=str(base / "db" / "tasks.db"), runs_dir=str(base / "runs"))
     executor = make_executor(LocalUserExecutor, parent=planner, python=python)
+    first = await warm(executor, home, owner=name, runs=base / "runs")
     job = await whoami(executor, home, owner=name, runs=base / "runs")
     (server,) = executor.fork_servers()
     status = Path(f"/proc/{server.process.pid}/status").read_text()
@@ -272,6 +335,7 @@ async def test_local_user_fork_servers_run_as_their_owner(make_executor, account
     # serves that owner only.
     assert f"\nUid:\t{uid}\t{uid}\t{uid}\t{uid}\n" in status
     assert job["uid"] == uid and job["ppid"] == server.process.pid and job["heavy"]
+    assert first["uid"] == uid  # the fresh first job too
     assert (await whoami(executor, home, owner=name, runs=base / "runs"))["uid"] == uid
     assert executor.fork_servers() == [server]
 
@@ -280,8 +344,12 @@ async def test_local_user_fork_servers_run_as_their_owner(make_executor, account
 
 
 def tickets(executor: LocalExecutor, kernel: str = "python3") -> list[int]:
-    """The pids of the idle pooled kernels of the (single) fork server."""
-    (server,) = executor.fork_servers()
+    """The pids of the idle pooled kernels of the (single) fork server (none while it
+    starts)."""
+    servers = executor.fork_servers()
+    if not servers:
+        return []
+    (server,) = servers
     assert server.kernel_pool is not None
     return sorted(int(path.stem) for path in (server.kernel_pool / kernel).glob("*.json"))
 
@@ -321,7 +389,7 @@ async def test_a_dead_pooled_kernel_is_replaced(make_executor, root):
 
 async def test_without_a_pool_no_kernel_is_started_ahead(make_executor, root):
     executor = make_executor()
-    await whoami(executor, root)
+    await warm(executor, root)
     (server,) = executor.fork_servers()
     assert server.kernel_pool is None
     children = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children")
@@ -333,6 +401,7 @@ async def test_without_a_pool_no_kernel_is_started_ahead(make_executor, root):
 
 async def test_a_kernel_of_another_name_is_started_fresh(make_executor, root):
     executor = make_executor(kernel_pool={"no-such-kernel": 1})
+    await warm(executor, root)
     step = request(root, NOTEBOOK_JOB)
     outcome = await run(executor, step)
     assert outcome.error is None, log_of(step)

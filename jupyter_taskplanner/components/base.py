@@ -342,6 +342,8 @@ class Result:
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][\w.\-]*)(?::([^{}]*))?\}")
 _NUMBER = re.compile(r"\d+")
 DEFAULT_MAX_FILLED = 1_000_000
+DEFAULT_MAX_SETS = 100_000
+"""The most parameter sets one series may give a run (``TaskPlannerApp.max_series_sets``)."""
 """Characters a text may have once its placeholders are filled (``RunContext.max_filled``)."""
 BUILTIN_NAMES = frozenset({"owner"})
 BUILTIN_PREFIXES = ("task.", "run.", "job.", "trigger.")
@@ -414,6 +416,8 @@ class RunContext:
     """The planner's own folders, which no component may reach (see ``files``)."""
     max_filled: int = DEFAULT_MAX_FILLED
     """The most characters a text may have once its placeholders are filled."""
+    max_sets: int = DEFAULT_MAX_SETS
+    """The most parameter sets a series may give; one more fails the series step."""
     state: dict[str, Any] = field(default_factory=dict)
     """The component's own small state (JSON values), kept with the task between runs: what
     a step leaves here is what the next run's step of the same component finds, once the run

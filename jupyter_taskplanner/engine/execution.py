@@ -210,4 +210,5 @@ def run_context(
         placeholders=dict(run["parameters"]),
         private_folders=owners.private(task["owner"]),
         max_filled=settings.max_filled_length,
+        max_sets=settings.max_series_sets,
     )

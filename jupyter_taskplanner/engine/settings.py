@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..components.base import DEFAULT_MAX_FILLED
+from ..components.base import DEFAULT_MAX_FILLED, DEFAULT_MAX_SETS
 from ..logs import DEFAULT_MAX_LOG_BYTES
 
 
@@ -17,4 +17,5 @@ class EngineSettings:
     keep_runs: int = 100
     keep_run_days: float = 0
     max_filled_length: int = DEFAULT_MAX_FILLED
+    max_series_sets: int = DEFAULT_MAX_SETS
     max_log_bytes: int = DEFAULT_MAX_LOG_BYTES

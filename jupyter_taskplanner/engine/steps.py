@@ -75,6 +75,7 @@ def step_request(
             "placeholders": {k: v for k, v in ctx.placeholders.items() if _jsonable(v)},
             "private_folders": [str(path) for path in ctx.private_folders],
             "max_filled": ctx.max_filled,
+            "max_sets": ctx.max_sets,
             "state": state or {},
         },
         folder=folder,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -39,8 +40,8 @@ class LocalExecutor(Executor):
     owner's root folder, and writes its outcome, progress and result files into the step's
     folders on this machine.  With ``warm_workers`` it is forked by a fork server of its
     owner (started as that owner's worker would be, see ``worker_process``) that imported
-    the heavy modules already; else, or when that fails, it is a fresh
-    ``python -m jupyter_taskplanner.worker`` subprocess.
+    the heavy modules already; else, while that fork server still starts, or when forking
+    fails, it is a fresh ``python -m jupyter_taskplanner.worker`` subprocess.
     """
 
     kill_grace = Float(
@@ -63,6 +64,8 @@ class LocalExecutor(Executor):
         help="""Start jobs in warm workers: a fork server per owner (and OS account), started
         as that owner's worker would be, imports the modules jobs need once and forks a fresh
         worker process for each job, which then starts in milliseconds instead of seconds.
+        No job waits for a fork server to start: one that finds none ready (the owner's
+        first) starts a fresh interpreter while the fork server starts beside it.
         Each job still runs in its own process, process group and copy of the server, so
         nothing of one job reaches the next, and no fork server serves two owners. Off:
         every job starts a fresh Python interpreter.""",
@@ -183,7 +186,7 @@ class LocalExecutor(Executor):
         try:
             command, options = self.worker_process(request_path, cwd)
             process: asyncio.subprocess.Process | ForkedWorker | None = None
-            server = await self._fork_server(owner, command, options)
+            server = self._fork_server(owner, command, options)
             if server is not None:
                 with contextlib.suppress(ForkServerGone):
                     process = await server.fork(request_path, cwd, write_fd)
@@ -203,11 +206,16 @@ class LocalExecutor(Executor):
             os.close(write_fd)  # the worker holds its own copy; EOF comes when it closes it
         return process, reader, transport
 
-    async def _fork_server(
+    def _fork_server(
         self, owner: str, command: list[str], options: dict[str, Any]
     ) -> ForkServer | None:
-        """The running fork server for workers of ``owner`` started this way, started if
-        need be; None: start a fresh process (warm workers off, or none to be had)."""
+        """The running fork server for workers of ``owner`` started this way; None: start a
+        fresh process (warm workers off, or no fork server ready yet).
+
+        A job never waits for a fork server to start (seconds, the imports of
+        ``warm_preload``), so its timeout covers its own run only: when none is running,
+        one starts in the background, for the jobs after this one.
+        """
         fork_command = fork_server_command(command)
         if not self.warm_workers or fork_command is None:
             return None
@@ -216,13 +224,20 @@ class LocalExecutor(Executor):
         if server is not None and server.alive:
             return server
         self._fork_servers.pop(key, None)
-        starting = self._starting.get(key)
-        if starting is None:
+        if key not in self._starting:
             starting = self._starting[key] = asyncio.ensure_future(
                 self._start_fork_server(key, fork_command, options)
             )
-            starting.add_done_callback(lambda _: self._starting.pop(key, None))
-        return await asyncio.shield(starting)
+            starting.add_done_callback(functools.partial(self._started, key))
+        return None
+
+    def _started(self, key: tuple[Any, ...], starting: asyncio.Future[ForkServer | None]) -> None:
+        """A fork server's start ended (started, failed, or cancelled by ``close``)."""
+        self._starting.pop(key, None)
+        if not starting.cancelled() and starting.exception() is not None:
+            self.log.warning(
+                "cannot start a warm worker, jobs start fresh ones", exc_info=starting.exception()
+            )
 
     async def _start_fork_server(
         self, key: tuple[Any, ...], command: list[str], options: dict[str, Any]
