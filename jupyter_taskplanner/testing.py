@@ -169,6 +169,19 @@ async def create_task(call: Api, **body: Any) -> dict[str, Any]:
     return reply.body
 
 
+async def start_run(call: Api, task: Mapping[str, Any]) -> int:
+    """Start the task now (``POST /tasks/{id}/run``); the new run's id."""
+    reply = await call("POST", f"/tasks/{task['id']}/run")
+    assert reply.status == 202, reply
+    return int(reply.body["id"])
+
+
+def python_job(module: str, function: str, **kwargs: Any) -> dict[str, Any]:
+    """A python job entry named ``function`` calling ``module:function(**kwargs)``."""
+    config = {"function": f"{module}:{function}", "kwargs": kwargs}
+    return {"type": "python", "name": function, "config": config}
+
+
 async def runs_of(call: Api, task_id: int) -> list[dict[str, Any]]:
     """The task's runs, newest first."""
     reply = await call("GET", f"/tasks/{task_id}/runs", params={"limit": 500})

@@ -8,6 +8,7 @@ The contract both executors share is tested in ``test_executor_suite.py``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import os
 import signal
@@ -26,6 +27,8 @@ from jupyter_taskplanner.jobs.python import PythonJob
 from jupyter_taskplanner.testing import (
     ServerProcess,
     create_task,
+    python_job,
+    start_run,
     wait_for_run,
     wait_until,
 )
@@ -96,25 +99,15 @@ def root(funcs: Path) -> Path:
     return funcs
 
 
-def call(function: str, **kwargs: Any) -> dict[str, Any]:
-    return {
-        "type": "python",
-        "name": function,
-        "config": {"function": f"tp_dask:{function}", "kwargs": kwargs},
-    }
-
-
-async def start(caller: Any, task: dict[str, Any]) -> int:
-    reply = await caller("POST", f"/tasks/{task['id']}/run")
-    assert reply.status == 202, reply
-    return int(reply.body["id"])
+call = functools.partial(python_job, "tp_dask")
+"""``call("function", **kwargs)``: a python job calling that function of ``tp_dask``."""
 
 
 async def test_a_series_of_20_sets_spreads_over_both_workers(api, root, planner):
     alice = api("alice")
     series = {"type": "values", "config": {"values": [{"n": n} for n in range(20)]}}
     task = await create_task(alice, series=series, jobs=[call("where")])
-    run = await wait_for_run(alice, await start(alice, task))
+    run = await wait_for_run(alice, await start_run(alice, task))
     assert run["status"] == "succeeded", run
     jobs = [step for step in run["steps"] if step["kind"] == "job"]
     assert sorted(step["set_index"] for step in jobs) == list(range(20))
@@ -133,7 +126,7 @@ async def test_a_worker_killed_mid_job_fails_the_step_and_the_retry_runs(
         jobs=[call("stall", pidfile=str(pidfile), counter=str(counter))],
         settings={"retries": 1, "retry_backoff": 0.1},
     )
-    run_id = await start(alice, task)
+    run_id = await start_run(alice, task)
     await wait_until(lambda: _has_text(pidfile))
     worker_pid, job_pid = (int(pid) for pid in pidfile.read_text().split())
     os.kill(worker_pid, signal.SIGKILL)
@@ -195,7 +188,7 @@ async def test_a_job_runs_only_where_its_resources_are(api, root):
     one = await create_task(
         alice, series=series, jobs=[call("span")], settings={"resources": {"GPU": 1}}
     )
-    run = await wait_for_run(alice, await start(alice, one))
+    run = await wait_for_run(alice, await start_run(alice, one))
     assert run["status"] == "succeeded", run
     spans: dict[str, list[tuple[float, float]]] = {}
     for step in run["steps"][1:]:
@@ -206,7 +199,7 @@ async def test_a_job_runs_only_where_its_resources_are(api, root):
         worker_spans.sort()
         assert all(ended <= began for (_, ended), (began, _) in itertools.pairwise(worker_spans))
     two = await create_task(alice, jobs=[call("where")], settings={"resources": {"GPU": 2}})
-    run = await wait_for_run(alice, await start(alice, two))
+    run = await wait_for_run(alice, await start_run(alice, two))
     assert run["status"] == "failed"
     assert run["steps"][0]["error"] == (
         "no worker of the Dask cluster offers GPU=2 (settings.resources); the workers offer GPU=1"
@@ -222,7 +215,7 @@ async def test_a_plugin_job_runs_on_a_worker(api, root):
     (root / "notes" / "a.txt").write_text("one two three\nfour\n")
     alice = api("alice")
     job = {"type": "wordcount", "name": "count", "config": {"folder": "notes"}}
-    run = await wait_for_run(alice, await start(alice, await create_task(alice, jobs=[job])))
+    run = await wait_for_run(alice, await start_run(alice, await create_task(alice, jobs=[job])))
     assert run["status"] == "succeeded", run
     table, counts = sorted(run["steps"][0]["results"], key=lambda result: result["flavor"])[::-1]
     assert table["value"].splitlines()[0].split() == ["2", "4", "19", "notes/a.txt"], table
@@ -238,9 +231,9 @@ async def test_the_cap_on_jobs_in_flight_takes_owners_in_turn(api, root, tmp_pat
     settings = {"overlap": "parallel"}
     mine = await create_task(alice, jobs=[job], settings=settings)
     theirs = await create_task(bob, jobs=[job], settings=settings)
-    runs = [await start(alice, mine) for _ in range(3)]
+    runs = [await start_run(alice, mine) for _ in range(3)]
     await wait_until(lambda: _has_text(order))
-    runs.append(await start(bob, theirs))
+    runs.append(await start_run(bob, theirs))
     for run_id, caller in zip(runs, [alice, alice, alice, bob], strict=True):
         assert (await wait_for_run(caller, run_id))["status"] == "succeeded"
     assert order.read_text().split() == ["alice", "bob", "alice", "alice"]
@@ -254,7 +247,7 @@ async def test_result_files_come_back_through_the_shared_storage(api, root, tmp_
     script = {"type": "script", "config": {"path": "write_out.py", "output_glob": "*.out"}}
     (root / "write_out.py").write_text("open('result.out', 'w').write('from the worker')\n")
     run = await wait_for_run(
-        alice, await start(alice, await create_task(alice, jobs=[job, script]))
+        alice, await start_run(alice, await create_task(alice, jobs=[job, script]))
     )
     assert run["status"] == "succeeded", run
     (result,) = next(step for step in run["steps"] if step["type"] == "script")["results"]
@@ -272,7 +265,8 @@ async def test_only_a_shared_filesystem_shows_jobs_the_owners_other_files(api, r
     (root / "data.txt").write_text("the owner's data")
     alice = api("alice")
     run = await wait_for_run(
-        alice, await start(alice, await create_task(alice, jobs=[call("read", name="data.txt")]))
+        alice,
+        await start_run(alice, await create_task(alice, jobs=[call("read", name="data.txt")])),
     )
     assert run["status"] == outcome, run
     if outcome == "failed":
@@ -285,7 +279,7 @@ async def test_only_a_shared_filesystem_shows_jobs_the_owners_other_files(api, r
 async def test_inputs_beyond_the_cap_fail_the_job(api, root):
     alice = api("alice")
     run = await wait_for_run(
-        alice, await start(alice, await create_task(alice, jobs=[call("where")]))
+        alice, await start_run(alice, await create_task(alice, jobs=[call("where")]))
     )
     assert run["status"] == "failed"
     assert run["steps"][0]["error"] == (
@@ -312,7 +306,7 @@ async def test_inputs_beyond_the_cap_fail_the_job(api, root):
 async def test_without_an_address_the_factory_makes_the_cluster(api, root, planner):
     alice = api("alice")
     run = await wait_for_run(
-        alice, await start(alice, await create_task(alice, jobs=[call("where", seconds=0)]))
+        alice, await start_run(alice, await create_task(alice, jobs=[call("where", seconds=0)]))
     )
     assert run["status"] == "succeeded", run
     cluster = planner.executor._cluster

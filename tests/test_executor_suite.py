@@ -7,6 +7,7 @@ whose jobs run in scratch folders of the workers (no shared file system).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import textwrap
@@ -67,18 +68,8 @@ def root(funcs: Path) -> Path:
     return funcs
 
 
-def call(function: str, **kwargs: Any) -> dict[str, Any]:
-    return {
-        "type": "python",
-        "name": function,
-        "config": {"function": f"tp_suite:{function}", "kwargs": kwargs},
-    }
-
-
-async def start(alice: Any, task: dict[str, Any]) -> int:
-    reply = await alice("POST", f"/tasks/{task['id']}/run")
-    assert reply.status == 202, reply
-    return int(reply.body["id"])
+call = functools.partial(python_job, "tp_suite")
+"""``call("function", **kwargs)``: a python job calling that function of ``tp_suite``."""
 
 
 async def test_a_job_gives_its_result_and_log(api, root, job):
@@ -94,7 +85,8 @@ async def test_a_job_gives_its_result_and_log(api, root, job):
 async def test_a_failing_job_fails_with_its_traceback_in_the_log(api, root, job):
     alice = api("alice")
     run = await wait_for_run(
-        alice, await start(alice, await create_task(alice, jobs=[job("fail", message="no data")]))
+        alice,
+        await start_run(alice, await create_task(alice, jobs=[job("fail", message="no data")])),
     )
     assert run["status"] == "failed"
     assert run["error"] == "job 'fail' failed: RuntimeError: no data", run
@@ -105,7 +97,7 @@ async def test_a_failing_job_fails_with_its_traceback_in_the_log(api, root, job)
 async def test_the_log_streams_while_the_job_runs_and_cancel_stops_it(api, root, tmp_path):
     alice = api("alice")
     pidfile = tmp_path / "pid"
-    run_id = await start(
+    run_id = await start_run(
         alice, await create_task(alice, jobs=[call("chatty", pidfile=str(pidfile))])
     )
 
@@ -129,7 +121,7 @@ async def test_a_timeout_stops_the_job(api, root, tmp_path, job):
         alice, jobs=[job("sleep", seconds=60, pidfile=str(pidfile))], settings={"timeout": 5}
     )
     # 5 s: time for the job to start first, even on a busy machine.
-    run = await wait_for_run(alice, await start(alice, task), within=30)
+    run = await wait_for_run(alice, await start_run(alice, task), within=30)
     assert run["status"] == "timed_out", run
     assert pidfile.exists(), "the job had not started when its run timed out"
     assert Path(f"{pidfile}.cleaned").exists()
@@ -143,7 +135,7 @@ async def test_a_worker_that_dies_fails_the_step_and_the_retry_runs(api, root, t
         jobs=[call("die", counter=str(tmp_path / "counter"))],
         settings={"retries": 1, "retry_backoff": 0.1},
     )
-    run = await wait_for_run(alice, await start(alice, task))
+    run = await wait_for_run(alice, await start_run(alice, task))
     assert run["status"] == "succeeded", run
     first, second = run["steps"]
     assert first["status"] == "failed" and "died" in first["error"], first
@@ -156,7 +148,7 @@ async def test_a_long_log_keeps_its_head_and_tail(api, root, planner):
     planner.settings.max_log_bytes = 4000
     alice = api("alice")
     run = await wait_for_run(
-        alice, await start(alice, await create_task(alice, jobs=[call("shout", lines=2000)]))
+        alice, await start_run(alice, await create_task(alice, jobs=[call("shout", lines=2000)]))
     )
     assert run["status"] == "succeeded", run
     text = (await alice("GET", f"/runs/{run['id']}/log")).body
@@ -169,7 +161,7 @@ async def test_a_series_runs_each_set_with_its_values(api, root, job):
     alice = api("alice")
     series = {"type": "values", "config": {"values": [{"who": name} for name in "ABCDE"]}}
     task = await create_task(alice, series=series, jobs=[job("hello", name="{who}")])
-    run = await wait_for_run(alice, await start(alice, task))
+    run = await wait_for_run(alice, await start_run(alice, task))
     assert run["status"] == "succeeded", run
     jobs = sorted(
         (step["set_index"], step["results"][0]["value"])
@@ -192,7 +184,7 @@ async def test_a_script_runs_and_its_files_come_back(api, root):
         "type": "script",
         "config": {"path": "scripts/export.py", "args": ["{run.id}"], "output_glob": "out/*.csv"},
     }
-    run = await wait_for_run(alice, await start(alice, await create_task(alice, jobs=[script])))
+    run = await wait_for_run(alice, await start_run(alice, await create_task(alice, jobs=[script])))
     assert run["status"] == "succeeded", run
     (result,) = run["steps"][0]["results"]
     assert result["flavor"] == "file" and result["value"].endswith("out/table.csv"), result
@@ -219,7 +211,9 @@ async def test_a_command_runs_in_its_folder_and_its_files_come_back(api, root):
             "stdout_result": True,
         },
     }
-    run = await wait_for_run(alice, await start(alice, await create_task(alice, jobs=[command])))
+    run = await wait_for_run(
+        alice, await start_run(alice, await create_task(alice, jobs=[command]))
+    )
     assert run["status"] == "succeeded", run
     file, text = sorted(run["steps"][0]["results"], key=lambda result: result["flavor"])
     assert (text["flavor"], text["value"]) == ("text", "said\n"), text
@@ -243,7 +237,7 @@ async def test_a_notebook_from_its_snapshot_with_progress_and_files(api, root, r
     task = await create_task(alice, jobs=[notebook])
     # The snapshot runs, not the notebook as it is now.
     (root / "reports" / "report.ipynb").write_text("not a notebook")
-    run = await wait_for_run(alice, await start(alice, task))
+    run = await wait_for_run(alice, await start_run(alice, task))
     assert run["status"] == "succeeded", run
     results = run["steps"][0]["results"]
     assert sorted(result["value"].rsplit("/", 1)[-1] for result in results) == [
@@ -264,7 +258,9 @@ async def test_a_failing_notebook_keeps_the_partial_notebook(api, root):
     (root / "failing.ipynb").write_text((NOTEBOOKS / "failing.ipynb").read_text())
     alice = api("alice")
     notebook = {"type": "notebook", "config": {"path": "failing.ipynb"}}
-    run = await wait_for_run(alice, await start(alice, await create_task(alice, jobs=[notebook])))
+    run = await wait_for_run(
+        alice, await start_run(alice, await create_task(alice, jobs=[notebook]))
+    )
     assert run["status"] == "failed"
     step = run["steps"][0]
     assert "cell 2 of 3 failed: ValueError: the data file is empty" in step["error"], step

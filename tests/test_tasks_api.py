@@ -11,7 +11,7 @@ import pytest
 from jupyter_taskplanner.components.base import Action, Job
 from jupyter_taskplanner.errors import InvalidConfig
 from jupyter_taskplanner.model import SETTINGS_DEFAULTS
-from jupyter_taskplanner.testing import create_task, wait_for_run
+from jupyter_taskplanner.testing import create_task, start_run, wait_for_run
 
 API = "/taskplanner/api"
 
@@ -682,20 +682,13 @@ async def test_a_page_carries_each_tasks_next_start_and_last_run(api, funcs, job
     assert "summaries" not in (await alice("GET", "/tasks")).body
 
 
-async def run_once(caller: Any, task: dict[str, Any]) -> dict[str, Any]:
-    """The finished run of ``task`` started now by its owner."""
-    reply = await caller("POST", f"/tasks/{task['id']}/run")
-    assert reply.status == 202, reply
-    return await wait_for_run(caller, reply.body["id"])
-
-
 async def test_include_never_shows_another_users_tasks_or_runs(api, funcs, job):
     """Summaries are of the caller's own page: another user's tasks and runs never appear,
     however the page is asked for."""
     alice, bob = api("alice"), api("bob")
     mine = await create_task(alice, name="mine")
     bobs = await create_task(bob, name="bob's", jobs=[job("hello")])
-    await run_once(bob, bobs)
+    await wait_for_run(bob, await start_run(bob, bobs))
 
     page = await alice("GET", "/tasks", params={"include": "next,last_run"})
     assert page.status == 200, page
@@ -721,7 +714,7 @@ async def test_include_for_an_admin_follows_the_owner_parameter(api, funcs, job)
     alice, bob, admin = api("alice"), api("bob"), api("root")
     alices = await create_task(alice, name="alice's")
     bobs = await create_task(bob, name="bob's", jobs=[job("hello")])
-    bobs_run = await run_once(bob, bobs)
+    bobs_run = await wait_for_run(bob, await start_run(bob, bobs))
 
     own = await admin("GET", "/tasks", params={"include": "last_run"})
     assert own.status == 200, own
