@@ -19,6 +19,8 @@ refused with a 400 naming its field, and one that a placeholder turns bad fails 
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 import os
 import re
@@ -92,6 +94,83 @@ class OwnerFiles:
         for path in paths:
             if self.allows(path.resolve()):
                 yield path
+
+    # -- opening what was checked -------------------------------------------------------
+    # Checking a path and opening it are two steps: a folder on the way (or the file) swapped
+    # for a link in between would lead the open elsewhere, with the server's rights (actions
+    # run in the server).  These open a resolved path folder by folder from the root, each
+    # below the one before and refusing links, so what they reach is what was checked.
+
+    def open(
+        self, resolved: Path, flags: int = os.O_RDONLY, mode: int = 0o666, *, parents: bool = False
+    ) -> int:
+        """A file descriptor of ``resolved`` (a path ``resolve`` gave), no link followed.
+
+        ``parents``: missing folders on the way are made.  A link put in the way since the
+        path was checked is an ``InvalidConfig``; other failures are the usual ``OSError``.
+        """
+        folder, name = self._folder_of(resolved, parents)
+        try:
+            return os.open(name, flags | os.O_NOFOLLOW, mode, dir_fd=folder)
+        except OSError as exc:
+            raise _link_refused(resolved, exc) from None
+        finally:
+            os.close(folder)
+
+    def make_folders(self, resolved: Path) -> None:
+        """``mkdir -p`` of a resolved folder, no link followed (see ``open``)."""
+        os.close(self._walk(resolved, self._parts(resolved), parents=True))
+
+    def unlink(self, resolved: Path) -> None:
+        """Delete the file ``resolved``, no link followed on the way (see ``open``)."""
+        folder, name = self._folder_of(resolved, parents=False)
+        try:
+            os.unlink(name, dir_fd=folder)
+        finally:
+            os.close(folder)
+
+    def _parts(self, resolved: Path) -> tuple[str, ...]:
+        if not self.allows(resolved):
+            raise InvalidConfig(f"{_shown(str(resolved))} is not among your files")
+        return resolved.relative_to(self._resolved_root).parts
+
+    def _folder_of(self, resolved: Path, parents: bool) -> tuple[int, str]:
+        parts = self._parts(resolved)
+        if not parts:
+            raise IsADirectoryError(f"{resolved} is your root folder, not a file")
+        return self._walk(resolved, parts[:-1], parents), parts[-1]
+
+    def _walk(self, resolved: Path, parts: tuple[str, ...], parents: bool) -> int:
+        """A descriptor of the folder ``parts`` below the root, each entered without a link."""
+        folder = os.open(self._resolved_root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            for part in parts:
+                if parents:
+                    # There already, or made meanwhile by another run: entered all the same.
+                    with contextlib.suppress(FileExistsError):
+                        os.mkdir(part, dir_fd=folder)
+                try:
+                    inner = os.open(
+                        part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=folder
+                    )
+                except OSError as exc:
+                    raise _link_refused(resolved, exc) from None
+                os.close(folder)
+                folder = inner
+        except BaseException:
+            os.close(folder)
+            raise
+        return folder
+
+
+def _link_refused(resolved: Path, exc: OSError) -> Exception:
+    """``exc``, or an ``InvalidConfig`` if it says a link was met where none may be."""
+    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+        return InvalidConfig(
+            f"{_shown(str(resolved))}: a link was put in its way since it was checked, so it "
+            "is not opened"
+        )
+    return exc
 
 
 def _within(path: Path, folder: Path) -> bool:

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import os
 import textwrap
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,10 @@ import pytest
 from tornado.httpclient import HTTPClientError
 
 from jupyter_taskplanner import outbound
+from jupyter_taskplanner.actions.save import _Local
+from jupyter_taskplanner.components.base import RunContext
+from jupyter_taskplanner.errors import InvalidConfig
+from jupyter_taskplanner.paths import OwnerFiles
 from jupyter_taskplanner.testing import Reply, runs_of, wait_for_run
 
 FUNCS = textwrap.dedent(
@@ -228,3 +233,55 @@ async def test_a_database_url_cannot_make_the_driver_read_the_servers_files(api,
         reply = await create(api("alice"), 400, series=series)
         assert reply["field"] == "series.config.url", reply
         assert "makes the driver read" in reply["message"] and "pw" not in reply["message"]
+
+
+def test_a_link_put_in_the_way_after_the_check_is_not_followed(tmp_path):
+    """Checking a path and writing it are two steps; a link swapped in between is refused."""
+    root, elsewhere = tmp_path / "alice", tmp_path / "bob"
+    (root / "out").mkdir(parents=True)
+    elsewhere.mkdir()
+    (elsewhere / "report.txt").write_text("bob's")
+    files = OwnerFiles(root)
+    target = files.resolve("out/report.txt")
+    (root / "out").rmdir()
+    (root / "out").symlink_to(elsewhere)
+    for attempt in (
+        lambda: files.open(target, os.O_WRONLY | os.O_TRUNC),
+        lambda: files.make_folders(target.parent / "deeper"),
+        lambda: files.unlink(target),
+    ):
+        with pytest.raises(InvalidConfig, match="a link was put in its way"):
+            attempt()
+    (root / "out").unlink()
+    (root / "out").mkdir()
+    (root / "out" / "report.txt").symlink_to(elsewhere / "report.txt")
+    with pytest.raises(InvalidConfig, match="a link was put in its way"):
+        files.open(target, os.O_WRONLY | os.O_APPEND)
+    assert (elsewhere / "report.txt").read_text() == "bob's"
+    # Without a link in the way the folders are made and the file written.
+    made = files.resolve("new/deep/x.txt")
+    with os.fdopen(files.open(made, os.O_WRONLY | os.O_CREAT, parents=True), "w") as out:
+        out.write("mine")
+    assert made.read_text() == "mine"
+
+
+def test_the_save_action_writes_nothing_through_a_link_swapped_in_after_its_check(tmp_path):
+    root, elsewhere = tmp_path / "alice", tmp_path / "bob"
+    root.mkdir()
+    elsewhere.mkdir()
+    ctx = RunContext(
+        owner="alice",
+        owner_root=root,
+        task_id=1,
+        task_name="t",
+        run_id=1,
+        started=datetime.now(UTC),
+        output_dir=tmp_path / "run",
+    )
+    destination = _Local(ctx, "out")  # checked and made: out is alice's folder
+    target = destination.place("report.txt")
+    (root / "out").rmdir()
+    (root / "out").symlink_to(elsewhere)
+    with pytest.raises(InvalidConfig, match="a link was put in its way"):
+        destination.write(target, b"figures")
+    assert list(elsewhere.iterdir()) == []

@@ -15,6 +15,7 @@ import contextlib
 import fnmatch
 import glob
 import inspect
+import os
 import posixpath
 import re
 import shutil
@@ -229,7 +230,9 @@ class _Local:
     def __init__(self, ctx: RunContext, folder: str) -> None:
         self.ctx = ctx
         self.folder = ctx.resolve_path(folder, field_name="folder")
-        self.folder.mkdir(parents=True, exist_ok=True)
+        # Made, written and deleted folder by folder without following a link: one put in
+        # the way since the check would lead the server's writes elsewhere.
+        ctx.files.make_folders(self.folder)
 
     def place(self, name: str) -> str:
         target = (self.folder / name).resolve()
@@ -244,12 +247,13 @@ class _Local:
         return Path(target).exists()
 
     def write(self, target: str, content: Path | bytes) -> None:
-        path = Path(target)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, Path):
-            shutil.copyfile(content, path)
-        else:
-            path.write_bytes(content)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+        with os.fdopen(self.ctx.files.open(Path(target), flags, parents=True), "wb") as out:
+            if isinstance(content, Path):
+                with content.open("rb") as source:
+                    shutil.copyfileobj(source, out)
+            else:
+                out.write(content)
 
     def shown(self, target: str) -> str:
         return str(Path(target).relative_to(self.ctx.owner_root.resolve()))
@@ -268,7 +272,7 @@ class _Local:
         ]
 
     def delete(self, target: str) -> None:
-        Path(target).unlink()
+        self.ctx.files.unlink(Path(target))
 
 
 class _Remote:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any, ClassVar
 
@@ -94,8 +95,10 @@ class AppendLineAction(Action):
         if len(line) > settings.max_line_length:
             keep = max(settings.max_line_length - len(settings.cut_marker), 0)
             line = (line[:keep] + settings.cut_marker)[: settings.max_line_length]
-        path.parent.mkdir(parents=True, exist_ok=True)
         # Append mode: every write lands at the end, even with runs of other tasks appending.
-        with open(path, "a", encoding="utf-8") as log:
+        # Opened folder by folder without following a link (``OwnerFiles.open``): one put in
+        # the way since the check would lead the server's write elsewhere.
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+        with open(ctx.files.open(path, flags, parents=True), "a", encoding="utf-8") as log:
             log.write(line + "\n")
         ctx.log.info("appended a line to %s", path.relative_to(ctx.owner_root.resolve()))
