@@ -7,7 +7,7 @@ import csv
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TextIO
 
 from ..components.base import RunContext, Series
 from ..errors import InvalidConfig
@@ -93,7 +93,8 @@ class CsvSeries(Series):
         if codecs.lookup(encoding).name == "utf-8":
             encoding = "utf-8-sig"
         try:
-            with path.open(newline="", encoding=encoding) as handle:
+            # Opened without following a link put in the way since the check.
+            with open(ctx.files.open(path), newline="", encoding=encoding) as handle:
                 reader = csv.reader(handle, delimiter=self.config.get("delimiter", ","))
                 keys = [key.strip() for key in next(reader, [])]
                 duplicates = sorted({key for key in keys if keys.count(key) > 1})
@@ -144,13 +145,17 @@ class JsonSeries(Series):
     def sets(self, ctx: RunContext) -> Iterator[dict[str, Any]]:
         name = self.config["path"]
         path = existing_file(ctx, name, "path")
-        if path.suffix.lower() in JSON_LINES_SUFFIXES:
-            yield from self._lines(path, name)
-            return
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InvalidConfig(f"path: {name!r} is not valid JSON: {exc}", field="path") from None
+        # Opened without following a link put in the way since the check.
+        with open(ctx.files.open(path), encoding="utf-8") as handle:
+            if path.suffix.lower() in JSON_LINES_SUFFIXES:
+                yield from self._lines(handle, name)
+                return
+            try:
+                data = json.loads(handle.read())
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise InvalidConfig(
+                    f"path: {name!r} is not valid JSON: {exc}", field="path"
+                ) from None
         if not isinstance(data, list):
             raise InvalidConfig(
                 f"path: {name!r} must hold a list of objects, not {json_type(data)}", field="path"
@@ -164,24 +169,23 @@ class JsonSeries(Series):
             yield item
 
     @staticmethod
-    def _lines(path: Path, name: str) -> Iterator[dict[str, Any]]:
-        with path.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    item = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise InvalidConfig(
-                        f"path: line {number} of {name!r} is not valid JSON: {exc.msg}",
-                        field="path",
-                    ) from None
-                if not isinstance(item, dict):
-                    raise InvalidConfig(
-                        f"path: line {number} of {name!r} is {json_type(item)}, not an object",
-                        field="path",
-                    )
-                yield item
+    def _lines(handle: TextIO, name: str) -> Iterator[dict[str, Any]]:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InvalidConfig(
+                    f"path: line {number} of {name!r} is not valid JSON: {exc.msg}",
+                    field="path",
+                ) from None
+            if not isinstance(item, dict):
+                raise InvalidConfig(
+                    f"path: line {number} of {name!r} is {json_type(item)}, not an object",
+                    field="path",
+                )
+            yield item
 
 
 class DirectorySeries(Series):

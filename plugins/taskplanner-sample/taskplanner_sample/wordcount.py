@@ -124,7 +124,7 @@ class WordCountJob(Job):
             if ctx.cancelled.is_set():
                 raise WordCountFailed(f"cancelled after {done} of {len(files)} files")
             ctx.report_progress(done, len(files), f"counting {name}")
-            rows.append((name, *self._count(name, path, config)))
+            rows.append((name, *self._count(name, ctx.files.open(path), config)))
         ctx.report_progress(len(files), len(files), f"counted {len(files)} files")
         totals = {
             "files": len(rows),
@@ -175,11 +175,12 @@ class WordCountJob(Job):
         return sorted(files)
 
     @staticmethod
-    def _count(name: str, path: Path, config: dict[str, Any]) -> tuple[int, int, int]:
-        """Lines, words and characters of one file, read line by line."""
+    def _count(name: str, file: int, config: dict[str, Any]) -> tuple[int, int, int]:
+        """Lines, words and characters of one file (a descriptor opened without following a
+        link put in the way since the check, ``OwnerFiles.open``), read line by line."""
         lines = words = characters = 0
         # newline="" keeps \r\n as two characters, as they are in the file.
-        with open(path, encoding=config["encoding"], errors=config["errors"], newline="") as text:
+        with open(file, encoding=config["encoding"], errors=config["errors"], newline="") as text:
             try:
                 for line in text:
                     lines += 1
