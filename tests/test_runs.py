@@ -169,8 +169,8 @@ async def test_timeout_kills_the_job(api, funcs, tmp_path, job):
     alice = api("alice")
     pidfile = tmp_path / "pid"
     task = await create_task(
-        # The timeout counts from the step's start, which may include starting alice's warm
-        # worker: long enough for the job to have begun.
+        # Alice's first job starts a fresh interpreter (her warm worker starts beside it):
+        # long enough for the job to have begun.
         alice,
         jobs=[job("sleep", seconds=60, pidfile=str(pidfile))],
         settings={"timeout": 6},
