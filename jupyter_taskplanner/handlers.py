@@ -404,6 +404,7 @@ class TasksHandler(PlannerHandler):
             search=self.get_query_argument("q", None),
             limit=limit,
             offset=offset,
+            sort=self.get_query_argument("sort", "id"),
         )
         extra: dict[str, Any] = {}
         if include:

@@ -1,12 +1,12 @@
 """The OpenAPI 3.1 document of the REST API, built from a template and the planner's definitions.
 
 ``openapi_template.json`` holds what is written by hand: paths, parameters, answers and
-descriptions. What the planner defines elsewhere is derived, each from one source: the
-status enums from ``vocabulary``'s enums, the run and step schemas from its TypedDicts, the
-task, component and settings schemas from ``model.TASK_SCHEMA``, ``SETTINGS_SCHEMA`` and
-``SETTINGS_DEFAULTS``, the version from the package. For a derived schema the template only
-adds annotations (descriptions, formats, bounds, defaults); restating a keyword the source
-sets is an error, so the two cannot disagree.
+descriptions. What the planner defines elsewhere is derived, each from one source: the status
+enums from ``vocabulary``'s enums, the listings' sort keys from the store's, the run and step
+schemas from its TypedDicts, the task, component and settings schemas from
+``model.TASK_SCHEMA``, ``SETTINGS_SCHEMA`` and ``SETTINGS_DEFAULTS``, the version from the
+package. For a derived schema the template only adds annotations (descriptions, formats,
+bounds, defaults); restating a keyword the source sets is an error, so the two cannot disagree.
 
 ``python -m jupyter_taskplanner.openapi`` writes ``openapi.json`` beside this module, which
 the server serves; a test fails while that file differs from what this module builds.
@@ -29,6 +29,7 @@ from .model import (
     SETTINGS_SCHEMA,
     TASK_SCHEMA,
 )
+from .store import RUN_SORTS, TASK_SORTS, sort_keys
 from .vocabulary import RunDetail, RunRecord, RunStatus, StepKind, StepRecord, StepStatus
 
 HERE = Path(__file__).parent
@@ -39,6 +40,11 @@ SCHEMAS = "#/components/schemas/"
 
 ENUMS: tuple[type[StrEnum], ...] = (RunStatus, StepStatus, StepKind)
 """Each becomes a string schema of its name, which every field of that type refers to."""
+SORTS: dict[str, tuple[dict[str, tuple[str, bool]], str]] = {
+    "TaskSort": (TASK_SORTS, "id"),
+    "RunSort": (RUN_SORTS, "-id"),
+}
+"""Schema name -> the store's orders a listing's ``sort`` may name, and its default."""
 RECORDS: dict[str, type] = {"Run": RunRecord, "RunStep": StepRecord, "RunDetail": RunDetail}
 """Schema name -> the TypedDict it is built from."""
 JSON_TYPES: dict[type, str] = {str: "string", int: "integer", float: "number", bool: "boolean"}
@@ -101,6 +107,10 @@ def derived_schemas() -> dict[str, dict[str, Any]]:
     """Every schema built from the planner's definitions, before the template's annotations."""
     schemas: dict[str, dict[str, Any]] = {
         cls.__name__: {"type": "string", "enum": [m.value for m in cls]} for cls in ENUMS
+    }
+    schemas |= {
+        name: {"type": "string", "enum": sort_keys(sorts), "default": default}
+        for name, (sorts, default) in SORTS.items()
     }
     schemas |= {name: record_schema(record) for name, record in RECORDS.items()}
     for field, name in COMPONENTS.items():

@@ -52,6 +52,7 @@ class RunsPage(PlannerHandler):
             status=status,
             limit=limit,
             offset=offset,
+            sort=self.get_query_argument("sort", "-id"),
         )
         self.send_page("runs", runs, total, limit, offset)
 

@@ -29,12 +29,13 @@ class RunService:
         status: str | None = None,
         limit: int = 50,
         offset: int = 0,
+        sort: str = "-id",
     ) -> tuple[builtins.list[RunRecord], int]:
         scope = access.task_scope() if task_id is not None else access.scope(owner)
         if task_id is not None:
             self.store.get_task(task_id, scope)
         return self.store.list_runs(
-            scope, task_id=task_id, status=status, limit=limit, offset=offset
+            scope, task_id=task_id, status=status, limit=limit, offset=offset, sort=sort
         )
 
     def get(self, access: Access, run_id: int) -> RunRecord:

@@ -19,7 +19,7 @@ from typing import Any, NotRequired, TypedDict, TypeVar, cast
 
 import sqlite_utils
 
-from .errors import Conflict, StoreError, TaskNotFound
+from .errors import Conflict, InvalidConfig, StoreError, TaskNotFound, excerpt
 from .vocabulary import ACTIVE, ComponentEntry, RunRecord, RunStatus, StepRecord, TaskRecord
 
 _ACTIVE_SQL = ", ".join(f"'{status}'" for status in sorted(ACTIVE))
@@ -220,14 +220,77 @@ def _migration_5(db: sqlite_utils.Database) -> None:
     )
 
 
+def _migration_6(db: sqlite_utils.Database) -> None:
+    """Indexes for the orders a listing may ask for (``sort``): per owner, ending in the id
+    that breaks ties, so a page of a sorted list is read in index order where SQLite can."""
+    for statement in (
+        "CREATE INDEX tasks_owner_name_nocase ON tasks (owner, name COLLATE NOCASE, id)",
+        "CREATE INDEX tasks_owner_enabled ON tasks (owner, enabled, id)",
+        "CREATE INDEX runs_owner_status ON runs (owner, status, id)",
+        "CREATE INDEX runs_owner_task_name ON runs (owner, task_name COLLATE NOCASE, id)",
+        "CREATE INDEX runs_owner_started ON runs (owner, started, id)",
+        "CREATE INDEX runs_owner_finished ON runs (owner, finished, id)",
+    ):
+        db.execute(statement)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migration_1,
     _migration_2,
     _migration_3,
     _migration_4,
     _migration_5,
+    _migration_6,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+TASK_SORTS: dict[str, tuple[str, bool]] = {
+    "id": ("id", False),
+    "name": ("name COLLATE NOCASE", False),
+    "owner": ("owner", False),
+    "enabled": ("enabled", False),
+    "next_fire": (
+        "(SELECT min(s.next_fire) FROM trigger_state s WHERE s.task_id = tasks.id)",
+        True,
+    ),
+    "last_run": ("(SELECT max(r.id) FROM runs r WHERE r.task_id = tasks.id)", True),
+}
+"""What ``GET /tasks?sort`` may name: key -> (SQL expression, whether it can be null)."""
+
+RUN_SORTS: dict[str, tuple[str, bool]] = {
+    "id": ("id", False),
+    "task_name": ("task_name COLLATE NOCASE", False),
+    "status": ("status", False),
+    "started": ("started", True),
+    "finished": ("finished", True),
+}
+"""What ``GET /runs?sort`` may name: key -> (SQL expression, whether it can be null)."""
+
+
+def sort_keys(sorts: dict[str, tuple[str, bool]]) -> list[str]:
+    """Every value ``sort`` may take for a listing: each key, ascending and descending."""
+    return [f"{prefix}{key}" for key in sorts for prefix in ("", "-")]
+
+
+def order_by(sorts: dict[str, tuple[str, bool]], sort: str) -> str:
+    """The ORDER BY of ``sort`` (a key, or ``-key`` for descending): a total order, its ties
+    broken by id in the same direction, rows without a value last either way.
+
+    ``InvalidConfig`` at field ``sort`` naming the keys for any other value.
+    """
+    descending = sort.startswith("-")
+    key = sort[1:] if descending else sort
+    if key not in sorts:
+        raise InvalidConfig(
+            f"sort: unknown {excerpt(sort)}; one of {', '.join(sort_keys(sorts))}", field="sort"
+        )
+    expression, nullable = sorts[key]
+    direction = "DESC" if descending else "ASC"
+    nulls = " NULLS LAST" if nullable else ""
+    if key == "id":
+        return f"id {direction}"
+    return f"{expression} {direction}{nulls}, id {direction}"
 
 
 def _row_to_task(row: dict[str, Any]) -> TaskRecord:
@@ -409,8 +472,10 @@ class Store:
         search: str | None = None,
         limit: int = 50,
         offset: int = 0,
+        sort: str = "id",
     ) -> tuple[list[TaskRecord], int]:
-        """A page of tasks ordered by id, and the total count matching the filters."""
+        """A page of tasks in the order ``sort`` names (``TASK_SORTS``; by id unless it says),
+        and the total count matching the filters."""
         where: list[str] = ["1 = 1"]
         params: list[str | int] = []
         if owner is not None:
@@ -426,7 +491,8 @@ class Store:
         clause = " AND ".join(where)
         total = self.db.execute(f"SELECT count(*) FROM tasks WHERE {clause}", params).fetchone()[0]
         rows = self.db.query(
-            f"SELECT * FROM tasks WHERE {clause} ORDER BY id LIMIT ? OFFSET ?",
+            f"SELECT * FROM tasks WHERE {clause} ORDER BY {order_by(TASK_SORTS, sort)} "
+            "LIMIT ? OFFSET ?",
             [*params, limit, offset],
         )
         return [_row_to_task(row) for row in rows], total
@@ -762,8 +828,10 @@ class Store:
         status: str | None = None,
         limit: int = 50,
         offset: int = 0,
+        sort: str = "-id",
     ) -> tuple[list[RunRecord], int]:
-        """A page of runs, newest first, and the total matching."""
+        """A page of runs in the order ``sort`` names (``RUN_SORTS``; newest first unless it
+        says), and the total matching."""
         where: list[str] = ["1 = 1"]
         params: list[str | int] = []
         for column, value in (("owner", owner), ("task_id", task_id), ("status", status)):
@@ -773,7 +841,8 @@ class Store:
         clause = " AND ".join(where)
         total = self.db.execute(f"SELECT count(*) FROM runs WHERE {clause}", params).fetchone()[0]
         rows = self.db.query(
-            f"SELECT * FROM runs WHERE {clause} ORDER BY id DESC LIMIT ? OFFSET ?",
+            f"SELECT * FROM runs WHERE {clause} ORDER BY {order_by(RUN_SORTS, sort)} "
+            "LIMIT ? OFFSET ?",
             [*params, limit, offset],
         )
         return [_row_to_run(row) for row in rows], total

@@ -81,9 +81,15 @@ class TaskService:
         search: str | None = None,
         limit: int = 50,
         offset: int = 0,
+        sort: str = "id",
     ) -> tuple[builtins.list[TaskRecord], int]:
         tasks, total = self.store.list_tasks(
-            access.scope(owner), enabled=enabled, search=search, limit=limit, offset=offset
+            access.scope(owner),
+            enabled=enabled,
+            search=search,
+            limit=limit,
+            offset=offset,
+            sort=sort,
         )
         return [self.public(task) for task in tasks], total
 

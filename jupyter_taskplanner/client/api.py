@@ -196,13 +196,15 @@ class TaskPlanner:
         owner: str | None = None,
         enabled: bool | None = None,
         include: Iterable[str] = (),
+        sort: str | None = None,
     ) -> Page[TaskRecord]:
-        """One page of tasks, ordered by id (``owner``: a user or ``*``, for admins).
+        """One page of tasks, ordered by id or by ``sort`` (``"name"``, ``"-last_run"``, ...
+        as the REST API takes it; ``owner``: a user or ``*``, for admins).
 
         ``include`` (``"next"``, ``"last_run"``): per task, its next start and newest run,
         in ``Page.summaries`` by task id, from the same call.
         """
-        params = {"limit": limit, "offset": offset, "q": q, "owner": owner}
+        params = {"limit": limit, "offset": offset, "q": q, "owner": owner, "sort": sort}
         if enabled is not None:
             params["enabled"] = str(enabled).lower()
         if include:
@@ -219,10 +221,12 @@ class TaskPlanner:
         q: str | None = None,
         owner: str | None = None,
         enabled: bool | None = None,
+        sort: str | None = None,
         page_size: int = 200,
     ) -> Iterator[TaskRecord]:
-        """Every matching task, fetched a page at a time as the iteration goes."""
-        params: dict[str, Any] = {"q": q, "owner": owner}
+        """Every matching task (in the order ``sort`` names, else by id), fetched a page at a
+        time as the iteration goes."""
+        params: dict[str, Any] = {"q": q, "owner": owner, "sort": sort}
         if enabled is not None:
             params["enabled"] = str(enabled).lower()
         for page in self._pages("/tasks", "tasks", params, page_size):
@@ -473,10 +477,18 @@ class TaskPlanner:
         offset: int = 0,
         status: str | None = None,
         owner: str | None = None,
+        sort: str | None = None,
     ) -> Page[RunRecord]:
-        """One page of runs, newest first: of a task, or all of yours (``owner`` for admins)."""
+        """One page of runs, newest first or in the order ``sort`` names: of a task, or all of
+        yours (``owner`` for admins)."""
         path = "/runs" if task is None else f"/tasks/{self.task_id(task)}/runs"
-        params = {"limit": limit, "offset": offset, "status": status, "owner": owner}
+        params = {
+            "limit": limit,
+            "offset": offset,
+            "status": status,
+            "owner": owner,
+            "sort": sort,
+        }
         answer = self._api("GET", path, params=params)
         return Page(answer["runs"], answer["total"], answer["limit"], answer["offset"])
 
@@ -486,11 +498,14 @@ class TaskPlanner:
         *,
         status: str | None = None,
         owner: str | None = None,
+        sort: str | None = None,
         page_size: int = 200,
     ) -> Iterator[RunRecord]:
-        """Every matching run, newest first, fetched a page at a time."""
+        """Every matching run, newest first or in the order ``sort`` names, fetched a page at
+        a time."""
         path = "/runs" if task is None else f"/tasks/{self.task_id(task)}/runs"
-        for page in self._pages(path, "runs", {"status": status, "owner": owner}, page_size):
+        params = {"status": status, "owner": owner, "sort": sort}
+        for page in self._pages(path, "runs", params, page_size):
             yield from page.items
 
     def get_run(
