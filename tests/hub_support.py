@@ -11,6 +11,7 @@ users' servers) and removes the system accounts it made.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import pwd
@@ -23,7 +24,7 @@ import sys
 import sysconfig
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,10 @@ SERVICE = "taskplanner"
 API = f"/services/{SERVICE}/taskplanner/api"
 
 
+ACCOUNTS_LOCK = Path(tempfile.gettempdir()) / "taskplanner-tests-accounts.lock"
+"""Held while an account is made or removed: the workers of a parallel run do it at once."""
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -51,6 +56,27 @@ def skip_or_fail(reason: str) -> None:
     if os.environ.get("TASKPLANNER_HUB_TESTS") == "required":
         pytest.fail(f"the hub tests cannot run: {reason}")
     pytest.skip(reason)
+
+
+def add_account(name: str) -> None:
+    """Make the system account ``name`` (its group of the same name, a private home)."""
+    with _accounts_lock():
+        subprocess.run(["useradd", "-m", "-U", "-s", "/bin/sh", name], check=True)
+    os.chmod(pwd.getpwnam(name).pw_dir, 0o700)
+
+
+def remove_account(name: str) -> None:
+    """Remove the system account ``name``, its group and its home."""
+    with _accounts_lock():
+        subprocess.run(["userdel", "-r", name], capture_output=True)
+
+
+@contextlib.contextmanager
+def _accounts_lock() -> Iterator[None]:
+    # useradd and userdel refuse to work ("cannot lock /etc/passwd") while another edits it.
+    with ACCOUNTS_LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def missing() -> str | None:
@@ -188,7 +214,7 @@ class Hub:
                 self.process.wait()
         self._stop_orphans()
         for name in self.accounts:
-            subprocess.run(["userdel", "-r", name], capture_output=True)
+            remove_account(name)
         if not os.environ.get("TASKPLANNER_KEEP_HUB"):
             shutil.rmtree(self.folder, ignore_errors=True)
 
@@ -287,9 +313,8 @@ def start_hub(
     try:
         if accounts:
             for name in users + admins + members:
-                subprocess.run(["useradd", "-m", "-U", "-s", "/bin/sh", name], check=True)
+                add_account(name)
                 made.append(name)
-                os.chmod(pwd.getpwnam(name).pw_dir, 0o700)
         port = free_port()
         hub_url = f"http://127.0.0.1:{free_port()}"
         tester, service_token = secrets.token_hex(16), secrets.token_hex(16)
@@ -357,7 +382,7 @@ def start_hub(
         log.close()
     except BaseException:
         for name in made:
-            subprocess.run(["userdel", "-r", name], capture_output=True)
+            remove_account(name)
         shutil.rmtree(folder, ignore_errors=True)
         raise
     hub = Hub(f"http://127.0.0.1:{port}/", folder, process, tester, accounts=made, db=db)
@@ -424,8 +449,9 @@ def _wait(hub: Hub, ready: Any, what: str, timeout: float = 60) -> None:
 
 
 def unique(name: str) -> str:
-    """A user name no account of this machine has (system accounts are made from it)."""
-    return f"tp{name}{secrets.token_hex(2)}"
+    """A user name no account of this machine has (system accounts are made from it), nor
+    one another worker of a parallel run draws."""
+    return f"tp{name}{secrets.token_hex(4)}"
 
 
 def task_json(reply: requests.Response) -> dict[str, Any]:

@@ -18,6 +18,9 @@ import pytest
 
 from jupyter_taskplanner.testing import create_task, wait_for_run, wait_until
 
+# On one worker of a parallel run: one Dask cluster for the module.
+pytestmark = pytest.mark.xdist_group("executor_suite")
+
 NOTEBOOKS = Path(__file__).parent.parent / "notebooks"
 SUITE = textwrap.dedent(
     """

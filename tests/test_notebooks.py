@@ -20,7 +20,8 @@ from jupyter_taskplanner.testing import (
 )
 
 ROOT = Path(__file__).parent.parent
-pytestmark = pytest.mark.timeout(400)
+# On one worker of a parallel run: one server for the module.
+pytestmark = [pytest.mark.timeout(400), pytest.mark.xdist_group("notebooks")]
 
 
 class Seeded:

@@ -14,7 +14,6 @@ import os
 import pwd
 import shutil
 import signal
-import subprocess
 import tempfile
 import textwrap
 import time
@@ -25,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hub_support import unique, users_python
+from hub_support import add_account, remove_account, unique, users_python
 from traitlets import Unicode
 from traitlets.config import Configurable
 
@@ -312,11 +311,11 @@ def account() -> Iterator[tuple[str, Path, str, Path]]:
         if python is None:
             pytest.skip("no Python a system account can run with these packages")
         name = unique("warm")
-        subprocess.run(["useradd", "-m", "-U", "-s", "/bin/sh", name], check=True)
+        add_account(name)
         try:
             yield name, Path(pwd.getpwnam(name).pw_dir), python, base
         finally:
-            subprocess.run(["userdel", "-r", name], capture_output=True)
+            remove_account(name)
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
