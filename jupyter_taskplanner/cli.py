@@ -23,12 +23,12 @@ from traitlets import Bool, TraitError, Unicode, default
 from traitlets.config import Application, Config, Configurable
 from traitlets.config.loader import KVArgParseConfigLoader
 
-from . import __version__
+from . import __version__, jsondoc
 from .app import TaskPlannerApp
-from .errors import TaskNotFound, TaskPlannerError
+from .errors import InvalidConfig, TaskNotFound, TaskPlannerError, excerpt
 from .permissions import ALL_OWNERS, Access
 from .planner import Planner, build_planner
-from .tasks import TaskService
+from .tasks import TaskService, is_id
 from .vocabulary import TaskRecord
 
 PAGE_SIZE = 500
@@ -271,8 +271,8 @@ class TaskPlannerCommand(_StrictApp):
 
 def id_argument(raw: str, what: str) -> int:
     """A task or run id given on the command line; anything else is a usage error."""
-    if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
-        raise UsageError(f"{raw!r} is not a {what} id (a positive whole number)")
+    if not is_id(raw):
+        raise UsageError(f"{excerpt(raw)} is not a {what} id (a whole number from 1 to 2^63-1)")
     return int(raw)
 
 
@@ -558,33 +558,41 @@ def _read_document(source: str) -> Any:
     if not source.lower().endswith((".yaml", ".yml")):
         text = _read_text(source)
         try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            if source != "-":
+            return jsondoc.load(text, "")
+        except jsondoc.NotJSON as exc:
+            if source != "-":  # stdin that is no JSON may be YAML
                 raise CommandFailed(
-                    f"{_source_name(source)}: not valid JSON: {exc.msg} (line {exc.lineno}, "
-                    f"column {exc.colno}); name a YAML file .yaml"
+                    f"{_source_name(source)}: {exc.message}; name a YAML file .yaml"
                 ) from None
+        except InvalidConfig as exc:
+            raise CommandFailed(f"{_source_name(source)}: {exc.message}") from None
     else:
         text = _read_text(source)
     import yaml
 
+    def parse() -> Any:
+        document = yaml.safe_load(text)
+        jsondoc.check(document, "the document")
+        return document
+
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+        return _checked(source, parse)
+    except (yaml.YAMLError, RecursionError) as exc:
         raise CommandFailed(f"{_source_name(source)}: not valid YAML: {exc}") from None
+
+
+def _checked(source: str, parse: Callable[[], Any]) -> Any:
+    """What ``parse`` reads of ``source``; its refusal as the command's error."""
+    try:
+        return parse()
+    except InvalidConfig as exc:
+        raise CommandFailed(f"{_source_name(source)}: {exc.message}") from None
 
 
 def _read_json(source: str) -> Any:
     """The JSON document in a file, or on stdin for '-'."""
     text = _read_text(source)
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CommandFailed(
-            f"{_source_name(source)}: not valid JSON: {exc.msg} (line {exc.lineno}, "
-            f"column {exc.colno})"
-        ) from None
+    return _checked(source, lambda: jsondoc.load(text, ""))
 
 
 def _without_owner(body: Any) -> Any:

@@ -43,6 +43,7 @@ from .tasks import TaskService
 from .vocabulary import (
     ACTIVE,
     FINISHED,
+    MAX_ID,
     RunDetail,
     RunRecord,
     RunStatus,
@@ -376,7 +377,9 @@ class RunsCommand(TaskPlannerCommand):
         ),
     }
 
-    limit = Int(20, min=1, config=True, help="List at most this many runs (the newest).")
+    limit = Int(
+        20, min=1, max=MAX_ID, config=True, help="List at most this many runs (the newest)."
+    )
     status = Unicode(
         "", config=True, help=f"Only runs with this status: {', '.join(RUN_STATUSES)}."
     )

@@ -16,6 +16,7 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import web
 
+from . import jsondoc
 from .errors import (
     MAX_MESSAGE,
     InvalidConfig,
@@ -37,70 +38,10 @@ if TYPE_CHECKING:
 P = ParamSpec("P")
 T = TypeVar("T")
 API = "/taskplanner/api"
+HTTP_METHODS = ("get", "head", "post", "put", "patch", "delete", "options")
 IF_MATCH = re.compile(r'\*|(?:W/)?"(?P<quoted>[0-9]{1,18})"|(?P<bare>[0-9]{1,18})')
 """The If-Match values an update takes: ``*``, the ETag as sent (``"3"``, weak ``W/"3"``) or
 the bare revision (the pattern of the IfMatch parameter in openapi_template.json)."""
-MAX_DEPTH = 64
-"""How deeply a request body's JSON may nest (a task needs far less)."""
-HTTP_METHODS = ("get", "head", "post", "put", "patch", "delete", "options")
-
-
-def nesting_depth(value: Any, limit: int) -> int:
-    """How deeply ``value`` nests lists and objects, counted up to ``limit + 1`` (no recursion)."""
-    deepest, level = 0, [value]
-    while level and deepest <= limit:
-        deepest += 1
-        level = [
-            child
-            for item in level
-            if isinstance(item, (dict, list))
-            for child in (item.values() if isinstance(item, dict) else item)
-            if isinstance(child, (dict, list))
-        ]
-    return deepest
-
-
-def unencodable_text(value: Any) -> str | None:
-    """Where ``value`` holds a text that is no Unicode (a lone surrogate such as ``"\\ud800"``,
-    which JSON can spell but UTF-8 cannot store): its path (``jobs[0].name``), else None."""
-    pending: list[tuple[str, Any]] = [("", value)]
-    while pending:
-        path, item = pending.pop()
-        if isinstance(item, str):
-            if not _encodable(item):
-                return path or "(the body)"
-        elif isinstance(item, list):
-            pending.extend((f"{path}[{index}]", child) for index, child in enumerate(item))
-        elif isinstance(item, dict):
-            for key, child in item.items():
-                where = f"{path}.{key}" if path else key
-                if not _encodable(key):
-                    return f"{path} (a key)" if path else "(a key of the body)"
-                pending.append((where, child))
-    return None
-
-
-def _encodable(text: str) -> bool:
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _no_constant(name: str) -> Any:
-    # Python's json takes NaN and Infinity, which are not JSON: answered back they would
-    # break every client that parses the reply.
-    raise InvalidConfig(f"the request body is not valid JSON: {name} is not a JSON number")
-
-
-def _finite(text: str) -> float:
-    number = float(text)
-    if not math.isfinite(number):
-        raise InvalidConfig(f"the request body holds a number too large for a float: {text[:40]}")
-    return number
-
-
 UNAUTHENTICATED = (
     "not authenticated: send an API token as the header 'Authorization: token <token>' "
     "(a browser uses the server's login cookie)"
@@ -243,26 +184,7 @@ class PlannerHandler(ExtensionHandlerMixin, LoginRequiredHandler):
             if required:
                 raise InvalidConfig("the request needs a JSON body")
             return None
-        too_deep = InvalidConfig(
-            f"the request body nests lists or objects more than {MAX_DEPTH} levels deep"
-        )
-        try:
-            value = json.loads(raw, parse_constant=_no_constant, parse_float=_finite)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise InvalidConfig(f"the request body is not valid JSON: {exc}") from None
-        except RecursionError:
-            raise too_deep from None
-        except ValueError as exc:  # an integer of more digits than Python converts
-            raise InvalidConfig(f"the request body holds a number too long: {exc}") from None
-        if nesting_depth(value, MAX_DEPTH) > MAX_DEPTH:
-            raise too_deep
-        where = unencodable_text(value)
-        if where is not None:
-            raise InvalidConfig(
-                f"{where}: a text holds a lone surrogate (such as \\ud800), which is no "
-                "Unicode character; send UTF-8 text",
-                field=where if not where.startswith("(") else None,
-            )
+        value = jsondoc.load(raw)
         if value is None:
             # No request body of this API is null (an optional one is left out instead).
             raise InvalidConfig("the request body is JSON null; send a JSON object")

@@ -242,6 +242,10 @@ def test_secrets_are_never_printed(cli: Cli, tmp_path: Path) -> None:
             '{"name": "x", "actions": [{"type": "cli_test_token", "config": {}}]}',
             "tasks[0].actions[0].config: 'url' is a required property",
         ),
+        # What Python's json reads but JSON or UTF-8 cannot hold (each was a traceback).
+        ('{"name": "x", "settings": {"timeout": NaN}}', "NaN is not a JSON number"),
+        ('{"name": "\\ud800"}', "name: a text holds a lone surrogate"),
+        ("[" * 100 + "]" * 100, "nests lists or objects more than 64 levels deep"),
     ],
 )
 def test_import_refuses_bad_files(cli: Cli, tmp_path: Path, content: str, message: str) -> None:
@@ -249,6 +253,13 @@ def test_import_refuses_bad_files(cli: Cli, tmp_path: Path, content: str, messag
     path.write_text(content)
     error = cli.fails("import", str(path))
     assert error.startswith(f"error: {path}: ") and message in error, error
+
+
+def test_ids_and_numbers_past_the_database_are_usage_errors(cli: Cli) -> None:
+    # Each was a traceback (OverflowError from SQLite, ValueError from int()).
+    for args in (("show", "9" * 30), ("runs", "--log", "9" * 5000)):
+        assert "a whole number from 1 to 2^63-1" in cli.fails(*args, expect=2)
+    assert "should not be greater than" in cli.fails("runs", "--limit", "9" * 30, expect=2)
 
 
 def test_import_is_all_or_nothing(cli: Cli, tmp_path: Path) -> None:
