@@ -427,3 +427,32 @@ def test_dark_theme(page: Any) -> None:
     page.locator(".lm-Menu-item:has-text('Theme')").first.hover()
     page.get_by_role("menuitem", name="JupyterLab Light", exact=True).click()
     page.wait_for_function("document.body.dataset.jpThemeLight === 'true'")
+
+
+def test_sorting_the_task_list_orders_all_tasks_not_the_page(page: Any, lab: LabServer) -> None:
+    """25 tasks created in reverse name order: by id, the first by name is on page 2, so
+    a page-local sort would show "Sorted 05" first; the server's order shows "Sorted 00"."""
+    from playwright.sync_api import expect
+
+    made = [lab.call("POST", "/tasks", {"name": f"Sorted {i:02d}"}) for i in range(24, -1, -1)]
+    try:
+        view = open_planner(page)
+        pager = view.locator(".jp-TaskPlanner-pager")
+        names = view.locator("tbody tr[data-task-id] td:first-child")
+        view.get_by_role("searchbox", name="Search tasks by name").fill("Sorted")
+        pager.filter(has_text="Page 1 of 2 (25 tasks)").wait_for()
+        expect(names.first).to_have_text("Sorted 24")  # by id: the first created
+        header = view.get_by_role("columnheader", name="Name")
+        header.get_by_role("button").click()
+        expect(header).to_have_attribute("aria-sort", "ascending")
+        expect(names).to_have_text([f"Sorted {i:02d}" for i in range(20)])
+        view.get_by_role("button", name="Next", exact=True).click()
+        pager.filter(has_text="Page 2 of 2").wait_for()
+        expect(names).to_have_text([f"Sorted {i:02d}" for i in range(20, 25)])
+        header.get_by_role("button").click()  # descending, from the first page again
+        expect(header).to_have_attribute("aria-sort", "descending")
+        pager.filter(has_text="Page 1 of 2").wait_for()
+        expect(names).to_have_text([f"Sorted {i:02d}" for i in range(24, 4, -1)])
+    finally:
+        for task in made:
+            lab.call("DELETE", f"/tasks/{task['id']}")

@@ -20,6 +20,8 @@ export interface ITaskQuery {
   owner?: string;
   /** Summaries to add per task: `next`, `last_run`, comma-separated. */
   include?: string;
+  /** The order of the whole list, paged after (`name`, `-last_run`, ...). */
+  sort?: string;
   limit: number;
   offset: number;
 }

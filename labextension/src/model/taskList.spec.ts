@@ -26,8 +26,16 @@ describe('TaskListModel', () => {
     // One request for the page, the rows' next starts and last runs included.
     expect(calls).toEqual(['listTasks include=next,last_run']);
     expect(model.summaries.get(1)).toEqual({ lastRun: null, nextFire: null });
-    model.sortBy('name');
+    // Sorting asks the server for the order of all the tasks, from the first page.
+    await model.setQuery({ page: 1 });
+    calls.length = 0;
+    await model.sortBy('name');
+    expect(calls).toEqual(['listTasks include=next,last_run sort=name']);
+    expect(model.query.page).toBe(0);
     expect(model.rows.map(row => row.id)).toEqual([2, 1]);
+    await model.sortBy('name');
+    expect(model.rows.map(row => row.id)).toEqual([1, 2]);
+    expect(calls[1]).toBe('listTasks include=next,last_run sort=-name');
     calls.length = 0;
     fake.emit({
       action: 'progress',

@@ -4,7 +4,7 @@ import { ISignal, Signal } from '@lumino/signaling';
 import { IRunEvent } from '../events';
 import { ITaskPlanner } from '../tokens';
 import { ITask } from '../types';
-import { ITaskSummary, SortKey, sortTasks } from './sorting';
+import { ITaskSummary, SortKey, sortParam } from './sorting';
 
 export type EnabledFilter = 'all' | 'enabled' | 'disabled';
 
@@ -20,8 +20,8 @@ export interface ITaskListQuery {
 }
 
 /**
- * The task list: one page of tasks from `GET /tasks` (filtered and paged by the server,
- * sorted here), each with its last run and next fire time, kept current by run events.
+ * The task list: one page of tasks from `GET /tasks` (filtered, sorted and paged by the
+ * server), each with its last run and next fire time, kept current by run events.
  */
 export class TaskListModel implements IDisposable {
   constructor(readonly planner: ITaskPlanner) {
@@ -64,39 +64,31 @@ export class TaskListModel implements IDisposable {
     return Math.max(1, Math.ceil(this.total / this.pageSize));
   }
 
-  /** The page's tasks in the chosen order. */
+  /** The page's tasks, in the order the server sorted all of them. */
   get rows(): ITask[] {
-    return sortTasks(
-      this.tasks,
-      this.query.sortKey,
-      this.query.ascending,
-      this.summaries
-    );
+    return this.tasks;
   }
 
-  /** Change the query (a new filter starts at the first page) and reload. */
+  /** Change the query (a new filter or order starts at the first page) and reload. */
   async setQuery(change: Partial<ITaskListQuery>): Promise<void> {
-    const filtered = ['search', 'enabled', 'allOwners'].some(
-      key => key in change
-    );
-    this.query = { ...this.query, ...(filtered ? { page: 0 } : {}), ...change };
-    if (
-      Object.keys(change).every(key => key === 'sortKey' || key === 'ascending')
-    ) {
-      this._changed.emit(); // sorting needs no reload
-      return;
-    }
+    const restart = ['search', 'enabled', 'allOwners', 'sortKey', 'ascending'];
+    const fromStart = restart.some(key => key in change);
+    this.query = {
+      ...this.query,
+      ...(fromStart ? { page: 0 } : {}),
+      ...change
+    };
     await this.refresh();
   }
 
-  /** Sort by `key`; the same key again reverses the order. */
-  sortBy(key: SortKey): void {
+  /** Sort all the tasks by `key` (the same key again reverses the order). */
+  sortBy(key: SortKey): Promise<void> {
     const ascending = this.query.sortKey === key ? !this.query.ascending : true;
-    void this.setQuery({ sortKey: key, ascending });
+    return this.setQuery({ sortKey: key, ascending });
   }
 
   async refresh(): Promise<void> {
-    const { search, enabled, allOwners, page } = this.query;
+    const { search, enabled, allOwners, page, sortKey, ascending } = this.query;
     const serial = ++this._serial;
     this.loading = true;
     this._changed.emit();
@@ -106,6 +98,7 @@ export class TaskListModel implements IDisposable {
         enabled: enabled === 'all' ? undefined : enabled === 'enabled',
         owner: allOwners ? '*' : undefined,
         include: 'next,last_run',
+        sort: sortParam(sortKey, ascending),
         limit: this.pageSize,
         offset: page * this.pageSize
       });

@@ -55,8 +55,20 @@ export function fakeAPI(
     offset: 0
   });
   const api = {
-    listTasks: async (q: { include?: string }) => {
-      calls.push(q.include ? `listTasks include=${q.include}` : 'listTasks');
+    listTasks: async (q: { include?: string; sort?: string }) => {
+      const asked = [
+        'listTasks',
+        ...(q.include ? [`include=${q.include}`] : []),
+        ...(q.sort && q.sort !== 'id' ? [`sort=${q.sort}`] : [])
+      ];
+      calls.push(asked.join(' '));
+      // Like the server: the order of all the tasks (the fake knows only name and id).
+      const sign = q.sort?.startsWith('-') ? -1 : 1;
+      const tasks = [...data.tasks].sort((a, b) =>
+        q.sort?.endsWith('name')
+          ? sign * a.name.localeCompare(b.name) || sign * (a.id - b.id)
+          : sign * (a.id - b.id)
+      );
       const summaries = Object.fromEntries(
         data.tasks.map(task => [
           String(task.id),
@@ -67,7 +79,7 @@ export function fakeAPI(
         ])
       );
       return {
-        tasks: data.tasks,
+        tasks,
         total: data.tasks.length,
         limit: 20,
         offset: 0,

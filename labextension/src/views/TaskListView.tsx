@@ -27,7 +27,7 @@ function SortHeader(props: {
     <th aria-sort={ariaSort} scope="col">
       <button
         className="jp-TaskPlanner-sort"
-        onClick={() => model.sortBy(sortKey)}
+        onClick={() => void model.sortBy(sortKey)}
       >
         {label}
         <span aria-hidden="true">
@@ -97,7 +97,7 @@ export function TaskList(props: {
       <Alert message={model.error} />
       <table className="jp-TaskPlanner-table" aria-busy={model.loading}>
         <caption className="jp-TaskPlanner-srOnly">
-          {trans.__('Your tasks; column headers sort the page.')}
+          {trans.__('Your tasks; column headers sort all of them.')}
         </caption>
         <thead>
           <tr>
