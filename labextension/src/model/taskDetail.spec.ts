@@ -162,7 +162,7 @@ describe('TaskDetailModel and run events', () => {
     await vi.waitFor(() => expect(calls).toEqual(['getRun 7', 'runLog 7']));
   });
 
-  it('fetches the run when a step it has not seen reports', async () => {
+  it('fetches the steps after those shown when a step it has not seen reports', async () => {
     const { model, fake, calls } = setUp(run('running'));
     await model.refresh();
     calls.length = 0;
@@ -175,7 +175,7 @@ describe('TaskDetailModel and run events', () => {
       done: 1,
       total: 2
     });
-    await vi.waitFor(() => expect(calls).toContain('getRun 7'));
+    await vi.waitFor(() => expect(calls).toContain('getRun 7 from 1'));
   });
 });
 
@@ -220,5 +220,57 @@ describe('TaskDetailModel and a run of many steps', () => {
     });
     await new Promise(resolve => setTimeout(resolve, 10));
     expect(calls).toEqual([]);
+  });
+
+  it('re-reads only the step that changed, keeping the steps loaded so far', async () => {
+    const detail = many(STEPS_PAGE * 2 + 5);
+    const { model, fake, calls } = setUp(detail);
+    await model.refresh();
+    await model.loadMoreSteps();
+    expect(model.run?.steps).toHaveLength(STEPS_PAGE * 2);
+    calls.length = 0;
+    const changed = detail.steps[STEPS_PAGE + 3];
+    detail.steps[STEPS_PAGE + 3] = { ...changed, status: 'failed' };
+    fake.emit({
+      action: 'step',
+      run_id: 7,
+      task_id: 1,
+      status: 'running',
+      step_id: changed.id,
+      step_status: 'failed'
+    });
+    await vi.waitFor(() =>
+      expect(calls.sort()).toEqual([
+        `getRun 7 from ${STEPS_PAGE + 3}`,
+        'runLog 7'
+      ])
+    );
+    await vi.waitFor(() =>
+      expect(model.run?.steps[STEPS_PAGE + 3].status).toBe('failed')
+    );
+    expect(model.run?.steps.map(step => step.id)).toEqual(
+      detail.steps.slice(0, STEPS_PAGE * 2).map(step => step.id)
+    );
+  });
+
+  it('adds a step begun after all those shown', async () => {
+    const detail = many(3);
+    const { model, fake, calls } = setUp(detail);
+    await model.refresh();
+    calls.length = 0;
+    detail.steps.push({ ...detail.steps[0], id: 50, status: 'running' });
+    detail.steps_total = 4;
+    fake.emit({
+      action: 'step',
+      run_id: 7,
+      task_id: 1,
+      status: 'running',
+      step_id: 50,
+      step_status: 'running'
+    });
+    await vi.waitFor(() => expect(model.run?.steps).toHaveLength(4));
+    expect(calls).toContain('getRun 7 from 3');
+    expect(model.run?.steps.map(step => step.id)).toEqual([10, 11, 12, 50]);
+    expect(model.hasMoreSteps).toBe(false);
   });
 });

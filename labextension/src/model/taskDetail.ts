@@ -183,14 +183,14 @@ export class TaskDetailModel implements IDisposable {
       return;
     }
     if (event.action === 'step') {
-      void this.select(event.run_id); // a step began or ended: its status, results, log
+      void this.updateStep(event.run_id, event.step_id); // its status, results
       return;
     }
     const stepId = event.step_id;
     const known = this.run.steps.some(step => step.id === stepId);
     if (!known) {
       if (!this.hasMoreSteps) {
-        void this.select(event.run_id); // a step this page has not seen yet
+        void this.updateStep(event.run_id, stepId); // a step begun after those shown
       }
       // A step beyond the steps shown: nothing on the page changes.
       return;
@@ -198,6 +198,54 @@ export class TaskDetailModel implements IDisposable {
     this.run = this.withLiveProgress({ ...this.run, status: event.status });
     this._changed.emit();
     this.scheduleLogReload(event.run_id);
+  }
+
+  /**
+   * A step of the selected run began or ended: re-read that step alone, or for one the page
+   * has not seen, the steps after those shown (when all are shown; else the counts only),
+   * and the log. The steps already shown stay, so a user who loaded more keeps their place.
+   */
+  private async updateStep(
+    runId: number,
+    stepId: number | undefined
+  ): Promise<void> {
+    const shown = this.run;
+    if (!shown || shown.id !== runId) {
+      return;
+    }
+    // The steps shown are the run's first ones, in order: a step's index is its offset.
+    const index = shown.steps.findIndex(step => step.id === stepId);
+    const [offset, limit] =
+      index >= 0
+        ? [index, 1]
+        : this.hasMoreSteps
+          ? [0, 0]
+          : [shown.steps.length, STEPS_PAGE];
+    const { api, preferences } = this.planner;
+    try {
+      const [page, log] = await Promise.all([
+        api.getRun(runId, offset, limit),
+        api.runLog(runId, preferences.logTailBytes)
+      ]);
+      if (this.run?.id !== runId) {
+        return;
+      }
+      this.log = log;
+      const steps = [...this.run.steps];
+      for (const step of page.steps) {
+        const at = steps.findIndex(item => item.id === step.id);
+        if (at >= 0) {
+          steps[at] = step;
+        } else if (index < 0) {
+          steps.push(step);
+        }
+      }
+      this.run = this.withLiveProgress({ ...page, steps });
+      this.error = null;
+    } catch (error) {
+      this.error = (error as Error).message;
+    }
+    this._changed.emit();
   }
 
   private scheduleLogReload(runId: number): void {
