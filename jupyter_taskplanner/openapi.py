@@ -95,7 +95,20 @@ def build() -> dict[str, Any]:
     for name, schema in derived_schemas().items():
         schemas[name] = annotate(schema, _notes(template, name, schema), f"schemas.{name}")
     document["components"]["schemas"] = dict(sorted(schemas.items()))
+    for item in document["paths"].values():
+        for method, operation in item.items():
+            if method in OPERATIONS:
+                for code, response in ANY_REQUEST.items():
+                    operation["responses"].setdefault(code, {"$ref": f"{RESPONSES}{response}"})
     return document
+
+
+OPERATIONS = ("get", "put", "post", "delete", "patch")
+RESPONSES = "#/components/responses/"
+ANY_REQUEST = {"413": "TooLarge", "503": "ShuttingDown"}
+"""Answers the handlers' base gives any request, whatever the operation: a body over
+``TaskPlannerApp.max_body_bytes`` (any method), and the planner shutting down (every call
+that reaches the database)."""
 
 
 def render() -> str:

@@ -217,3 +217,25 @@ class TestSeriesSetsLimit:
             if status == "failed":
                 assert "max_series_sets" in run["error"], run
                 assert [step["kind"] for step in run["steps"]] == ["series"], run
+
+
+async def test_answers_any_request_may_get_are_declared_on_every_operation(api, planner):
+    """A body over the limit is a 413 on any method, and a planner shutting down answers any
+    call that reaches its database with 503: the document says so for every operation."""
+    alice = api("alice")
+    task = await create_task(alice)
+    big = b"x" * (planner.settings.max_body_bytes + 1)
+    for method, path in (("GET", f"/tasks/{task['id']}"), ("DELETE", f"/tasks/{task['id']}")):
+        reply = await alice(method, path, big)
+        assert reply.status == 413, (method, reply)
+    assert (await alice("GET", f"/tasks/{task['id']}")).status == 200  # nothing deleted
+    document = (await alice("GET", "/openapi.json")).body
+    undeclared = [
+        f"{method.upper()} {path} {code}"
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+        if method in ("get", "put", "post", "delete", "patch")
+        for code in ("413", "503")
+        if code not in operation["responses"]
+    ]
+    assert undeclared == []
