@@ -206,9 +206,11 @@ class TaskPlannerApp(ExtensionApp):
         min=1000,
         config=True,
         help="""The most characters a text of a task (a file name, a mail subject, a job
-        argument, ...) may have once its placeholders are filled. A format width or precision
-        above it, such as {owner:>200000000}, is refused before formatting; the step fails
-        with a message naming the placeholder.""",
+        argument, ...) may have once its placeholders are filled, and the most characters
+        filling adds to all the texts of one component's config together (a list of many
+        "{x}" with a long x). A format width or precision above it, such as
+        {owner:>200000000}, is refused before formatting; the step fails with a message
+        naming the placeholder.""",
     )
 
     server_events = Bool(

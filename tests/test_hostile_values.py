@@ -239,3 +239,25 @@ async def test_answers_any_request_may_get_are_declared_on_every_operation(api, 
         if code not in operation["responses"]
     ]
     assert undeclared == []
+
+
+class TestFilledLength:
+    """``TaskPlannerApp.max_filled_length`` over a whole config: 600 ``"{x}"`` in a job's
+    kwargs, filled with a parameter of 900,000 characters, had the server build 540 MB."""
+
+    @pytest.fixture
+    def planner_settings(self) -> dict[str, Any]:
+        return {"max_filled_length": 1000}
+
+    async def test_filling_all_texts_of_a_config_together_is_capped(self, api):
+        alice = api("alice")
+        x = "x" * 100
+        for copies, status in ((9, "succeeded"), (11, "failed")):
+            job = {"type": "python", "config": {"function": "builtins:dict"}}
+            job["config"]["kwargs"] = {"a": ["{x}"] * copies, "b": "fixed text " * 200}
+            task = await create_task(alice, enabled=False, jobs=[job])
+            started = await alice("POST", f"/tasks/{task['id']}/run", {"parameters": {"x": x}})
+            run = await wait_for_run(alice, started.body["id"])
+            assert run["status"] == status, run
+            if status == "failed":
+                assert "max_filled_length" in run["steps"][0]["error"], run

@@ -450,16 +450,23 @@ class RunContext:
         }
 
     def fill(self, value: Any, extra: dict[str, Any] | None = None) -> Any:
-        """Fill placeholders in a text, or recursively in lists and dicts (see ``values``)."""
-        return self._fill(value, self.values(extra))
+        """Fill placeholders in a text, or recursively in lists and dicts (see ``values``).
 
-    def _fill(self, value: Any, values: dict[str, Any]) -> Any:
+        Each text may have at most ``max_filled`` characters once filled, and all of them
+        together may grow by at most ``max_filled``: a list of 100,000 ``"{x}"`` with a long
+        ``x`` would otherwise fill gigabytes from a small config.
+        """
+        return self._fill(value, self.values(extra), [self.max_filled])
+
+    def _fill(self, value: Any, values: dict[str, Any], room: list[int]) -> Any:
         if isinstance(value, str):
-            return fill_placeholders(value, values, self.max_filled)
+            filled = fill_placeholders(value, values, min(self.max_filled, len(value) + room[0]))
+            room[0] -= max(0, len(filled) - len(value))
+            return filled
         if isinstance(value, list):
-            return [self._fill(item, values) for item in value]
+            return [self._fill(item, values, room) for item in value]
         if isinstance(value, dict):
-            return {key: self._fill(item, values) for key, item in value.items()}
+            return {key: self._fill(item, values, room) for key, item in value.items()}
         return value
 
     @property
