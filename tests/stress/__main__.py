@@ -27,6 +27,7 @@ from jupyter_taskplanner.fuzzing import fuzz
 
 from .common import Figures, Workspace
 from .crash import crash_cycles, kill_worker_and_kernel
+from .hostile import hostile
 from .load import load
 from .two_servers import two_servers
 
@@ -186,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
         ("load", lambda folder: load(folder, sizes.load_clients, sizes.load_seconds)),
         ("fuzz", lambda folder: fuzzing(folder, sizes)),
+        ("hostile", hostile),
     ]
     checks += [
         (f"suite-{i}", lambda folder, c=check, p=path: suite(c, p, folder))
