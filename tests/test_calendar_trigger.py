@@ -534,7 +534,10 @@ async def test_a_missing_calendar_file_fails_the_schedule_until_the_task_is_save
         planner.scheduler.log.removeHandler(records)
     preview = await alice("GET", f"/tasks/{task_id}/next")
     assert preview.status == 400, preview
-    assert preview.body["message"] == "path: 'calendars/missing.ics' does not exist"
+    assert preview.body["message"] == (
+        "triggers[0].config.path: 'calendars/missing.ics' does not exist"
+    )
+    assert preview.body["field"] == "triggers[0].config.path"
 
     # The file appears: saving the task again, unchanged, plans its next start.
     first = at_nine(datetime.now(BERLIN).date() + timedelta(days=2))
