@@ -75,6 +75,11 @@ def warm_up() -> None:
     _entry_points.update((point.name, point) for point in entry_points(group=ENTRY_POINT_GROUP))
 
 
+def entry_point(name: str) -> EntryPoint | None:
+    """The entry point of the component ``name`` (``<kind>.<type>``) as ``warm_up()`` read it."""
+    return _entry_points.get(name)
+
+
 def load_component(kind: str, type_name: str) -> type[Component]:
     """Import just the one component class a request needs."""
     name = f"{kind}.{type_name}"
@@ -157,6 +162,10 @@ def execute(request: dict[str, Any], cancelled: threading.Event | None = None) -
             result.job = result.job or component.name
         return {"results": [result.to_json() for result in results], "state": ctx.state}
     except BaseException as exc:
+        if isinstance(exc, Cancelled) or ctx.cancelled.is_set():
+            # Stopped on purpose (or failing as it stops), not a crash: no traceback; the
+            # run's record says who or what stopped it.
+            return {"error": "cancelled"}
         traceback.print_exc()
         return {"error": f"{type(exc).__name__}: {exc}"}
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import shutil
 import sys
 from collections.abc import Callable, Iterator
@@ -557,3 +558,23 @@ def test_bad_configs_name_the_field(type_name: str, config: dict, field: str, me
 def test_good_configs_pass(type_name: str, config: dict) -> None:
     entry = Registry(JOBS).validate("job", {"type": type_name, "config": config}, "jobs[0]")
     assert entry["config"] == config
+
+
+def test_python_job_finds_a_module_written_after_a_job_imported_from_its_folder(
+    make_ctx: MakeContext, root: Path
+) -> None:
+    # A long-lived process (a test, a Dask worker) runs jobs one after the other: the import
+    # system's cache of the folder must not hide a module written since, even when the
+    # folder's time stamp does not show the change.
+    (root / "lib").mkdir()
+    (root / "lib" / "pyjob_before.py").write_text("def f():\n    return 'before'\n")
+    stamp = (root / "lib").stat().st_mtime_ns
+    try:
+        [first] = PythonJob({"function": "pyjob_before:f", "path": "lib"}).run(make_ctx())
+        (root / "lib" / "pyjob_after.py").write_text("def f():\n    return 'after'\n")
+        os.utime(root / "lib", ns=(stamp, stamp))
+        [second] = PythonJob({"function": "pyjob_after:f", "path": "lib"}).run(make_ctx())
+        assert (first.value, second.value) == ("before", "after")
+    finally:
+        sys.modules.pop("pyjob_before", None)
+        sys.modules.pop("pyjob_after", None)

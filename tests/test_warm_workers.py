@@ -3,7 +3,8 @@
 Real processes throughout: the executor starts real fork servers, the jobs are real worker
 processes forked by them, the pooled kernels real ipykernels.  An owner's first job starts a
 fresh interpreter while that owner's fork server starts beside it (``warm``); the jobs
-after it are forked.
+after it are forked (notebook jobs by the server's full copy, its child that imported the
+notebook modules).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ FUNCS = textwrap.dedent(
             "pid": os.getpid(), "ppid": os.getppid(), "pgid": os.getpgid(0),
             "sid": os.getsid(0), "uid": os.getuid(), "cwd": os.getcwd(),
             "remembered": remembered, "heavy": "nbclient" in sys.modules,
+            "forked": "jupyter_taskplanner.jobs.command" in sys.modules,  # fork servers preload it
         })
 
     def sleep(seconds, pidfile):
@@ -138,6 +140,34 @@ async def until(predicate: Callable[[], Any], within: float = 30.0) -> None:
         await asyncio.sleep(0.05)
 
 
+def children(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def command_line(pid: int) -> bytes:
+    return Path(f"/proc/{pid}/cmdline").read_bytes()
+
+
+def full_copy(server: int) -> int:
+    """The full copy of fork server ``server``: its child in its session (a worker has a
+    session of its own), of the same command line."""
+    (full,) = [
+        pid
+        for pid in children(server)
+        if stat(pid)[3] == stat(server)[3] and command_line(pid) == command_line(server)
+    ]
+    return full
+
+
+def stat(pid: int) -> list[str]:
+    """The fields of ``/proc/PID/stat`` after the command (state, parent, group, session...)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def parent(pid: int) -> int:
+    return int(stat(pid)[1])
+
+
 def log_of(step: StepRequest) -> str:
     return (step.folder / "log.txt").read_text()
 
@@ -152,7 +182,7 @@ async def warm(
     """Run ``owner``'s first job, which starts fresh, and wait until ``servers`` fork
     servers run (that owner's included); the job's answer."""
     first = await whoami(executor, root, owner, runs)
-    assert first["ppid"] == os.getpid() and first["heavy"] is False
+    assert first["ppid"] == os.getpid() and first["forked"] is False
     await until(lambda: len(executor.fork_servers()) == servers)
     return first
 
@@ -164,12 +194,13 @@ async def test_jobs_run_in_fresh_forks_of_a_warm_worker_per_owner(make_executor,
     second = await whoami(executor, root)
     (server,) = executor.fork_servers()
     for job in (first, second):
-        # Forked by the owner's fork server, which imported the heavy modules already; its
-        # own session and process group; the owner's root; nothing kept from the last job.
+        # Forked by the owner's fork server, which imported the modules of python jobs
+        # already (not the notebook ones, which only its full copy has); its own session and
+        # process group; the owner's root; nothing kept from the last job.
         assert job["ppid"] == server.process.pid
         assert job["pgid"] == job["sid"] == job["pid"]
         assert job["cwd"] == str(root)
-        assert job["heavy"] is True
+        assert job["forked"] is True and job["heavy"] is False
         assert job["remembered"] == ["x"]
     assert first["pid"] != second["pid"]
     await warm(executor, root, owner="bob", servers=2)
@@ -193,7 +224,7 @@ async def test_a_first_job_does_not_wait_for_its_fork_server_to_start(make_execu
     # Well within the fork server's start: the jobs run in fresh interpreters meanwhile.
     for _ in range(2):
         job = await asyncio.wait_for(whoami(executor, root), 20)
-        assert job["ppid"] == os.getpid() and job["heavy"] is False
+        assert job["ppid"] == os.getpid() and job["forked"] is False
     starting = root / "fork-servers.txt"
     await until(starting.exists)
     assert executor.fork_servers() == []
@@ -208,7 +239,7 @@ async def test_off_every_job_starts_a_fresh_interpreter(make_executor, root):
     executor = make_executor(warm_workers=False)
     job = await whoami(executor, root)
     assert job["ppid"] == os.getpid()
-    assert job["heavy"] is False
+    assert job["forked"] is False
     assert executor.fork_servers() == []
 
 
@@ -247,10 +278,55 @@ async def test_a_dead_fork_server_fails_its_jobs_and_is_replaced(make_executor, 
     assert again is not server and job["ppid"] == again.process.pid
 
 
+PARENT_NOTEBOOK = code_notebook(
+    "import os\n"
+    "with open(f'/proc/{os.getppid()}/stat') as stat:\n"
+    "    print('worker forked by', stat.read().rsplit(')', 1)[1].split()[1])"
+)
+"""Prints the parent of its kernel's parent: of the notebook job's worker."""
+
+
+async def test_notebook_jobs_are_forked_by_the_full_copy_of_the_fork_server(make_executor, root):
+    (root / "reports" / "parent.ipynb").write_text(json.dumps(PARENT_NOTEBOOK))
+    executor = make_executor()
+    await warm(executor, root)
+    (server,) = executor.fork_servers()
+    full = full_copy(server.process.pid)
+    step = request(root, {**NOTEBOOK_JOB, "config": {"path": "reports/parent.ipynb"}})
+    outcome = await run(executor, step)
+    assert outcome.error is None, log_of(step)
+    assert f"worker forked by {full}" in log_of(step)
+    assert parent(full) == server.process.pid
+
+
+async def test_a_dead_full_copy_ends_its_fork_server_which_is_replaced(
+    make_executor, root, tmp_path
+):
+    executor = make_executor()
+    await warm(executor, root)
+    pidfile = tmp_path / "pid"
+    running = asyncio.ensure_future(
+        run(executor, request(root, call("sleep", seconds=60, pidfile=str(pidfile))))
+    )
+    await until(lambda: pidfile.exists() and pidfile.read_text())
+    (server,) = executor.fork_servers()
+    os.kill(full_copy(server.process.pid), signal.SIGKILL)
+    # The server ends with it; its running job is stopped like those of any fork server
+    # that ended, and the next jobs get a new one.
+    await asyncio.wait_for(server.process.wait(), 10)
+    outcome = await asyncio.wait_for(running, 30)
+    assert outcome.error is not None and "SIGKILL" in outcome.error
+    await until(lambda: not alive(int(pidfile.read_text())))
+    await warm(executor, root)
+    job = await whoami(executor, root)
+    (again,) = executor.fork_servers()
+    assert again is not server and job["ppid"] == again.process.pid
+
+
 async def test_an_idle_fork_server_ends(make_executor, root):
     executor = make_executor(warm_idle_seconds=2)
     await warm(executor, root)
-    assert (await whoami(executor, root))["heavy"] is True
+    assert (await whoami(executor, root))["forked"] is True
     (server,) = executor.fork_servers()
     await asyncio.wait_for(server.process.wait(), 10)
     assert executor.fork_servers() == []
@@ -333,7 +409,7 @@ async def test_local_user_fork_servers_run_as_their_owner(make_executor, account
     # The warm worker itself runs as the owner (so a job forked from it does too), and
     # serves that owner only.
     assert f"\nUid:\t{uid}\t{uid}\t{uid}\t{uid}\n" in status
-    assert job["uid"] == uid and job["ppid"] == server.process.pid and job["heavy"]
+    assert job["uid"] == uid and job["ppid"] == server.process.pid and job["forked"]
     assert first["uid"] == uid  # the fresh first job too
     assert (await whoami(executor, home, owner=name, runs=base / "runs"))["uid"] == uid
     assert executor.fork_servers() == [server]
@@ -391,8 +467,8 @@ async def test_without_a_pool_no_kernel_is_started_ahead(make_executor, root):
     await warm(executor, root)
     (server,) = executor.fork_servers()
     assert server.kernel_pool is None
-    children = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children")
-    assert children.read_text().split() == []
+    # Its one child is its full copy, not a kernel.
+    assert children(server.process.pid) == [full_copy(server.process.pid)]
     step = request(root, NOTEBOOK_JOB)
     outcome = await run(executor, step)
     assert outcome.error is None, log_of(step)
