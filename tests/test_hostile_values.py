@@ -202,13 +202,12 @@ class TestSeriesSetsLimit:
         (jp_root_dir / "endless.py").write_text(
             "import itertools\n\ndef sets():\n    return ({'i': i} for i in itertools.count())\n"
         )
-        job = {"type": "python", "config": {"function": "os:getcwd"}}
         for series, status in (
             ({"type": "csv", "config": {"path": "five.csv"}}, "succeeded"),
             ({"type": "csv", "config": {"path": "six.csv"}}, "failed"),
             ({"type": "python", "config": {"function": "endless:sets"}}, "failed"),
         ):
-            task = await create_task(alice, enabled=False, series=series, jobs=[job])
+            task = await create_task(alice, enabled=False, series=series)
             preview = await alice("GET", f"/tasks/{task['id']}/series/preview")
             assert preview.status == 200 and len(preview.body["sets"]) == 5, preview
             started = (await alice("POST", f"/tasks/{task['id']}/run")).body
