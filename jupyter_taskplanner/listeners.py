@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .bus import EventBus, PlannerEvent
+from .bus import EventBus, PlannerEvent, RunFinished
 from .components.base import EventTrigger, Fire, PlannerEventTrigger, Trigger
 from .components.registry import Registry
 from .database import Database
@@ -31,6 +31,16 @@ class Submit(Protocol):
         chain: tuple[int, ...] = (),
         started_by: str = "scheduler",
     ) -> Awaitable[RunRecord | None]: ...
+
+
+@dataclass(frozen=True)
+class Follower:
+    """A start of ``task`` that another run's end asks for (``EventListeners.follow``)."""
+
+    task: TaskRecord
+    trigger: str
+    """What the run records as its ``trigger``."""
+    fire: Fire
 
 
 @dataclass
@@ -199,17 +209,44 @@ class EventListeners:
                     found.append((trigger, fire))
         return found
 
+    def follow(self, run: RunRecord) -> list[Follower]:
+        """The starts the end of ``run`` asks for at once (its ``RunFinished``): the engine
+        records them in the write that records the end, so none is lost or made twice.
+
+        A task already in the run's chain is left out (loop protection); a fire with a
+        delay is not here (``on_event`` starts it after its delay).
+        """
+        followers = []
+        for task, trigger, fire in self._fires(RunFinished(run)):
+            if fire.delay:
+                continue
+            if task["id"] in fire.chain:
+                self.log.info("task %s already ran in this chain; not again", task["id"])
+                continue
+            label = fire.trigger or f"{trigger.type_name}:{trigger.name}"
+            followers.append(Follower(task, label, fire))
+        return followers
+
+    def _fires(self, event: PlannerEvent) -> list[tuple[TaskRecord, PlannerEventTrigger, Fire]]:
+        return [
+            (listening.task, trigger, fire)
+            for listening in list(self._listening.values())
+            for trigger in listening.planner
+            if type(event) in trigger.events
+            and (fire := trigger.fire_on(event, listening.task)) is not None
+        ]
+
     async def on_event(self, event: PlannerEvent) -> list[RunRecord]:
-        """Start every listening task one of whose triggers fires on ``event``; the runs."""
+        """Start every listening task one of whose triggers fires on ``event``; the runs.
+
+        A run's end (``RunFinished``) starts here only the fires with a delay: the others
+        were recorded with the end (``follow``).
+        """
         runs = []
-        for listening in list(self._listening.values()):
-            fires = [
-                (trigger, fire)
-                for trigger in listening.planner
-                if type(event) in trigger.events
-                and (fire := trigger.fire_on(event, listening.task)) is not None
-            ]
-            runs.extend(await self.start(listening.task, fires))
+        for task, trigger, fire in self._fires(event):
+            if isinstance(event, RunFinished) and not fire.delay:
+                continue
+            runs.extend(await self.start(task, [(trigger, fire)]))
         return runs
 
     async def start(

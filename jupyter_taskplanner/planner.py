@@ -66,7 +66,7 @@ class Planner:
     async def start(self, *, server: bool) -> None:
         """Recover what a dead process left, then schedule (a server) or only follow the
         planner's events (the command line)."""
-        await self.engine.recover()
+        await self.engine.recover(adopt=server)
         if not server:
             await self.scheduler.listen()
         elif self.settings.scheduler_enabled:

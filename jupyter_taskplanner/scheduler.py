@@ -133,6 +133,7 @@ class Scheduler:
         self.now = now or (lambda: datetime.now(UTC))
         self.log = log or logging.getLogger(__name__)
         self.listeners = EventListeners(db, registry, bus, owners.files, self._submit, self.log)
+        engine.followers = self.listeners.follow
         self._heap: list[tuple[datetime, int, int, str, str]] = []
         self._horizon: Horizon | None = None
         """Where the fires loaded into the heap end (None: every fire is in it)."""

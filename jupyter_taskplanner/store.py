@@ -809,6 +809,41 @@ class Store:
         with self._write() as db:
             db.execute(f"UPDATE runs SET {assignments} WHERE id = ?", [*fields.values(), run_id])
 
+    def end_run(
+        self,
+        run_id: int,
+        status: str,
+        error: str | None,
+        followers: Sequence[tuple[dict[str, Any], str | None]] = (),
+    ) -> tuple[RunRecord, list[RunRecord]]:
+        """Record how a run ended and the runs its end starts (``followers``: the fields and
+        ``busy_skip`` of each, as ``create_run`` takes them), in one transaction; the run
+        and the followers, read back in it.
+
+        Either the end and every follower are written, or nothing is: a write that fails
+        leaves the run active, so its end is recorded again (or, its server gone, the run
+        is interrupted) and no follower is lost or started twice.
+        """
+        with self._write() as db:
+            db.execute(
+                "UPDATE runs SET status = ?, finished = ?, error = ? WHERE id = ?",
+                [status, utcnow(), error, run_id],
+            )
+            ids = [self._insert_run(db, fields, busy) for fields, busy in followers]
+            run = self.get_run(run_id, None)
+            return run, [self.get_run(follower, None) for follower in ids]
+
+    def adopt_run(self, run_id: int, holder: str | None, new_holder: str) -> bool:
+        """Take over a queued run that ``holder`` (a process gone) never started: a
+        compare-and-set, so of several servers finding it one gets it."""
+        with self._write() as db:
+            cursor = db.execute(
+                "UPDATE runs SET holder = ? WHERE id = ? AND holder IS ? AND status = ? "
+                "AND started IS NULL",
+                [new_holder, run_id, holder, RunStatus.QUEUED],
+            )
+        return cursor.rowcount == 1
+
     def get_run(self, run_id: int, owner: str | None) -> RunRecord:
         sql = "SELECT * FROM runs WHERE id = ?"
         params: list[str | int] = [run_id]

@@ -49,15 +49,16 @@ async def test_retention_between_a_runs_end_and_its_read_back(api, funcs, planne
     first = (await alice("POST", "/tasks", {"name": "a", "jobs": [nap(0)]})).body
     after = {"type": "after_task", "config": {"task_id": first["id"], "on": "always"}}
     follower = (await alice("POST", "/tasks", {"name": "b", "triggers": [after]})).body
-    update_run = planner.store.update_run
+    end_run = planner.store.end_run
 
-    def update_then_prune(run_id: int, **fields: Any) -> None:
-        update_run(run_id, **fields)
-        if fields.get("status") == "succeeded" and run_id == ended[0]:
+    def end_then_prune(run_id: int, status: str, *args: Any) -> Any:
+        ended_now = end_run(run_id, status, *args)
+        if status == "succeeded" and run_id == ended[0]:
             # Queued on the database thread right behind this call, as another run's is.
             planner.db.submit(planner.store.prune_runs, first["id"], 0, None)
+        return ended_now
 
-    planner.store.update_run = update_then_prune
+    planner.store.end_run = end_then_prune
     ended = [(await alice("POST", f"/tasks/{first['id']}/run")).body["id"]]
 
     async def followed() -> bool:

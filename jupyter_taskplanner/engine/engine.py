@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import logging
 import os
 import shutil
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -22,6 +23,7 @@ from ..components.registry import Registry
 from ..database import Database
 from ..errors import Conflict, InvalidConfig, PermissionDenied, Unavailable
 from ..executors import Executor, StepOutcome
+from ..listeners import Follower
 from ..owners import OwnerFolders
 from ..permissions import ADMIN, ComponentRules
 from ..store import Store, utcnow
@@ -52,6 +54,20 @@ def holder_is_gone(holder: str | None) -> bool:
 
 
 BUSY = "the task was still running; this start was skipped (overlap: skip)"
+
+FOLLOWER_KEY = "follow:"
+"""How the ``idempotency_key`` of a follower begins: a run that another run's end (an
+``after_task`` trigger) or its ``next_task`` action started."""
+
+END_RETRY = 1.0
+"""Seconds before a run's end that could not be written is written again (doubling)."""
+
+END_RETRY_MAX = 60.0
+
+
+def is_follower(run: RunRecord) -> bool:
+    """Whether ``run`` was started by another run (``FOLLOWER_KEY``)."""
+    return (run["idempotency_key"] or "").startswith(FOLLOWER_KEY)
 
 
 def busy_skip(task: TaskRecord, overlap: str | None = None) -> str | None:
@@ -99,6 +115,11 @@ class RunEngine:
             component_settings or {},
             lambda: self.settings.max_log_bytes,
         )
+        self.followers: Callable[[RunRecord], list[Follower]] = lambda run: []
+        """The starts a run's end asks for (``EventListeners.follow``, set by the
+        scheduler): recorded in the write that records the end."""
+        self.wait: Callable[[float], Awaitable[object]] = asyncio.sleep
+        """Waits before a failed end write is tried again (a test's clock may stand in)."""
         self._finishing = 0
         """Runs that ended and whose finish (retention, listeners, which may start runs) goes on."""
         self._cancelled: set[int] = set()
@@ -216,12 +237,16 @@ class RunEngine:
         self.queue.add(owner, run["id"])
         return run
 
-    async def start_in_chain(self, run: RunRecord, task_id: int) -> RunRecord | None:
+    async def start_in_chain(
+        self, run: RunRecord, task_id: int, key: str | None = None
+    ) -> RunRecord | None:
         """Start ``task_id`` as the next link of ``run``'s chain, at most once.
 
         The task is the run owner's (any owner's, for an admin).  A start the chain
         suppresses (the task already ran in it, or is still running) is recorded on that
-        task as a skipped run saying why.  None when the server is stopping.
+        task as a skipped run saying why.  None when the server is stopping.  ``key``: the
+        start's ``idempotency_key`` (a follower's, so a restart starts it if this server
+        dies before it does).
         """
         if self.queue.stopping:
             self.log.info("the server is stopping; run %s starts no next task", run["id"])
@@ -240,6 +265,7 @@ class RunEngine:
             trigger=f"chain:{run['task_id']}",
             started_by=run["started_by"],
             chain=run["chain"],
+            idempotency_key=key,
             overlap="skip",
             skip=skip,
         )
@@ -248,8 +274,11 @@ class RunEngine:
         """A thread-safe ``start_task`` for next-task actions of ``run`` (loop protection)."""
         loop = asyncio.get_running_loop()
 
+        starts = itertools.count(1)
+
         def start(task_id: int) -> RunRecord | None:
-            future = asyncio.run_coroutine_threadsafe(self.start_in_chain(run, task_id), loop)
+            key = f"{FOLLOWER_KEY}{run['id']}:next:{next(starts)}"
+            future = asyncio.run_coroutine_threadsafe(self.start_in_chain(run, task_id, key), loop)
             return future.result(timeout=60)
 
         return start
@@ -306,10 +335,23 @@ class RunEngine:
                 run_id, RunStatus.INTERRUPTED, "the server stopped before the run started"
             )
 
-    async def recover(self) -> None:
-        """Mark runs left running or queued by a dead server process as interrupted."""
+    async def recover(self, *, adopt: bool = True) -> None:
+        """Mark runs left running or queued by a dead server process as interrupted.
+
+        A follower it left queued (started by another run's end or next-task action) is
+        started here instead, by one server alone (``Store.adopt_run``); ``adopt`` False
+        (the command line) leaves it for a server.
+        """
         for run in await self.db.call(self.store.runs_with_status, tuple(ACTIVE)):
-            if holder_is_gone(run["holder"]):
+            if not holder_is_gone(run["holder"]):
+                continue
+            if run["status"] == RunStatus.QUEUED and is_follower(run):
+                if adopt and await self.db.call(
+                    self.store.adopt_run, run["id"], run["holder"], HOLDER
+                ):
+                    self.log.info("run %s, left waiting by a server gone, starts here", run["id"])
+                    self.queue.add(run["owner"], run["id"])
+            else:
                 await self._record_end(
                     run["id"],
                     RunStatus.INTERRUPTED,
@@ -418,7 +460,12 @@ class RunEngine:
             self._cancelled.discard(run_id)
         self._finishing += 1
         try:
-            run, removed = await self.db.call(self._finish, run_id, status, error, task)
+            ended = await self._end(cast(RunRecord, {**run, "status": status}), error, task)
+            if ended is None:
+                return
+            run, followers, removed = ended
+            for follower in followers:
+                self.accept(follower)
             await self._remove_folders(task["owner"], removed)
             # Listeners (triggers on a run's end, the UI's events) may start runs: before the
             # dispatch below, so a process waiting for its runs sees them.
@@ -427,24 +474,72 @@ class RunEngine:
             self._finishing -= 1
         await self.queue.dispatch()
 
-    def _finish(
-        self, run_id: int, status: RunStatus, error: str | None, task: TaskRecord
-    ) -> tuple[RunRecord, list[int]]:
-        """On the database thread: record how a run ended, read it back and delete the task's
-        runs beyond the history settings, in one call (one hop to this thread per run end);
-        the run, and the ids of the runs deleted.
+    async def _end(
+        self, run: RunRecord, error: str | None, task: TaskRecord
+    ) -> tuple[RunRecord, list[RunRecord], list[int]] | None:
+        """Record how ``run`` ended (its new ``status``) with the runs its end starts; the
+        run, its followers and the runs the retention deleted.
 
-        Read back before the retention, so that of another run finishing meanwhile cannot
-        delete this one in between.
+        A write that fails is tried again after ``END_RETRY`` seconds, doubling; until then
+        the run stays running.  None when the server stops first: its next start marks
+        the run interrupted, and nothing of its end was written.
         """
-        self.store.update_run(run_id, status=status, finished=utcnow(), error=error)
-        run = self.store.get_run(run_id, None)
+        followers: list[tuple[dict[str, Any], str | None]] = []
+        if self.queue.stopping:
+            self.log.info("the server is stopping; run %s starts no follower", run["id"])
+        else:
+            for index, follower in enumerate(self.followers({**run, "error": error}), 1):
+                fields = self.run_fields(
+                    follower.task,
+                    trigger=follower.trigger,
+                    started_by=follower.fire.started_by,
+                    parameters=follower.fire.placeholders,
+                    chain=follower.fire.chain,
+                    idempotency_key=f"{FOLLOWER_KEY}{run['id']}:end:{index}",
+                )
+                followers.append((fields, busy_skip(follower.task)))
+        delay = END_RETRY
+        while True:
+            try:
+                return await self.db.call(
+                    self._finish, run["id"], run["status"], error, task, followers
+                )
+            except Exception as exc:
+                if self.queue.stopping:
+                    self.log.error("run %s: its end was not recorded (%s)", run["id"], exc)
+                    return None
+                self.log.error(
+                    "run %s: cannot record its end (%s); trying again in %s s",
+                    run["id"],
+                    exc,
+                    delay,
+                )
+                await self.wait(delay)
+                delay = min(delay * 2, END_RETRY_MAX)
+
+    def _finish(
+        self,
+        run_id: int,
+        status: RunStatus,
+        error: str | None,
+        task: TaskRecord,
+        followers: list[tuple[dict[str, Any], str | None]],
+    ) -> tuple[RunRecord, list[RunRecord], list[int]]:
+        """On the database thread: record how a run ended and the runs its end starts (one
+        transaction), then delete the task's runs beyond the history settings, in one call
+        (one hop to this thread per run end); the run, its followers, and the ids of the
+        runs deleted.
+
+        Read back in the end's own write, so the retention of another run finishing
+        meanwhile cannot delete this one before it is read.
+        """
+        run, started = self.store.end_run(run_id, status, error, followers)
         before = None
         if self.settings.keep_run_days:
             cutoff = datetime.now(UTC) - timedelta(days=self.settings.keep_run_days)
             before = cutoff.isoformat()
         removed = self.store.prune_runs(task["id"], self.settings.keep_runs, before, task["owner"])
-        return run, removed
+        return run, started, removed
 
     async def _remove_folders(self, owner: str, run_ids: list[int]) -> None:
         """Delete the folders of runs the retention deleted."""
