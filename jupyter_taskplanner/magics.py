@@ -9,8 +9,9 @@ import shlex
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 
 from .client import Interval, PlannerError, TaskPlanner
+from .client.api import SCHEDULED_FOLDER
 
-USAGE = "usage: %taskplanner list | run NAME | runs NAME | enable NAME | disable NAME"
+USAGE = "usage: %taskplanner list | run NAME | runs NAME | enable NAME | disable NAME | delete NAME"
 SCHEDULE_USAGE = (
     "usage: %%schedule --name NAME [--cron LINE | --every MINUTES] [--folder F] [--run-now]"
 )
@@ -21,7 +22,9 @@ def _schedule_parser() -> argparse.ArgumentParser:
     parser.add_argument("--name", required=True, help="the task (one of that name is updated)")
     parser.add_argument("--cron", help='when it runs, as a cron line such as "0 7 * * 1-5"')
     parser.add_argument("--every", type=float, help="or every so many minutes")
-    parser.add_argument("--folder", default="scheduled", help="where the cell is saved")
+    parser.add_argument(
+        "--folder", default=SCHEDULED_FOLDER, help="the folder of the root the cell is saved in"
+    )
     parser.add_argument("--run-now", action="store_true", help="also run the cell here now")
     return parser
 
@@ -35,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
         ("runs", "a task's recent runs"),
         ("enable", "let a task's triggers start it"),
         ("disable", "stop a task's triggers"),
+        ("delete", "delete a task, and the notebook %%schedule saved for it"),
     ):
         command = commands.add_parser(name, help=text, exit_on_error=False)
         command.add_argument("task", help="the task's name or id")
@@ -43,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
 
 @magics_class
 class TaskPlannerMagics(Magics):
-    """``%taskplanner list|run|runs|enable|disable`` and ``%%schedule``."""
+    """``%taskplanner list|run|runs|enable|disable|delete`` and ``%%schedule``."""
 
     _client: TaskPlanner | None = None
 
@@ -59,7 +63,7 @@ class TaskPlannerMagics(Magics):
 
     @line_magic
     def taskplanner(self, line: str) -> None:
-        """%taskplanner list | run NAME | runs NAME | enable NAME | disable NAME"""
+        """%taskplanner list | run NAME | runs NAME | enable NAME | disable NAME | delete NAME"""
         try:
             args = _parser().parse_args(shlex.split(line))
         except (argparse.ArgumentError, SystemExit) as exc:
@@ -69,6 +73,8 @@ class TaskPlannerMagics(Magics):
             self._command(args)
         except PlannerError as exc:
             print(f"error: {exc.message}")
+        except LookupError as exc:
+            print(f"error: {exc}")
 
     def _command(self, args: argparse.Namespace) -> None:
         client = self.client
@@ -82,6 +88,9 @@ class TaskPlannerMagics(Magics):
             run = client.run(ref)
             error = f": {run['error']}" if run["error"] else ""
             print(f"run {run['id']} {run['status']}{error}")
+        elif args.command == "delete":
+            deleted = client.delete_scheduled(ref)
+            print(f"task {deleted['id']} {deleted['name']!r} deleted")
         elif args.command == "runs":
             for item in client.runs_page(ref, limit=10).items:
                 started = (item["started"] or item["created"])[:19]
@@ -107,6 +116,9 @@ class TaskPlannerMagics(Magics):
             fires = self.client.next_fires(task, count=3)
         except PlannerError as exc:
             print(f"error: {exc.message}")
+            return
+        except (LookupError, OSError) as exc:
+            print(f"error: {exc}")
             return
         verb = "created" if task["revision"] == 1 else "updated"
         print(f"task {task['id']} {task['name']!r} {verb}; next runs:")

@@ -67,17 +67,24 @@ def test_schedule_a_cell_that_then_fires_and_succeeds(
     lines = created.text.splitlines()
     assert lines[0] == "task 1 'refresh cache' created; next runs:"
     assert len(lines) == 4 and all("T07:00:00+00:00 (" in line for line in lines[1:])
-    # The cell's code was saved, not executed.
-    assert not (server_root / "scheduled" / "refreshed.txt").exists()
+    # The cell's code was saved, not executed, as a notebook named after the task in a
+    # hidden folder of the root (the file browser does not list it).
+    generated = server_root / ".taskplanner" / "scheduled" / "refresh-cache.ipynb"
+    assert generated.is_file()
+    assert not (server_root / "refreshed.txt").exists()
+    assert not (server_root / "scheduled").exists()
+    listed = server.request("GET", "/api/contents")["content"]
+    assert [item["name"] for item in listed if item["name"].startswith(".")] == []
 
     client = TaskPlanner(url=server.url, token=server.token)
     [task] = client.list_tasks()
     [job] = task["jobs"]
-    assert (job["type"], job["config"]["input"], job["config"]["kernel"]) == (
+    assert (job["type"], job["config"]["path"], job["config"]["input"]) == (
         "notebook",
+        ".taskplanner/scheduled/refresh-cache.ipynb",
         "snapshot",
-        "python3",
     )
+    assert job["config"]["kernel"] == "python3"
     assert task["triggers"][0]["config"]["expression"] == "0 7 * * 1-5"
 
     # The same name updates the task: now every three seconds, and it fires by itself.
@@ -87,12 +94,25 @@ def test_schedule_a_cell_that_then_fires_and_succeeds(
     run = client.wait(client.runs_page(1).items[-1]["id"], timeout=120, progress=False)
     assert run["status"] == "succeeded", client.run_log(run)
     assert run["trigger"].startswith("interval")
-    assert (server_root / "scheduled" / "refreshed.txt").read_text() == "fresh"
+    # It ran in the folder of the notebook the cell was written in, as the cell would here.
+    assert (server_root / "refreshed.txt").read_text() == "fresh"
+    assert not (generated.parent / "refreshed.txt").exists()
+    (server_root / "refreshed.txt").unlink()
 
     # --run-now also runs the cell here.
     now = kernel.run(cell.replace('--name "refresh cache"', '--name "now" --run-now'))
     assert now.error is None and "task 2 'now' created" in now.text, now
     assert (server_root / "refreshed.txt").read_text() == "fresh"
+
+    # Deleting the task through the magic removes the notebook it saved, and only that one.
+    deleted = kernel.run("%taskplanner delete 'refresh cache'")
+    assert deleted.text == "task 1 'refresh cache' deleted\n", deleted
+    assert not generated.exists()
+    assert (generated.parent / "now.ipynb").is_file()
+    assert [task["name"] for task in client.list_tasks()] == ["now"]
+    assert kernel.run("%taskplanner delete 'refresh cache'").text == (
+        "error: no task named 'refresh cache'\n"
+    )
 
 
 def test_taskplanner_line_magic(server: ServerProcess, kernel: KernelSession) -> None:

@@ -103,7 +103,9 @@ def test_schedule_a_cell(seeded: Seeded) -> None:
     _, scheduled, waited, disabled, listed = seeded.execute("schedule-a-cell.ipynb")
     assert re.match(r"task \d+ 'refresh cache' created; next runs:\n", scheduled.text)
     assert waited.text.endswith("succeeded interval:0\n") or "succeeded interval" in waited.text
-    assert (seeded.root / "scheduled" / "cache.txt").read_text() == "refreshed"
+    # The cell ran beside its notebook; the notebook %%schedule saved is hidden.
+    assert (seeded.root / "cache.txt").read_text() == "refreshed"
+    assert (seeded.root / ".taskplanner" / "scheduled" / "refresh-cache.ipynb").is_file()
     assert disabled.text.endswith("'refresh cache' disabled\n")
     assert re.search(r"off  refresh cache\n", listed.text)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -87,6 +88,39 @@ class ComponentType(TypedDict):
     permission: str | None
     runs_code: bool
     permissions: list[str]
+
+
+SCHEDULED_FOLDER = ".taskplanner/scheduled"
+"""Where ``schedule_code`` (``%%schedule``) keeps its notebooks: hidden in the server's root."""
+
+
+def _write_code_notebook(root: Path, path: str, code: str, kernel: str, here: str) -> None:
+    """Write a notebook that runs ``code`` in the root's folder ``here``, as ``path`` of
+    ``root`` (folders made).  Written on disk, not through the contents API, which refuses
+    hidden folders; the first cell moves from the notebook's own folder to ``here``."""
+    target = root / path
+    back = os.path.relpath(root / here, target.parent)
+    cells = [(["taskplanner-folder"], f"__import__('os').chdir({back!r})"), ([], code)]
+    notebook = {
+        "nbformat": 4,
+        "nbformat_minor": 5,
+        "metadata": {"kernelspec": {"name": kernel, "display_name": kernel}},
+        "cells": [
+            {
+                "cell_type": "code",
+                "id": f"scheduled-{index}",
+                "metadata": {"tags": tags} if tags else {},
+                "execution_count": None,
+                "outputs": [],
+                "source": source,
+            }
+            for index, (tags, source) in enumerate(cells)
+        ],
+    }
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.partial")
+    partial.write_text(json.dumps(notebook, indent=1), encoding="utf-8")
+    partial.replace(target)
 
 
 def _slug(text: str) -> str:
@@ -666,43 +700,49 @@ class TaskPlanner:
         cron: str | None = None,
         triggers: Iterable[Component] = (),
         kernel: str | None = None,
-        folder: str = "scheduled",
+        folder: str = SCHEDULED_FOLDER,
     ) -> TaskRecord:
         """Schedule Python code as a task named ``name`` (created or updated): the code is
-        saved as a one-cell notebook in ``folder`` and run from a snapshot of it."""
-        if kernel is None:
-            try:
-                kernel = self.current_notebook()[1]
-            except LookupError:
-                kernel = None
+        saved as a notebook ``<folder>/<name>.ipynb`` of the server's root
+        (default: the hidden ``.taskplanner/scheduled``) and run from a snapshot of it, in
+        the folder of this kernel's notebook (the root outside a notebook)."""
+        try:
+            notebook, found_kernel = self.current_notebook()
+        except LookupError:
+            notebook, found_kernel = None, None
+        kernel = kernel or found_kernel
         path = f"{folder.strip('/')}/{_slug(name)}.ipynb"
-        self._save_notebook(path, code, kernel or "python3")
+        here = Path(notebook).parent.as_posix() if notebook else "."
+        _write_code_notebook(self._server_root(notebook), path, code, kernel or "python3", here)
         job = Notebook(path, kernel=kernel, input="snapshot", named=_slug(name))
         all_triggers = [*([Cron(cron)] if cron else []), *triggers]
         return self.save_task(Task(name, triggers=all_triggers, jobs=[job]))
 
-    def _save_notebook(self, path: str, code: str, kernel: str) -> None:
-        """Write a one-cell notebook through the server's contents API (folder included)."""
-        folder = path.rpartition("/")[0]
-        if folder:
-            self.request("PUT", f"api/contents/{quote(folder)}", body={"type": "directory"})
-        notebook = {
-            "nbformat": 4,
-            "nbformat_minor": 5,
-            "metadata": {"kernelspec": {"name": kernel, "display_name": kernel}},
-            "cells": [
-                {
-                    "cell_type": "code",
-                    "id": "scheduled",
-                    "metadata": {},
-                    "execution_count": None,
-                    "outputs": [],
-                    "source": code,
-                }
-            ],
-        }
-        self.request(
-            "PUT",
-            f"api/contents/{quote(path)}",
-            body={"type": "notebook", "format": "json", "content": notebook},
-        )
+    def delete_scheduled(self, task: TaskRef) -> TaskRecord:
+        """Delete a task and the notebooks ``schedule_code`` made for it (those in
+        ``.taskplanner/scheduled``; no other file); the task as it was."""
+        record = self.get_task(task)
+        self.delete_task(record["id"])
+        root: Path | None = None
+        for job in record["jobs"]:
+            path = str(job["config"].get("path", "")) if job["type"] == "notebook" else ""
+            if path.startswith(f"{SCHEDULED_FOLDER}/") and "/.." not in path:
+                root = root or self._server_root(None)
+                (root / path).unlink(missing_ok=True)
+        return record
+
+    def _server_root(self, notebook: str | None) -> Path:
+        """The server's root folder on this machine: as the server describes itself, else
+        this kernel's folder less the folders of its notebook's path."""
+        if self.connection.root_dir:
+            return Path(self.connection.root_dir)
+        if notebook is None:
+            notebook = self.current_notebook()[0]
+        here = Path.cwd()
+        folders = Path(notebook).parent.parts
+        if folders and here.parts[-len(folders) :] != folders:
+            raise LookupError(
+                f"cannot tell the server's root folder: this kernel's folder {here} is not "
+                f"that of its notebook {notebook}"
+            )
+        return here.parents[len(folders) - 1] if folders else here
