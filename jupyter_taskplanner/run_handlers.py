@@ -220,7 +220,7 @@ class RunCancelHandler(PlannerHandler):
     @authorized
     async def post(self, raw_run_id: str) -> None:
         run = await self.db(self.planner.runs.get, self.access, parse_run_id(raw_run_id))
-        self.send(await self.planner.engine.cancel(run["id"]))
+        self.send(await self.planner.engine.cancel(run["id"], by=self.access.user))
 
 
 class TaskNextHandler(PlannerHandler):

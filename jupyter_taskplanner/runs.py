@@ -78,7 +78,9 @@ class RunService:
                 f"{header}): {step['status']} ==\n",
                 FileRange.of(_log_path(step), tail=tail),
             ]
-            if step["error"]:
+            if step["status"] == StepStatus.CANCELLED and step["error"]:
+                pieces.append(f"\n{step['error']}\n")  # why it stopped, not an error of its own
+            elif step["error"]:
                 pieces.append(f"\nerror: {step['error']}\n")
         return pieces
 

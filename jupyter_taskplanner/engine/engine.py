@@ -122,7 +122,8 @@ class RunEngine:
         """Waits before a failed end write is tried again (a test's clock may stand in)."""
         self._finishing = 0
         """Runs that ended and whose finish (retention, listeners, which may start runs) goes on."""
-        self._cancelled: set[int] = set()
+        self._cancelled: dict[int, str] = {}
+        """Runs being cancelled, with why (who asked)."""
 
     @property
     def busy(self) -> bool:
@@ -304,13 +305,14 @@ class RunEngine:
 
     # -- cancelling and stopping -----------------------------------------------------------------
 
-    async def cancel(self, run_id: int) -> RunRecord:
-        """Cancel a queued or running run of this server; returns the run as it ended."""
+    async def cancel(self, run_id: int, by: str | None = None) -> RunRecord:
+        """Cancel a queued or running run of this server (``by``: the user who asked, for
+        the record); returns the run as it ended."""
         # Read here, not by the caller: the run may have ended since the caller looked.
         run = await self.db.call(self.store.get_run, run_id, None)
         if run["status"] not in ACTIVE:
             raise Conflict(f"run {run['id']} already ended ({run['status']}); nothing to cancel")
-        self._cancelled.add(run_id)
+        self._cancelled[run_id] = f"cancelled by {by}" if by else "cancelled"
         running = self.queue.running.get(run_id)
         if running is not None:
             running.cancel()
@@ -409,7 +411,7 @@ class RunEngine:
                 await self._record_end(
                     run_id, RunStatus.INTERRUPTED, "the server stopped before the run started"
                 )
-            self._cancelled.discard(run_id)
+            self._cancelled.pop(run_id, None)
             self.queue.dispatch_soon()
             raise
         if task is None:  # deleted since the run was picked from the queue
@@ -446,8 +448,8 @@ class RunEngine:
             status = RunStatus.TIMED_OUT
             error = f"the run exceeded its timeout of {task['settings']['timeout']} s"
         except asyncio.CancelledError:
-            status, error = RunStatus.CANCELLED, "cancelled by a user"
-            if run_id not in self._cancelled:
+            status, error = RunStatus.CANCELLED, self._cancelled.get(run_id)
+            if error is None:
                 status = RunStatus.INTERRUPTED
                 error = "the server stopped while the run was running"
         except PermissionDenied as exc:
@@ -457,7 +459,7 @@ class RunEngine:
             error = f"{type(exc).__name__}: {exc}"
         finally:
             self.queue.ended(run_id, task["owner"], task["id"] if stored else None)
-            self._cancelled.discard(run_id)
+            self._cancelled.pop(run_id, None)
         self._finishing += 1
         try:
             ended = await self._end(cast(RunRecord, {**run, "status": status}), error, task)
@@ -533,6 +535,15 @@ class RunEngine:
         Read back in the end's own write, so the retention of another run finishing
         meanwhile cannot delete this one before it is read.
         """
+        if status in (RunStatus.CANCELLED, RunStatus.TIMED_OUT, RunStatus.INTERRUPTED):
+            why = error
+            if status == RunStatus.TIMED_OUT:
+                why = f"timed out after {task['settings']['timeout']} s"
+            # A step the stop cut short says why, as the last line of its log (before the
+            # run is seen ended).
+            for step in self.store.steps(run_id):
+                if step["status"] == StepStatus.CANCELLED and not step["error"]:
+                    self.store.update_step(step["id"], error=why)
         run, started = self.store.end_run(run_id, status, error, followers)
         before = None
         if self.settings.keep_run_days:

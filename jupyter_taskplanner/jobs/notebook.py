@@ -253,6 +253,8 @@ class NotebookJob(Job):
             if glued:
                 outcome = (bool(glued[0]), glued[0])
         except JobFailed:
+            if ctx.cancelled.is_set():
+                raise  # stopped: the step is cancelled, nothing of it is kept
             nbformat.write(nb, ctx.output_dir / f"{name}.ipynb")
             print(f"The notebook, as far as it ran, is kept as {name}.ipynb", file=sys.stderr)
             raise
@@ -356,6 +358,7 @@ async def _execute(
     ctx.report_progress(0, total, "starting kernel")
     async with client.async_setup_kernel():
         assert client.kc is not None
+        _stop_when_told(client, ctx)
         if pooled is not None:
             # A pooled kernel started in the owner's root; the notebook runs in its folder.
             await client.async_wait_for_reply(
@@ -389,6 +392,34 @@ async def _execute(
         outcome = await _evaluate(client, expression) if expression else None
         keeping = asyncio.ensure_future(asyncio.to_thread(keep))
     return outcome, await keeping
+
+
+def _stop_when_told(client: NotebookClient, ctx: RunContext) -> None:
+    """On SIGTERM (the worker told to stop: a cancel, the run's timeout) kill the kernel at
+    once and cancel the job, which then ends without a traceback.
+
+    This replaces nbclient's own handler (removed with its kernel setup), which asks the
+    kernel to shut down: a kernel busy in a cell is interrupted then, and the job fails
+    with its tracebacks in the log, as if it had crashed.
+    """
+    job = asyncio.current_task()
+    assert job is not None
+
+    def stop() -> None:
+        ctx.cancelled.set()
+        client.shutdown_kernel = "immediate"
+        km = client.km
+        pid = km.pooled_pid if isinstance(km, _PooledKernelManager) else None
+        if pid is None and km is not None and km.provisioner is not None:
+            pid = getattr(km.provisioner, "pgid", None)
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+        job.cancel()
+
+    # Signals reach the main thread only: a job run in another thread is not stopped so.
+    with contextlib.suppress(RuntimeError):
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop)
 
 
 class _PooledKernelManager(AsyncKernelManager):
