@@ -115,6 +115,10 @@ async def test_the_log_streams_while_the_job_runs_and_cancel_stops_it(api, root,
     # Stopped where it ran, gracefully first: its cleanup (`finally`) ran.
     assert Path(f"{pidfile}.cleaned").exists()
     await wait_until(lambda: _gone(int(pidfile.read_text())), within=1)
+    # Its log ends saying it was cancelled, and by whom, not with the worker's traceback.
+    log = (await alice("GET", f"/runs/{run_id}/log")).body
+    assert log.rstrip("\n").rpartition("\n")[2] == "cancelled by alice", log
+    assert "Traceback" not in log, log
 
 
 async def test_a_timeout_stops_the_job(api, root, tmp_path, job):
