@@ -130,3 +130,28 @@ def test_taskplanner_line_magic(server: ServerProcess, kernel: KernelSession) ->
     assert kernel.run("%taskplanner runs hello").text.split()[:2] == ["1", "succeeded"]
     assert kernel.run("%taskplanner run nope").text == "error: no task named 'nope'\n"
     assert kernel.run("%taskplanner frobnicate").text.startswith("usage: %taskplanner list")
+
+
+def test_a_cell_scheduled_in_a_subfolder_runs_there(
+    server: ServerProcess, server_root: Path, tmp_path: Path
+) -> None:
+    (server_root / "reports").mkdir()
+    (server_root / "reports" / "data.txt").write_text("north")
+    (server_root / "reports" / "monthly.ipynb").write_text(
+        json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": []})
+    )
+    session = KernelSession(server, "reports/monthly.ipynb", tmp_path / "db" / "data" / "runtime")
+    try:
+        assert session.run("%load_ext jupyter_taskplanner").error is None
+        cell = (
+            '%%schedule --name "monthly copy"\n'
+            "import pathlib\n"
+            "pathlib.Path('copy.txt').write_text(pathlib.Path('data.txt').read_text())\n"
+        )
+        assert "task 1 'monthly copy' created" in session.run(cell).text
+        ran = session.run("%taskplanner run 'monthly copy'")
+        assert "run 1 succeeded" in ran.text, ran
+    finally:
+        session.stop()
+    assert (server_root / "reports" / "copy.txt").read_text() == "north"
+    assert (server_root / ".taskplanner" / "scheduled" / "monthly-copy.ipynb").is_file()
