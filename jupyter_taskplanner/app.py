@@ -28,6 +28,7 @@ from .run_handlers import RUN_HANDLERS
 from .scheduler import Scheduler
 from .store import Store
 from .timezones import is_timezone, local_timezone
+from .triggers.calendar import DEFAULT_MAX_CALENDAR_BYTES
 
 if TYPE_CHECKING:
     from jupyter_server.serverapp import ServerApp
@@ -211,6 +212,15 @@ class TaskPlannerApp(ExtensionApp):
         "{x}" with a long x). A format width or precision above it, such as
         {owner:>200000000}, is refused before formatting; the step fails with a message
         naming the placeholder.""",
+    )
+
+    max_calendar_bytes = Int(
+        DEFAULT_MAX_CALENDAR_BYTES,
+        min=1024,
+        config=True,
+        help="""Largest calendar, in bytes, a calendar trigger reads from a file or fetches
+        from a URL (decompressed). A larger one fails the trigger's schedule (the task's next
+        fire names the file and this limit) and is refused when the task is saved.""",
     )
 
     server_events = Bool(

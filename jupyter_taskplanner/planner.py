@@ -28,6 +28,7 @@ from .runs import RunService
 from .scheduler import Scheduler
 from .store import Store
 from .tasks import TaskService
+from .triggers import calendar
 
 if TYPE_CHECKING:
     from jupyter_events import EventLogger
@@ -91,6 +92,7 @@ def build_planner(settings: TaskPlannerApp, serverapp: ServerApp | None = None) 
     """
     log = settings.log
     store = settings.store_class(settings.db_path)
+    calendar.CALENDARS.limit(settings.max_calendar_bytes)
     db = Database(store)
     registry = Registry.from_entry_points()
     owners = OwnerFolders(

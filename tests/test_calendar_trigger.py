@@ -380,8 +380,10 @@ def test_feed_failures_are_clear_and_never_show_the_path(feed, monkeypatch):
     assert feed.requests[-1] == f"/moved/{TOKEN}.ics"
 
     feed.status, feed.location = 200, ""
-    monkeypatch.setattr(calendar, "MAX_BYTES", 1000)
-    assert failure(feed.url).message == f"url: the calendar at {host} sent more than 1000 bytes"
+    monkeypatch.setattr(calendar, "DEFAULT_MAX_CALENDAR_BYTES", 1000)
+    assert failure(feed.url).message == (
+        f"url: the calendar at {host} sent more than 1000 bytes (TaskPlannerApp.max_calendar_bytes)"
+    )
 
     monkeypatch.delenv("REQUESTS_CA_BUNDLE")
     assert "certificate verify failed" in failure(feed.url).message
@@ -590,3 +592,41 @@ async def test_a_calendar_event_starts_a_run(api, jp_root_dir):
     assert run["parameters"]["trigger.event"] == "Soon"
     assert datetime.fromisoformat(run["parameters"]["trigger.event_start"]) == event
     assert await next_times(alice, reply.body["id"]) == []
+
+
+class TestCalendarSizeLimit:
+    @pytest.fixture
+    def planner_settings(self) -> dict[str, Any]:
+        return {"max_calendar_bytes": 4096}
+
+    async def test_a_calendar_past_the_limit_fails_the_schedule_and_is_refused(
+        self, api, jp_root_dir
+    ):
+        alice = api("alice")
+        path = jp_root_dir / "team.ics"
+        first = at_nine(datetime.now(BERLIN).date() + timedelta(days=2))
+        small = weekly_calendar(first)
+        path.write_text(small)
+        trigger = {"type": "calendar", "config": {"path": "team.ics"}}
+        reply = await alice("POST", "/tasks", {"name": "meetings", "triggers": [trigger]})
+        assert reply.status == 201, reply
+        task_id = reply.body["id"]
+        assert await next_times(alice, task_id)
+
+        # The file grows past the limit: the schedule fails, saying which limit.
+        padding = "".join(f"X-PAD-{line}:{'x' * 60}\r\n" for line in range(80))
+        path.write_text(small.replace("END:VCALENDAR", f"{padding}END:VCALENDAR"))
+        assert path.stat().st_size > 4096
+        too_large = (
+            "triggers[0].config.path: 'team.ics' is larger than 4096 bytes "
+            "(TaskPlannerApp.max_calendar_bytes)"
+        )
+        preview = await alice("GET", f"/tasks/{task_id}/next")
+        assert preview.status == 400, preview
+        assert preview.body["message"] == too_large
+        read = await alice("GET", f"/tasks/{task_id}")
+        saved = await alice(
+            "PUT", f"/tasks/{task_id}", read.body, headers={"If-Match": read.headers["ETag"]}
+        )
+        assert saved.status == 400, saved
+        assert saved.body["message"] == too_large

@@ -38,8 +38,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MAX_BYTES = 10 * 1024 * 1024
-"""The largest calendar a trigger reads or fetches."""
+DEFAULT_MAX_CALENDAR_BYTES = 10 * 1024 * 1024
+"""The largest calendar a trigger reads or fetches, unless
+``TaskPlannerApp.max_calendar_bytes`` says otherwise (``Calendars.limit``)."""
 FETCH_TIMEOUT = 10.0
 """Seconds one fetch of a calendar URL may take in all: connecting, redirects, reading."""
 REFRESH_SECONDS = 15 * 60
@@ -89,10 +90,10 @@ def shown_url(url: str) -> str:
     return f"the calendar at {parts.scheme}://{parts.hostname}{port}"
 
 
-def fetch(url: str) -> bytes:
+def fetch(url: str, max_bytes: int = DEFAULT_MAX_CALENDAR_BYTES) -> bytes:
     """The body of an https calendar URL, following redirects to https addresses only.
 
-    At most ``MAX_BYTES`` (decompressed) within ``FETCH_TIMEOUT`` seconds; ``Unavailable``
+    At most ``max_bytes`` (decompressed) within ``FETCH_TIMEOUT`` seconds; ``Unavailable``
     when the server cannot be reached or does not answer with success.
     """
     deadline = time.monotonic() + FETCH_TIMEOUT
@@ -126,20 +127,23 @@ def fetch(url: str) -> bytes:
                         f"url: {where} answered {response.status_code} {response.reason}",
                         field="url",
                     )
-                return _body(response, where, deadline)
+                return _body(response, where, deadline, max_bytes)
     raise Unavailable(f"url: {where} redirected more than {MAX_REDIRECTS} times", field="url")
 
 
-def _body(response: requests.Response, where: str, deadline: float) -> bytes:
-    too_large = InvalidConfig(f"url: {where} sent more than {_size(MAX_BYTES)}", field="url")
+def _body(response: requests.Response, where: str, deadline: float, max_bytes: int) -> bytes:
+    too_large = InvalidConfig(
+        f"url: {where} sent more than {_size(max_bytes)} (TaskPlannerApp.max_calendar_bytes)",
+        field="url",
+    )
     declared = response.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > MAX_BYTES:
+    if declared.isdigit() and int(declared) > max_bytes:
         raise too_large
     chunks, size = [], 0
     try:
         for chunk in response.iter_content(64 * 1024):
             size += len(chunk)
-            if size > MAX_BYTES:
+            if size > max_bytes:
                 raise too_large
             if time.monotonic() > deadline:
                 raise Unavailable(
@@ -369,6 +373,8 @@ class Calendars:
     first out."""
 
     def __init__(self) -> None:
+        self.max_bytes = DEFAULT_MAX_CALENDAR_BYTES
+        """The largest calendar read or fetched (``TaskPlannerApp.max_calendar_bytes``)."""
         self._lock = threading.Lock()
         self._files: OrderedDict[Path, tuple[tuple[int, int, int], ParsedCalendar]] = OrderedDict()
         self._urls: OrderedDict[str, _Fetched] = OrderedDict()
@@ -401,7 +407,7 @@ class Calendars:
             if cached is not None and cached[0] == version:
                 self._files.move_to_end(resolved)
                 return cached[1]
-        calendar = ParsedCalendar(_read(resolved, shown), shown, "path")
+        calendar = ParsedCalendar(_read(resolved, shown, self.max_bytes), shown, "path")
         with self._lock:
             self._files[resolved] = (version, calendar)
             self._files.move_to_end(resolved)
@@ -434,9 +440,18 @@ class Calendars:
                     return entry.calendar
         return self._refresh(url)
 
+    def limit(self, max_bytes: int) -> None:
+        """Read and fetch calendars of at most ``max_bytes`` from now on; a changed limit
+        forgets the calendars read under the old one."""
+        with self._lock:
+            if max_bytes != self.max_bytes:
+                self.max_bytes = max_bytes
+                self._files.clear()
+                self._urls.clear()
+
     def _refresh(self, url: str) -> ParsedCalendar:
         try:
-            calendar = ParsedCalendar(fetch(url), shown_url(url), "url")
+            calendar = ParsedCalendar(fetch(url, self.max_bytes), shown_url(url), "url")
         except TaskPlannerError as exc:
             with self._lock:
                 entry = self._urls.get(url)
@@ -468,17 +483,20 @@ class Calendars:
             self._urls.popitem(last=False)
 
 
-def _read(path: Path, shown: str) -> bytes:
-    """The bytes of a calendar file, refusing more than ``MAX_BYTES``."""
+def _read(path: Path, shown: str, max_bytes: int) -> bytes:
+    """The bytes of a calendar file, refusing more than ``max_bytes``."""
     try:
         # O_NOFOLLOW: the checked path must not turn into a link between check and open.
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
         with os.fdopen(fd, "rb") as file:
-            data = file.read(MAX_BYTES + 1)
+            data = file.read(max_bytes + 1)
     except OSError as exc:
         raise InvalidConfig(f"path: cannot read {shown}: {exc.strerror}", field="path") from None
-    if len(data) > MAX_BYTES:
-        raise InvalidConfig(f"path: {shown} is larger than {_size(MAX_BYTES)}", field="path")
+    if len(data) > max_bytes:
+        raise InvalidConfig(
+            f"path: {shown} is larger than {_size(max_bytes)} (TaskPlannerApp.max_calendar_bytes)",
+            field="path",
+        )
     return data
 
 
