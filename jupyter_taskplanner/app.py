@@ -151,6 +151,16 @@ class TaskPlannerApp(ExtensionApp):
         owners so one user's many runs cannot starve the others.""",
     )
 
+    max_queued_runs = Int(
+        1000,
+        min=0,
+        config=True,
+        help="""Runs of one owner that may wait queued at once. A run started by a caller (run
+        now, POST /execute, an HTTP trigger URL) past it is refused with 429; one the
+        scheduler starts (a timed fire, a task started by another run's end or a next-task
+        action) is recorded as skipped, saying why. 0: no limit.""",
+    )
+
     keep_runs = Int(
         100,
         config=True,

@@ -92,6 +92,7 @@ def build_planner(settings: TaskPlannerApp, serverapp: ServerApp | None = None) 
     """
     log = settings.log
     store = settings.store_class(settings.db_path)
+    store.max_queued_runs = settings.max_queued_runs
     calendar.CALENDARS.limit(settings.max_calendar_bytes)
     db = Database(store)
     registry = Registry.from_entry_points()

@@ -83,6 +83,7 @@ class TaskRunHandler(PlannerHandler):
             started_by=self.access.user,
             parameters=parameters,
             idempotency_key=key,
+            refuse=True,
         )
         self.set_header("Location", f"{self.base_url.rstrip('/')}{API}/runs/{run['id']}")
         self.send(run, 202)
@@ -331,6 +332,7 @@ class TaskTriggerHandler(PlannerHandler):
                 f"(TaskPlannerApp.http_trigger_rate); try again in {math.ceil(wait)} s",
                 retry_after=wait,
             )
+        await self.db(self.planner.store.check_queue, task["owner"])
         form: dict[str, list[bytes]] = {}
         httputil.parse_body_arguments(
             self.request.headers.get("Content-Type", ""), self.body, form, {}, self.request.headers

@@ -19,7 +19,7 @@ from typing import Any, NotRequired, TypedDict, TypeVar, cast
 
 import sqlite_utils
 
-from .errors import Conflict, InvalidConfig, StoreError, TaskNotFound, excerpt
+from .errors import Conflict, InvalidConfig, StoreError, TaskNotFound, TooManyRequests, excerpt
 from .vocabulary import ACTIVE, ComponentEntry, RunRecord, RunStatus, StepRecord, TaskRecord
 
 _ACTIVE_SQL = ", ".join(f"'{status}'" for status in sorted(ACTIVE))
@@ -371,6 +371,10 @@ class Store:
         self._savepoints = itertools.count()
         self.on_change: Callable[[], None] = lambda: None
         """Called after a task is created, changed or deleted (wakes the scheduler)."""
+        self.max_queued_runs = 0
+        """The most runs one owner may have queued (``TaskPlannerApp.max_queued_runs``; 0:
+        no limit): a start past it is refused (``create_run(refuse=True)``) or recorded as
+        skipped, saying why."""
         try:
             self.db.execute("PRAGMA busy_timeout = 30000")
             if str(path) != ":memory:":
@@ -760,18 +764,40 @@ class Store:
 
     # -- runs --------------------------------------------------------------------------------
 
-    def create_run(self, fields: dict[str, Any], busy_skip: str | None = None) -> RunRecord:
+    def create_run(
+        self, fields: dict[str, Any], busy_skip: str | None = None, *, refuse: bool = False
+    ) -> RunRecord:
         """Insert a run; with an idempotency key already used, return that run instead.
 
         ``busy_skip``: when the task has an active run, record this one as skipped for that
-        reason (overlap ``skip``), checked in the same transaction as the insert.
+        reason (overlap ``skip``), checked in the same transaction as the insert.  A queued
+        run past ``max_queued_runs`` is recorded as skipped, or with ``refuse`` (a caller
+        waiting for the answer) not at all: ``TooManyRequests``.
         """
         with self._write() as db:
-            run_id = self._insert_run(db, fields, busy_skip)
+            run_id = self._insert_run(db, fields, busy_skip, refuse=refuse)
         return self.get_run(run_id, None)
 
+    def check_queue(self, owner: str) -> None:
+        """Raise ``TooManyRequests`` when ``owner`` has ``max_queued_runs`` runs queued."""
+        if self.max_queued_runs and self._queued_runs(self.db, owner) >= self.max_queued_runs:
+            raise queue_refused(self.max_queued_runs, owner)
+
+    def _queued_runs(self, db: sqlite_utils.Database, owner: str) -> int:
+        """How many runs ``owner`` has queued, counting up to ``max_queued_runs`` (indexed)."""
+        row = db.execute(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM runs WHERE owner = ? AND status = ? LIMIT ?)",
+            [owner, RunStatus.QUEUED, self.max_queued_runs],
+        ).fetchone()
+        return int(row[0])
+
     def _insert_run(
-        self, db: sqlite_utils.Database, fields: dict[str, Any], busy_skip: str | None
+        self,
+        db: sqlite_utils.Database,
+        fields: dict[str, Any],
+        busy_skip: str | None,
+        *,
+        refuse: bool = False,
     ) -> int:
         """In a write transaction: insert a run (see ``create_run``); its id."""
         columns = {
@@ -791,6 +817,12 @@ class Store:
                 return int(existing[0])
         if busy_skip is not None and self._has_active_run(db, columns["task_id"]):
             columns.update(status=RunStatus.SKIPPED, finished=columns["created"], error=busy_skip)
+        cap, owner = self.max_queued_runs, columns["owner"]
+        if columns["status"] == RunStatus.QUEUED and cap and self._queued_runs(db, owner) >= cap:
+            if refuse:
+                raise queue_refused(cap, owner)
+            why = f"{queue_full(cap, owner)}; this start was skipped"
+            columns.update(status=RunStatus.SKIPPED, finished=columns["created"], error=why)
         names = ", ".join(columns)
         marks = ", ".join("?" for _ in columns)
         cursor = db.execute(f"INSERT INTO runs ({names}) VALUES ({marks})", list(columns.values()))
@@ -998,6 +1030,20 @@ class Store:
                     "value = excluded.value, updated = excluded.updated",
                     [task_id, key, json.dumps(value), now],
                 )
+
+
+def queue_full(cap: int, owner: str) -> str:
+    """Why a run of ``owner`` does not join the queue: ``cap`` runs already wait."""
+    return f"{owner} already has {cap} runs queued, the most TaskPlannerApp.max_queued_runs allows"
+
+
+def queue_refused(cap: int, owner: str) -> TooManyRequests:
+    """The answer to a caller whose run would be one too many in ``owner``'s queue."""
+    return TooManyRequests(
+        f"{queue_full(cap, owner)}; this run was not started: wait until some have "
+        "started, or cancel some",
+        retry_after=10,
+    )
 
 
 def _row_to_run(row: dict[str, Any]) -> RunRecord:

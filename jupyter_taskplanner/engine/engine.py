@@ -148,11 +148,14 @@ class RunEngine:
         idempotency_key: str | None = None,
         overlap: str | None = None,
         skip: str | None = None,
+        refuse: bool = False,
     ) -> RunRecord:
         """Record a run of ``task`` and queue it; an overlapping ``skip`` run is only recorded.
 
         ``skip`` records the run as skipped for that reason without starting it (a start
-        the planner suppresses, so the task's history says why it did not run).
+        the planner suppresses, so the task's history says why it did not run).  A run past
+        the owner's queue limit is recorded as skipped too, or with ``refuse`` (a caller's
+        start) not recorded: ``TooManyRequests``.
         """
         self.check_open()
         fields = self.run_fields(
@@ -165,7 +168,7 @@ class RunEngine:
             skip=skip,
         )
         busy = busy_skip(task, overlap) if skip is None else None
-        return self.accept(await self.db.call(self.store.create_run, fields, busy))
+        return self.accept(await self.db.call(self.store.create_run, fields, busy, refuse=refuse))
 
     def check_open(self) -> None:
         """Raise ``Unavailable`` once the server is stopping: no run starts any more."""
@@ -234,6 +237,7 @@ class RunEngine:
                 "holder": HOLDER,
                 "document": document,
             },
+            refuse=True,
         )
         self.queue.add(owner, run["id"])
         return run
