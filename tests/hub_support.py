@@ -435,7 +435,7 @@ def _start_external(
         )
 
 
-def _wait(hub: Hub, ready: Any, what: str, timeout: float = 60) -> None:
+def _wait(hub: Hub, ready: Any, what: str, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
