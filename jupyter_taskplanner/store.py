@@ -369,6 +369,7 @@ class Store:
             raise StoreError(f"cannot open the task database {path}: {exc}") from exc
         self.db = sqlite_utils.Database(conn)
         self._savepoints = itertools.count()
+        self._grouping = False
         self.on_change: Callable[[], None] = lambda: None
         """Called after a task is created, changed or deleted (wakes the scheduler)."""
         self.max_queued_runs = 0
@@ -402,10 +403,11 @@ class Store:
     def _write(self) -> Iterator[sqlite_utils.Database]:
         """A read-modify-write transaction holding the write lock from its start.
 
-        Inside a transaction already open (``write_group``) it is a savepoint of that one
-        instead: what it wrote is undone alone when it fails, and kept by the outer commit.
+        Inside ``write_group`` it is a savepoint of the group's transaction instead: what it
+        wrote is undone alone when it fails, and kept by the group's commit.  Anywhere else
+        a transaction still open is a mistake, which BEGIN refuses.
         """
-        if self.db.conn.in_transaction:
+        if self._grouping:
             with self._savepoint():
                 yield self.db
             return
@@ -438,12 +440,16 @@ class Store:
         """
         outcomes: list[T | Exception] = []
         with self._write():
-            for call in calls:
-                try:
-                    with self._savepoint():
-                        outcomes.append(call())
-                except Exception as exc:
-                    outcomes.append(exc)
+            self._grouping = True
+            try:
+                for call in calls:
+                    try:
+                        with self._savepoint():
+                            outcomes.append(call())
+                    except Exception as exc:
+                        outcomes.append(exc)
+            finally:
+                self._grouping = False
         return outcomes
 
     def schema_version(self) -> int:

@@ -132,3 +132,16 @@ async def test_creations_sent_at_once_commit_together_and_a_bad_one_is_refused_a
         if reply.status == 201:
             task = reply.body
             assert (await alice("GET", f"/tasks/{task['id']}")).body["name"] == task["name"]
+
+
+def test_outside_a_group_a_write_never_nests_in_a_transaction_left_open(tmp_path: Path) -> None:
+    # Nested silently, it would never be committed: BEGIN refuses it instead.
+    store = Store(tmp_path / "tasks.db")
+    try:
+        store.db.execute("BEGIN")
+        with pytest.raises(sqlite3.OperationalError, match="within a transaction"):
+            store.create_task("alice", DOCUMENT)
+        store.db.execute("ROLLBACK")
+        assert store.create_task("alice", DOCUMENT)["name"] == "t"
+    finally:
+        store.close()
