@@ -16,7 +16,13 @@ from typing import Any
 
 import pytest
 
-from jupyter_taskplanner.testing import create_task, wait_for_run, wait_until
+from jupyter_taskplanner.testing import (
+    create_task,
+    python_job,
+    start_run,
+    wait_for_run,
+    wait_until,
+)
 
 # On one worker of a parallel run: one Dask cluster for the module.
 pytestmark = pytest.mark.xdist_group("executor_suite")
