@@ -295,7 +295,7 @@ def test_files_and_stdin(cli: Cli, tmp_path: Path) -> None:
 def test_unknown_ids(cli: Cli) -> None:
     assert cli.fails("show", "42") == "error: no task with id 42"
     assert cli.fails("export", "abc", expect=2) == (
-        "error: 'abc' is not a task id (a positive whole number)"
+        "error: 'abc' is not a task id (a whole number from 1 to 2^63-1)"
     )
 
 
