@@ -104,12 +104,22 @@ def test_schedule_a_cell_that_then_fires_and_succeeds(
     assert now.error is None and "task 2 'now' created" in now.text, now
     assert (server_root / "refreshed.txt").read_text() == "fresh"
 
+    # A name of the same file name ("refresh-cache") gets a notebook of its own.
+    other = kernel.run(cell.replace('--name "refresh cache"', '--name "refresh-cache"'))
+    assert other.error is None and "task 3 'refresh-cache' created" in other.text, other
+    [hashed] = generated.parent.glob("refresh-cache-*.ipynb")
+    assert json.loads(hashed.read_text())["metadata"]["taskplanner"] == {"task": "refresh-cache"}
+    assert json.loads(generated.read_text())["metadata"]["taskplanner"] == {"task": "refresh cache"}
+    assert client.get_task(3)["jobs"][0]["config"]["path"] == (
+        f".taskplanner/scheduled/{hashed.name}"
+    )
+
     # Deleting the task through the magic removes the notebook it saved, and only that one.
     deleted = kernel.run("%taskplanner delete 'refresh cache'")
     assert deleted.text == "task 1 'refresh cache' deleted\n", deleted
     assert not generated.exists()
-    assert (generated.parent / "now.ipynb").is_file()
-    assert [task["name"] for task in client.list_tasks()] == ["now"]
+    assert (generated.parent / "now.ipynb").is_file() and hashed.is_file()
+    assert [task["name"] for task in client.list_tasks()] == ["now", "refresh-cache"]
     assert kernel.run("%taskplanner delete 'refresh cache'").text == (
         "error: no task named 'refresh cache'\n"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -94,17 +95,39 @@ SCHEDULED_FOLDER = ".taskplanner/scheduled"
 """Where ``schedule_code`` (``%%schedule``) keeps its notebooks: hidden in the server's root."""
 
 
-def _write_code_notebook(root: Path, path: str, code: str, kernel: str, here: str) -> None:
-    """Write a notebook that runs ``code`` in the root's folder ``here``, as ``path`` of
-    ``root`` (folders made).  Written on disk, not through the contents API, which refuses
-    hidden folders; the first cell moves from the notebook's own folder to ``here``."""
+def _code_notebook_path(root: Path, folder: str, name: str) -> str:
+    """Where ``schedule_code`` keeps the notebook of the task ``name``: named after it, or
+    with a part of the name's hash when another task's notebook has that name (the names
+    ``a b`` and ``a-b`` give the same file name)."""
+    path = f"{folder.strip('/')}/{_slug(name)}.ipynb"
+    try:
+        saved = json.loads((root / path).read_text(encoding="utf-8"))
+        task = saved["metadata"]["taskplanner"]["task"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return path
+    if task == name:
+        return path
+    digest = hashlib.sha1(name.encode()).hexdigest()[:8]
+    return f"{folder.strip('/')}/{_slug(name)}-{digest}.ipynb"
+
+
+def _write_code_notebook(
+    root: Path, path: str, code: str, kernel: str, here: str, task: str
+) -> None:
+    """Write a notebook of the task ``task`` that runs ``code`` in the root's folder
+    ``here``, as ``path`` of ``root`` (folders made).  Written on disk, not through the
+    contents API, which refuses hidden folders; the first cell moves from the notebook's own
+    folder to ``here``."""
     target = root / path
     back = os.path.relpath(root / here, target.parent)
     cells = [(["taskplanner-folder"], f"__import__('os').chdir({back!r})"), ([], code)]
     notebook = {
         "nbformat": 4,
         "nbformat_minor": 5,
-        "metadata": {"kernelspec": {"name": kernel, "display_name": kernel}},
+        "metadata": {
+            "kernelspec": {"name": kernel, "display_name": kernel},
+            "taskplanner": {"task": task},
+        },
         "cells": [
             {
                 "cell_type": "code",
@@ -703,7 +726,8 @@ class TaskPlanner:
         folder: str = SCHEDULED_FOLDER,
     ) -> TaskRecord:
         """Schedule Python code as a task named ``name`` (created or updated): the code is
-        saved as a notebook ``<folder>/<name>.ipynb`` of the server's root
+        saved as a notebook ``<folder>/<name>.ipynb`` of the server's root (with a part of
+        the name's hash when another task's notebook has that file name)
         (default: the hidden ``.taskplanner/scheduled``) and run from a snapshot of it, in
         the folder of this kernel's notebook (the root outside a notebook)."""
         try:
@@ -711,9 +735,10 @@ class TaskPlanner:
         except LookupError:
             notebook, found_kernel = None, None
         kernel = kernel or found_kernel
-        path = f"{folder.strip('/')}/{_slug(name)}.ipynb"
+        root = self._server_root(notebook)
+        path = _code_notebook_path(root, folder, name)
         here = Path(notebook).parent.as_posix() if notebook else "."
-        _write_code_notebook(self._server_root(notebook), path, code, kernel or "python3", here)
+        _write_code_notebook(root, path, code, kernel or "python3", here, name)
         job = Notebook(path, kernel=kernel, input="snapshot", named=_slug(name))
         all_triggers = [*([Cron(cron)] if cron else []), *triggers]
         return self.save_task(Task(name, triggers=all_triggers, jobs=[job]))
