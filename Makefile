@@ -101,13 +101,13 @@ $(HUB_PROXY):
 # TASKPLANNER_LAB_TESTS=required: the Lab browser tests fail, not skip, if something is missing;
 # TASKPLANNER_HUB_TESTS=required: the same for the JupyterHub tests.
 # The tests run on TEST_WORKERS processes (pytest-xdist; much of a test's time is spent waiting
-# on the servers, kernels, hubs and browsers it starts); each group of tests marked
-# xdist_group (a module sharing one hub, Lab or cluster) stays on one worker.
+# on the servers, kernels, hubs and browsers it starts); the tests of one module stay on one
+# worker, in their order (--dist loadfile), so a module's hub, Lab or cluster starts once.
 # `make test TEST_WORKERS=0` runs them in one process.
 test: venv lint lab lab-test lab-wheel-check $(HUB_PROXY) | $(CHROMIUM)
 	$(BIN)/jupyter server extension list 2>&1 | grep -A2 "jupyter_taskplanner" | grep -q "OK"
 	TASKPLANNER_LAB_TESTS=required TASKPLANNER_HUB_TESTS=required $(BIN)/pytest \
-		--numprocesses=$(TEST_WORKERS) --dist=loadgroup
+		--numprocesses=$(TEST_WORKERS) --dist=loadfile
 
 # A workspace for trying the planner (ignored by git), seeded once with the example
 # notebooks; files already there are kept.

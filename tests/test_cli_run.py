@@ -19,9 +19,6 @@ import pytest
 from jupyter_taskplanner.store import Store
 from jupyter_taskplanner.testing import CLI, Cli, cli_environment
 
-# On one worker of a parallel run: its tests share one database of imported tasks.
-pytestmark = pytest.mark.xdist_group("cli_run")
-
 # Functions the python jobs call, in the owner's root folder.
 OWNER_MODULE = """
 import os

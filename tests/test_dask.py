@@ -33,9 +33,6 @@ from jupyter_taskplanner.testing import (
     wait_until,
 )
 
-# On one worker of a parallel run: one Dask cluster for the module.
-pytestmark = pytest.mark.xdist_group("dask")
-
 DASK = "jupyter_taskplanner.executors.DaskExecutor"
 JOBS = textwrap.dedent(
     """

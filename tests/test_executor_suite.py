@@ -24,9 +24,6 @@ from jupyter_taskplanner.testing import (
     wait_until,
 )
 
-# On one worker of a parallel run: one Dask cluster for the module.
-pytestmark = pytest.mark.xdist_group("executor_suite")
-
 NOTEBOOKS = Path(__file__).parent.parent / "notebooks"
 SUITE = textwrap.dedent(
     """

@@ -31,9 +31,6 @@ from hub_support import (
     users_python,
 )
 
-# On one worker of a parallel run: one hub and its system accounts for the module.
-pytestmark = pytest.mark.xdist_group("hub")
-
 ALICE, BOB, CAROL, DAVE = unique("alice"), unique("bob"), unique("carol"), unique("dave")
 ERIN, ANALYSTS = unique("erin"), unique("analysts")
 """erin uses the planner only through her hub group, ANALYSTS."""

@@ -10,9 +10,6 @@ from collections.abc import Iterator
 import pytest
 from hub_support import SERVICE, Hub, missing, skip_or_fail, start_hub, task_json, unique
 
-# On one worker of a parallel run: one hub for the module.
-pytestmark = pytest.mark.xdist_group("hub_external")
-
 BOB, DAVE = unique("bob"), unique("dave")
 
 

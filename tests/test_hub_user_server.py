@@ -13,9 +13,6 @@ from typing import Any
 import pytest
 from hub_support import Hub, missing, skip_or_fail, start_hub, task_json, unique
 
-# On one worker of a parallel run: one hub for the module.
-pytestmark = pytest.mark.xdist_group("hub_user_server")
-
 BOB = unique("bob")
 HELLO = """\
 import os, pathlib

@@ -16,8 +16,7 @@ import nbformat
 import pytest
 from lab_support import LabServer, axe_violations, chromium, require_browser_setup, screenshot
 
-# On one worker of a parallel run: one jupyter lab and one Chromium for the module.
-pytestmark = [pytest.mark.timeout(300), pytest.mark.xdist_group("lab")]
+pytestmark = pytest.mark.timeout(300)
 
 CELLS = 6
 """Cells of the slow notebook after its parameters cell: each sleeps, so progress shows."""

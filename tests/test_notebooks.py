@@ -20,8 +20,7 @@ from jupyter_taskplanner.testing import (
 )
 
 ROOT = Path(__file__).parent.parent
-# On one worker of a parallel run: one server for the module.
-pytestmark = [pytest.mark.timeout(400), pytest.mark.xdist_group("notebooks")]
+pytestmark = pytest.mark.timeout(400)
 
 
 class Seeded:
