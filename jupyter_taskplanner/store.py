@@ -786,16 +786,19 @@ class Store:
 
     def check_queue(self, owner: str) -> None:
         """Raise ``TooManyRequests`` when ``owner`` has ``max_queued_runs`` runs queued."""
-        if self.max_queued_runs and self._queued_runs(self.db, owner) >= self.max_queued_runs:
+        if self._queue_is_full(self.db, owner):
             raise queue_refused(self.max_queued_runs, owner)
 
-    def _queued_runs(self, db: sqlite_utils.Database, owner: str) -> int:
-        """How many runs ``owner`` has queued, counting up to ``max_queued_runs`` (indexed)."""
+    def _queue_is_full(self, db: sqlite_utils.Database, owner: str) -> bool:
+        """Whether ``owner`` has ``max_queued_runs`` runs queued (an indexed count that stops
+        there); never with no limit."""
+        if not self.max_queued_runs:
+            return False
         row = db.execute(
             "SELECT COUNT(*) FROM (SELECT 1 FROM runs WHERE owner = ? AND status = ? LIMIT ?)",
             [owner, RunStatus.QUEUED, self.max_queued_runs],
         ).fetchone()
-        return int(row[0])
+        return int(row[0]) >= self.max_queued_runs
 
     def _insert_run(
         self,
@@ -823,11 +826,11 @@ class Store:
                 return int(existing[0])
         if busy_skip is not None and self._has_active_run(db, columns["task_id"]):
             columns.update(status=RunStatus.SKIPPED, finished=columns["created"], error=busy_skip)
-        cap, owner = self.max_queued_runs, columns["owner"]
-        if columns["status"] == RunStatus.QUEUED and cap and self._queued_runs(db, owner) >= cap:
+        owner = columns["owner"]
+        if columns["status"] == RunStatus.QUEUED and self._queue_is_full(db, owner):
             if refuse:
-                raise queue_refused(cap, owner)
-            why = f"{queue_full(cap, owner)}; this start was skipped"
+                raise queue_refused(self.max_queued_runs, owner)
+            why = f"{queue_full(self.max_queued_runs, owner)}; this start was skipped"
             columns.update(status=RunStatus.SKIPPED, finished=columns["created"], error=why)
         names = ", ".join(columns)
         marks = ", ".join("?" for _ in columns)
