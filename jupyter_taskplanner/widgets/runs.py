@@ -150,10 +150,11 @@ class RunHistory(w.VBox):
             for run in recent
         ]
         chosen = self.run_id if any(run["id"] == self.run_id for run in recent) else None
-        self.runs.options = labels
-        self.runs.value = chosen if chosen is not None else (recent[0]["id"] if recent else None)
+        # The chart first: whoever sees the new list also sees the new chart.
         self.chart = duration_chart(recent)
         self.chart_output.outputs = (chart_output(self.chart),)
+        self.runs.options = labels
+        self.runs.value = chosen if chosen is not None else (recent[0]["id"] if recent else None)
         self.show_run()
 
     def show_run(self) -> None:
