@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from jupyter_taskplanner.testing import ServerProcess, wait_until
+from jupyter_taskplanner.testing import ServerProcess, wait_for_run, wait_until
 
 FUNCS = textwrap.dedent(
     """
@@ -86,6 +86,27 @@ async def test_a_task_deleted_as_its_run_starts_frees_the_slot(api, funcs, plann
     assert engine.queue.running_owners.get("alice", 0) == 0
     stored = await planner.db.call(planner.store.get_run, run["id"], None)
     assert stored["status"] == "cancelled" and "deleted" in stored["error"]
+
+
+async def test_a_run_that_cannot_be_marked_running_fails_saying_why_and_frees_the_slot(
+    api, funcs, planner
+):
+    alice = api("alice")
+    task = (await alice("POST", "/tasks", {"name": "unlucky", "jobs": [nap(0)]})).body
+    refuse = (
+        "CREATE TRIGGER refuse_start BEFORE UPDATE OF status ON runs "
+        f"WHEN NEW.status = 'running' AND NEW.task_id = {task['id']} "
+        "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+    )
+    await planner.db.call(planner.store.db.execute, refuse)
+    run = (await alice("POST", f"/tasks/{task['id']}/run")).body
+    ended = await wait_for_run(alice, run["id"])
+    assert ended["status"] == "failed" and "database or disk is full" in ended["error"], ended
+    assert ended["started"] is None
+    assert planner.engine.queue.running_owners.get("alice", 0) == 0
+    await planner.db.call(planner.store.db.execute, "DROP TRIGGER refuse_start")
+    again = (await alice("POST", f"/tasks/{task['id']}/run")).body
+    assert (await wait_for_run(alice, again["id"]))["status"] == "succeeded"
 
 
 async def _idle(engine: Any) -> bool:

@@ -385,29 +385,33 @@ class RunEngine:
         # The document was validated when the run was made; it stands for a task here.
         return cast(TaskRecord, {**(document or {}), "id": None, "owner": run["owner"]})
 
-    def _begin(self, run_id: int) -> tuple[RunRecord, TaskRecord | None, dict[str, Any] | None]:
+    def _begin(
+        self, run_id: int
+    ) -> tuple[RunRecord, TaskRecord | None, dict[str, Any] | None, Exception | None]:
         """On the database thread, in one call (a run's start waits for few calls): the run,
-        its task (None when deleted since it was queued) and the stored task's component
-        state."""
+        marked running; its task (None when deleted since it was queued: the run is left as
+        it was); the stored task's component state; and the error that kept the run from
+        being marked running (a failed write: the run then fails, saying why)."""
         run = self.store.get_run(run_id, None)
         task = self._task_of(run)
-        if task is None or run["task_id"] is None:
-            return run, task, None
-        return run, task, self.store.states(task["id"])
-
-    def _mark_running(self, run_id: int) -> RunRecord:
-        """On the database thread: record that a run started, and read it back."""
-        self.store.update_run(run_id, status=RunStatus.RUNNING, started=utcnow())
-        return self.store.get_run(run_id, None)
+        if task is None:
+            return run, None, None, None
+        state = self.store.states(task["id"]) if run["task_id"] is not None else None
+        started = utcnow()
+        try:
+            self.store.update_run(run_id, status=RunStatus.RUNNING, started=started)
+        except Exception as exc:
+            return run, task, state, exc
+        return {**run, "status": RunStatus.RUNNING, "started": started}, task, state, None
 
     async def _execute(self, run_id: int) -> None:
         begin = asyncio.ensure_future(self.db.call(self._begin, run_id))
         try:
-            run, task, state = await asyncio.shield(begin)
+            run, task, state, not_started = await asyncio.shield(begin)
         except asyncio.CancelledError:
             # Cancelled (or the server stopping) as the run was picked from the queue: it
             # never began, but it must end and give its owner's slot back.
-            run, _, _ = await begin
+            run, _, _, _ = await begin
             self.queue.ended(run_id, run["owner"], None)
             if run_id in self._cancelled:
                 await self._record_end(run_id, RunStatus.CANCELLED, "cancelled before it started")
@@ -429,7 +433,8 @@ class RunEngine:
         states = States(state or {}) if stored else None
         status, error = RunStatus.FAILED, None
         try:
-            run = await self.db.call(self._mark_running, run_id)
+            if not_started is not None:
+                raise not_started
             await self.bus.publish(RunStarted(run))
             execution = RunExecution(
                 run,
