@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import textwrap
 import threading
 import time
@@ -107,6 +108,35 @@ async def test_a_run_that_cannot_be_marked_running_fails_saying_why_and_frees_th
     await planner.db.call(planner.store.db.execute, "DROP TRIGGER refuse_start")
     again = (await alice("POST", f"/tasks/{task['id']}/run")).body
     assert (await wait_for_run(alice, again["id"]))["status"] == "succeeded"
+
+
+async def test_a_run_picked_from_the_queue_as_the_server_stops_is_interrupted_not_run(
+    api, funcs, planner
+):
+    alice = api("alice")
+    task = (await alice("POST", "/tasks", {"name": "late", "jobs": [nap(0)]})).body
+    queue = planner.engine.queue
+    read = queue._run_and_task
+    reading, release = threading.Event(), threading.Event()
+
+    def slow_read(run_id: int) -> Any:
+        reading.set()
+        release.wait(10)
+        return read(run_id)
+
+    queue._run_and_task = slow_read
+    loop = asyncio.get_running_loop()
+    run = (await alice("POST", f"/tasks/{task['id']}/run")).body
+    assert await loop.run_in_executor(None, reading.wait, 10)
+    # The server stops while the queue reads the run it is about to start.
+    stopping = asyncio.ensure_future(planner.engine.stop())
+    await asyncio.sleep(0)
+    release.set()
+    await stopping
+    assert queue.running == {}
+    stored = await planner.db.call(planner.store.get_run, run["id"], None)
+    assert stored["status"] == "interrupted" and stored["started"] is None, stored
+    assert stored["error"] == "the server stopped before the run started"
 
 
 async def _idle(engine: Any) -> bool:

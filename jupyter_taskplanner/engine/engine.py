@@ -331,7 +331,7 @@ class RunEngine:
 
     async def stop(self) -> None:
         """End every run of this process (server shutdown): they are marked interrupted."""
-        self.queue.stopping = True
+        await self.queue.halt()
         for future in list(self.queue.running.values()):
             future.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -389,10 +389,13 @@ class RunEngine:
         self, run_id: int
     ) -> tuple[RunRecord, TaskRecord | None, dict[str, Any] | None, Exception | None]:
         """On the database thread, in one call (a run's start waits for few calls): the run,
-        marked running; its task (None when deleted since it was queued: the run is left as
-        it was); the stored task's component state; and the error that kept the run from
-        being marked running (a failed write: the run then fails, saying why)."""
+        marked running; its task (None, the run left as it was, when the run ended or its
+        task was deleted since it was queued); the stored task's component state; and the
+        error that kept the run from being marked running (a failed write: the run then
+        fails, saying why)."""
         run = self.store.get_run(run_id, None)
+        if run["status"] != RunStatus.QUEUED:
+            return run, None, None, None
         task = self._task_of(run)
         if task is None:
             return run, None, None, None
@@ -422,9 +425,11 @@ class RunEngine:
             self._cancelled.pop(run_id, None)
             self.queue.dispatch_soon()
             raise
-        if task is None:  # deleted since the run was picked from the queue
+        if task is None:
             self.queue.ended(run_id, run["owner"], None)
-            await self._cancel_orphan(run_id)
+            if run["status"] == RunStatus.QUEUED:  # its task was deleted since it was picked
+                await self._cancel_orphan(run_id)
+            # Otherwise it ended since it was picked (a cancel, the server stopping).
             await self.queue.dispatch()
             return
         stored = run["task_id"] is not None

@@ -85,11 +85,20 @@ class RunQueue:
                     run_id = await self._next_startable(owner)
                     if run_id is None:
                         continue
+                    if self.stopping:  # since it was read: it waits, for stop() to end it
+                        self.waiting[owner].appendleft(run_id)
+                        return
                     self.start(run_id, owner)
                     progress = True
                     break
             for owner in [owner for owner, queue in self.waiting.items() if not queue]:
                 del self.waiting[owner]
+
+    async def halt(self) -> None:
+        """Start no more runs; returns once a dispatch under way has ended."""
+        self.stopping = True
+        async with self._dispatching:
+            pass
 
     async def _next_startable(self, owner: str) -> int | None:
         """The first waiting run of ``owner`` whose task may start now (overlap rules)."""
