@@ -314,3 +314,19 @@ async def test_a_bad_url_is_a_400_that_does_not_repeat_it(api):
     assert reply.body["field"] == "actions[0].config.urls"
     assert "destination 1 is not a valid Slack URL" in reply.body["message"]
     assert TOKEN not in json.dumps(reply.body)
+
+
+def test_a_notification_never_sends_the_servers_netrc_login(ctx, receiver, tmp_path, monkeypatch):
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login server password s3rver-pa55\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    NotifyAction({"urls": [receiver.url(), receiver.url("form", "/form")]}).run(ctx, RESULTS)
+    assert len(receiver.requests) == 2
+    for request in receiver.requests:
+        assert "Authorization" not in request.headers, request.headers
+    # A login of the destination's own (in its URL) is still sent.
+    receiver.requests.clear()
+    NotifyAction({"urls": [f"json://me:pw@127.0.0.1:{receiver.port}/own"]}).run(ctx, RESULTS)
+    [own] = receiver.requests
+    assert own.headers["Authorization"] == "Basic " + base64.b64encode(b"me:pw").decode()

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from tornado.httpclient import HTTPClientError
 
 from jupyter_taskplanner import outbound
@@ -539,6 +540,10 @@ def test_task_sessions_never_send_the_servers_netrc_login(http, netrc):
         assert session.get(http.url + "/feed.ics", timeout=10).status_code == 200
     [request] = http.requests
     assert "Authorization" not in request.headers, request.headers
+    # Requests of anything else in the server (outside a task's) are left as they were.
+    with requests.Session() as session:
+        assert session.get(http.url + "/other", timeout=10).status_code == 200
+    assert http.requests[1].headers["Authorization"].startswith("Basic ")
 
 
 class TestPlannerFoldersInsideTheRoot:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
+from .. import outbound
 from ..components.base import Action, Flavor, Result, RunContext
 from ..errors import InvalidConfig
 
@@ -233,7 +234,7 @@ class NotifyAction(Action):
                 attach = apprise.AppriseAttachment([str(path) for path in files])
             elif files:
                 ctx.log.info("%s takes no attachments: sending the message alone", where)
-            with diverted_logs() as records:
+            with diverted_logs() as records, outbound.task_requests():
                 sent = notifier.notify(
                     body=body, title=title, body_format=apprise.NotifyFormat.TEXT, attach=attach
                 )
