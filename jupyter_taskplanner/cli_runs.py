@@ -193,9 +193,9 @@ class RunCommand(TaskPlannerCommand):
                 log_tail = _tail("".join(log_text(pieces)), LOG_TAIL)
             return run, (received[0] if received else None), log_tail
         finally:
-            # Runs still going (ones a next-task action started, after a signal) end as
+            # Runs still going or waiting (ones the run started, after a signal) end as
             # interrupted; the job processes are killed.
-            await planner.stop()
+            await planner.stop(hand_over=False)
 
 
 class Display:

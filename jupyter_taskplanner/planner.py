@@ -74,12 +74,12 @@ class Planner:
             await self.scheduler.start()
             await self.bus.publish(ServerStarted())
 
-    async def stop(self) -> None:
+    async def stop(self, *, hand_over: bool = True) -> None:
         """End the event streams, stop scheduling, end this process's runs, release the
-        executor and the database."""
+        executor and the database (``hand_over``: see ``RunEngine.stop``)."""
         self.streams.close()
         await self.scheduler.stop()
-        await self.engine.stop()
+        await self.engine.stop(hand_over=hand_over)
         await self.executor.close()
         self.db.close()
 

@@ -13,6 +13,7 @@ import asyncio
 import socket
 import sqlite3
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,14 @@ import pytest
 from jupyter_taskplanner.engine.engine import HOLDER
 from jupyter_taskplanner.planner import Planner
 from jupyter_taskplanner.store import Store
-from jupyter_taskplanner.testing import runs_of, saved_document, store_task, wait_idle, wait_until
+from jupyter_taskplanner.testing import (
+    ServerProcess,
+    runs_of,
+    saved_document,
+    store_task,
+    wait_idle,
+    wait_until,
+)
 
 REFUSE = (
     "CREATE TRIGGER refuse_runs BEFORE INSERT ON runs WHEN NEW.task_id = {task_id} "
@@ -212,3 +220,66 @@ def test_a_failed_end_write_writes_nothing_and_is_whole_when_written_again(
         assert store.list_runs(None, task_id=target["id"])[1] == 1
     finally:
         store.close()
+
+
+HOLD = """
+import os, time
+
+def hold():
+    while os.path.exists("hold"):
+        time.sleep(0.05)
+    return "released"
+"""
+
+
+def _until(check: Any, within: float = 30) -> Any:
+    deadline = time.monotonic() + within
+    while not (value := check()):
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+    return value
+
+
+def test_a_follower_waiting_when_the_server_stops_is_started_by_the_next_server(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "tp_hold.py").write_text(HOLD)
+    (root / "hold").write_text("")
+    db = tmp_path / "planner" / "tasks.db"
+    job = {"type": "python", "config": {"function": "tp_hold:hold"}}
+    first = ServerProcess(root, db, tmp_path / "first.log")
+    try:
+        source = first.call("POST", "/tasks", {"name": "source"})
+        after = {"type": "after_task", "config": {"task_id": source["id"], "on": "always"}}
+        body = {"name": "f", "triggers": [after], "jobs": [job], "settings": {"overlap": "queue"}}
+        follower = first.call("POST", "/tasks", body)
+        busy = first.call("POST", f"/tasks/{follower['id']}/run")
+        _until(lambda: first.call("GET", f"/runs/{busy['id']}")["status"] == "running")
+        first.call("POST", f"/tasks/{source['id']}/run")
+
+        def waiting() -> list[dict[str, Any]]:
+            runs = first.call("GET", f"/tasks/{follower['id']}/runs")["runs"]
+            return [run for run in runs if run["trigger"].startswith("after_task")]
+
+        # The follower waits for the task's run before it (overlap: queue).
+        [queued] = _until(waiting)
+        assert queued["status"] == "queued"
+    finally:
+        first.stop()
+    assert first.process.returncode == 0
+    (root / "hold").unlink()
+    second = ServerProcess(root, db, tmp_path / "second.log")
+    try:
+
+        def ended() -> dict[str, Any] | None:
+            run = second.call("GET", f"/runs/{queued['id']}")
+            return run if run["status"] not in ("queued", "running") else None
+
+        assert _until(ended)["status"] == "succeeded"
+        assert second.call("GET", f"/runs/{busy['id']}")["status"] == "interrupted"
+    finally:
+        second.stop()
+    for log in ("first.log", "second.log"):
+        assert b"Traceback" not in (tmp_path / log).read_bytes()

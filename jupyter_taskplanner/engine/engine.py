@@ -329,17 +329,38 @@ class RunEngine:
             raise Conflict(f"run {run_id} is executed by another server ({run['holder']})")
         return await self.db.call(self.store.get_run, run_id, None)
 
-    async def stop(self) -> None:
-        """End every run of this process (server shutdown): they are marked interrupted."""
+    async def stop(self, *, hand_over: bool = True) -> None:
+        """End every run of this process (server shutdown): they are marked interrupted.
+
+        ``hand_over``: a follower still waiting (a start in a chain) is left queued instead,
+        for the next server to start on the database to start it (``recover``), as after a
+        crash; the command line, stopped by a signal, ends its followers too.
+        """
         await self.queue.halt()
         for future in list(self.queue.running.values()):
             future.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await future
-        for run_id in self.queue.waiting_ids():
-            await self._record_end(
-                run_id, RunStatus.INTERRUPTED, "the server stopped before the run started"
+        waiting = self.queue.waiting_ids()
+        left = await self.db.call(self._end_waiting, waiting, hand_over)
+        if left:
+            self.log.info("%d run(s) of chains wait for the next server start", left)
+
+    def _end_waiting(self, run_ids: list[int], hand_over: bool) -> int:
+        """On the database thread: mark the waiting ``run_ids`` interrupted, but with
+        ``hand_over`` leave the followers queued; how many were left."""
+        left = 0
+        for run_id in run_ids:
+            if hand_over and is_follower(self.store.get_run(run_id, None)):
+                left += 1
+                continue
+            self.store.update_run(
+                run_id,
+                status=RunStatus.INTERRUPTED,
+                finished=utcnow(),
+                error="the server stopped before the run started",
             )
+        return left
 
     async def recover(self, *, adopt: bool = True) -> None:
         """Mark runs left running or queued by a dead server process as interrupted.
