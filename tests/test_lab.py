@@ -264,6 +264,11 @@ def test_cancel_a_running_run(page: Any, lab: LabServer) -> None:
     assert not detail.get_by_role("button", name="Cancel run").count()
     [run] = lab.call("GET", f"/tasks/{task['id']}/runs")["runs"]
     assert run["status"] == "cancelled", run
+    # Why it stopped reads as a reason, not in the error style of a failure.
+    reason = detail.locator(".jp-TaskPlanner-run > .jp-TaskPlanner-reason")
+    reason.wait_for()
+    assert reason.inner_text() == "cancelled by alice", reason.inner_text()
+    assert not detail.locator(".jp-TaskPlanner-run .jp-TaskPlanner-error").count()
     # The chart shows the outcome.
     detail.locator(".jp-TaskPlanner-chart rect.jp-mod-cancelled").wait_for()
     screenshot(page, "lab-run-cancelled")

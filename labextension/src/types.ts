@@ -77,6 +77,10 @@ export type RunStatus =
 /** Statuses of a run that has not ended. */
 export const ACTIVE: RunStatus[] = ['queued', 'running'];
 
+/** Statuses of a run or step someone or something chose to stop or not start: its error
+ * field gives the reason, not a failure. */
+export const STOPPED: string[] = ['cancelled', 'skipped'];
+
 export interface IRun {
   id: number;
   task_id: number | null;

@@ -5,13 +5,26 @@ import { ReactWidget, UseSignal } from '@jupyterlab/ui-components';
 import { formatDuration } from '../chart';
 import { TaskDetailModel } from '../model/taskDetail';
 import { opensInLab } from '../results';
-import { ACTIVE, INextFires, IRunDetail, IStep } from '../types';
+import { ACTIVE, INextFires, IRunDetail, IStep, STOPPED } from '../types';
 import { Alert, ProgressBar, StatusBadge, formatTime } from './common';
 import { RunChart } from './RunChart';
 
 export interface ITaskDetailActions {
   edit(taskId: number): void;
   openFile(runId: number, path: string): void;
+}
+
+/** A run's or step's error: a failure in the error style, a stop's reason plainly. */
+function ErrorText(props: { status: string; text: string }) {
+  const stopped = STOPPED.includes(props.status);
+  return (
+    <pre
+      className={stopped ? 'jp-TaskPlanner-reason' : 'jp-TaskPlanner-error'}
+      data-status={props.status}
+    >
+      {props.text}
+    </pre>
+  );
 }
 
 function duration(start: string | null, end: string | null): string {
@@ -126,7 +139,7 @@ function StepRow(props: {
           label={trans.__('Progress of %1', step.name)}
         />
       )}
-      {step.error && <pre className="jp-TaskPlanner-error">{step.error}</pre>}
+      {step.error && <ErrorText status={step.status} text={step.error} />}
       {texts.map((result, i) => (
         <p key={i} className="jp-TaskPlanner-result">
           {result.value}
@@ -209,7 +222,7 @@ function RunView(props: {
           {trans.__('Cancel run')}
         </button>
       )}
-      {run.error && <pre className="jp-TaskPlanner-error">{run.error}</pre>}
+      {run.error && <ErrorText status={run.status} text={run.error} />}
       <ol className="jp-TaskPlanner-steps" aria-label={trans.__('Steps')}>
         {run.steps.map(step => (
           <StepRow
