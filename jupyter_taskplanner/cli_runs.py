@@ -183,7 +183,9 @@ class RunCommand(TaskPlannerCommand):
                     await asyncio.wait_for(wake.wait(), REFRESH if display.follow else None)
             if received and run["status"] in ACTIVE:
                 with contextlib.suppress(Conflict):  # it ended meanwhile: nothing to cancel
-                    await planner.engine.cancel(run["id"])
+                    how = "Ctrl-C" if received[0] == signal.SIGINT else received[0].name
+                    by = f"{self.settings.single_user_name} ({how})"
+                    await planner.engine.cancel(run["id"], by)
                 run = await planner.db.call(planner.runs.detail, owner, run["id"])
                 display.update(run, busy=False)
             display.done()

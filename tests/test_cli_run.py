@@ -312,6 +312,7 @@ def test_ctrl_c_cancels_the_run(planner: Planner, terminal: tuple[int, int]) -> 
 
     run, steps = planner.run_in_db(run_id)
     assert run["status"] == "cancelled" and run["finished"]
+    assert run["error"] == "cancelled by alice (Ctrl-C)", run
     assert [step["status"] for step in steps] == ["cancelled"]
     with pytest.raises(ProcessLookupError):
         os.kill(worker, 0)  # the job's process was killed, not left behind
