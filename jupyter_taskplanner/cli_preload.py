@@ -29,6 +29,8 @@ from importlib.metadata import distribution
 from pathlib import Path
 from typing import Any, NoReturn
 
+from .command import skip_iri_formats
+
 PRELOAD = (
     "jupyter_taskplanner.cli",
     "jupyter_taskplanner.cli_runs",
@@ -140,6 +142,7 @@ def serve() -> None:
     """Import the commands and the package's own components (every command loads them: the
     notebook job alone imports nbconvert), then fork one process per request line on stdin;
     write its pid and then its exit code (negative: the signal that ended it) to stdout."""
+    skip_iri_formats()  # as the command does
     for name in PRELOAD:
         importlib.import_module(name)
     from .components import ENTRY_POINT_GROUP
