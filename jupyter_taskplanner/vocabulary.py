@@ -36,6 +36,9 @@ ACTIVE: frozenset[RunStatus] = frozenset({RunStatus.QUEUED, RunStatus.RUNNING})
 """A run in one of these has not ended: it can be cancelled, and holds its task's slot."""
 FINISHED: frozenset[RunStatus] = frozenset(RunStatus) - ACTIVE
 """A run in one of these has ended and changes no more."""
+STOPPED: frozenset[RunStatus] = frozenset({RunStatus.CANCELLED, RunStatus.SKIPPED})
+"""Someone or something stopped the run, or did not start it: its error is the reason, not a
+failure."""
 
 
 class StepStatus(StrEnum):

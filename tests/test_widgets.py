@@ -189,6 +189,13 @@ async def test_run_history_follows_events_and_cancels(
         await wait_until(cancelled)
         chart = history.chart_output.outputs[0]["data"][VEGA_LITE]
         assert [row["status"] for row in chart["data"]["values"]] == ["succeeded", "cancelled"]
+
+        # Why it stopped is shown as a reason, not in a failure's red.
+        async def reason_shown() -> bool:
+            return "cancelled by alice" in history.steps.value
+
+        await wait_until(reason_shown)
+        assert "<p style='color:inherit'>cancelled by alice</p>" in history.steps.value
     finally:
         await in_thread(history.close)
 

@@ -14,7 +14,7 @@ from traitlets import Bool, Instance, Int, observe
 
 from ..client import PlannerError, TaskPlanner
 from ..client.events import RunEvents
-from ..vocabulary import ACTIVE, RunDetail, RunRecord
+from ..vocabulary import ACTIVE, STOPPED, RunDetail, RunRecord
 from .forms import STATUS_COLORS, status_html
 
 VEGA_LITE = "application/vnd.vegalite.v5+json"
@@ -164,7 +164,7 @@ class RunHistory(w.VBox):
             self.steps.value, self.log.value, self.files.value = "", "", ""
             self.cancel.disabled = True
             return
-        detail = self.detail = self.client.get_run(self.run_id)
+        detail = self.client.get_run(self.run_id)
         rows = "".join(
             f"<tr><td>{escape(step['kind'])}</td><td>{escape(step['name'])}</td>"
             f"<td>{'' if step['set_index'] is None else step['set_index'] + 1}</td>"
@@ -172,7 +172,9 @@ class RunHistory(w.VBox):
             f"<td>{escape((step.get('progress') or {}).get('message', ''))}</td></tr>"
             for step in detail["steps"]
         )
-        error = f"<p style='color:#c62828'>{escape(detail['error'])}</p>" if detail["error"] else ""
+        # A failure in red; why a run was cancelled or skipped, plainly.
+        color = "inherit" if detail["status"] in STOPPED else "#c62828"
+        error = f"<p style='color:{color}'>{escape(detail['error'])}</p>" if detail["error"] else ""
         head = f"Run {detail['id']}: {status_html(detail['status'])} ({escape(detail['trigger'])})"
         self.steps.value = (
             f"<p>{head}</p>"
@@ -187,6 +189,8 @@ class RunHistory(w.VBox):
         )
         self.files.value = f"<b>Result files</b><ul>{links}</ul>" if links else ""
         self.cancel.disabled = detail["status"] not in ACTIVE
+        # Last: whoever sees the new detail sees every view of it.
+        self.detail = detail
 
     def _cancel(self) -> None:
         if self.run_id is None:
