@@ -169,6 +169,7 @@ class RunCommand(TaskPlannerCommand):
                 trigger="cli",
                 started_by=self.settings.single_user_name,
                 parameters=self.parameters,
+                refuse=True,  # a full queue is an error here, as for a caller of the API
             )
             display.started(submitted, task)
             while True:

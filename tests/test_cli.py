@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import pty
+import socket
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -453,3 +454,32 @@ def test_inside_a_users_server_under_jupyterhub_it_says_where_the_tasks_are(
     db = tmp_path / "here.db"
     assert Cli(cli_environment(tmp_path, **hub), db).json("list", "--json") == []
     cli("list", "--TaskPlannerApp.hub_client=False")
+
+
+def test_run_refuses_a_start_past_the_owners_queue_limit(cli: Cli, db: Path, tmp_path: Path):
+    tasks = [{"name": "t"}, {"name": "u"}]
+    assert cli("import", write_json(tmp_path / "t.json", tasks)).stdout.split() == ["1", "2"]
+    store = Store(db)
+    try:
+        # A run waiting in a server that is alive (this process holds it).
+        store.create_run(
+            {
+                "task_id": 1,
+                "owner": "alice",
+                "task_name": "t",
+                "trigger": "manual",
+                "started_by": "alice",
+                "status": "queued",
+                "holder": f"{socket.gethostname()}:{os.getpid()}",
+            }
+        )
+    finally:
+        store.close()
+    failed = cli("run", "2", "--TaskPlannerApp.max_queued_runs=1", expect=1)
+    assert "max_queued_runs" in failed.stderr and "Traceback" not in failed.stderr, failed.stderr
+    store = Store(db)
+    try:
+        runs, _ = store.list_runs(None, limit=10)
+    finally:
+        store.close()
+    assert [run["status"] for run in runs] == ["queued"]  # nothing recorded for the refusal
