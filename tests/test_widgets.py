@@ -175,9 +175,9 @@ async def test_run_history_follows_events_and_cancels(
         second = await in_thread(alice.start_run, stored)
 
         async def shown() -> bool:
-            return history.run_id == second["id"] and bool(
-                history.detail and history.detail["steps"]
-            )
+            # The detail's own id: run_id is set before the new run's detail is read.
+            detail = history.detail
+            return bool(detail and detail["id"] == second["id"] and detail["steps"])
 
         await wait_until(shown)
         assert not history.cancel.disabled
