@@ -30,6 +30,7 @@ class Submit(Protocol):
         *,
         chain: tuple[int, ...] = (),
         started_by: str = "scheduler",
+        refuse: bool = False,
     ) -> Awaitable[RunRecord | None]: ...
 
 
@@ -250,18 +251,26 @@ class EventListeners:
         return runs
 
     async def start(
-        self, task: TaskRecord, fires: list[tuple[PlannerEventTrigger, Fire]]
+        self,
+        task: TaskRecord,
+        fires: list[tuple[PlannerEventTrigger, Fire]],
+        *,
+        refuse: bool = False,
     ) -> list[RunRecord]:
-        """Start ``task`` once per fire (none already in its chain); the runs started now."""
+        """Start ``task`` once per fire (none already in its chain); the runs started now.
+
+        ``refuse``: a start past the owner's queue limit raises ``TooManyRequests`` (a
+        caller is waiting for the answer) instead of being recorded as skipped.
+        """
         runs = []
         for trigger, fire in fires:
-            run = await self._start(task, trigger, fire)
+            run = await self._start(task, trigger, fire, refuse)
             if run is not None:
                 runs.append(run)
         return runs
 
     async def _start(
-        self, task: TaskRecord, trigger: PlannerEventTrigger, fire: Fire
+        self, task: TaskRecord, trigger: PlannerEventTrigger, fire: Fire, refuse: bool = False
     ) -> RunRecord | None:
         if task["id"] in fire.chain:
             self.log.info("task %s already ran in this chain; not again", task["id"])
@@ -273,7 +282,12 @@ class EventListeners:
             waiting.add_done_callback(self._later.discard)
             return None
         return await self.submit(
-            task, label, fire.placeholders, chain=fire.chain, started_by=fire.started_by
+            task,
+            label,
+            fire.placeholders,
+            chain=fire.chain,
+            started_by=fire.started_by,
+            refuse=refuse,
         )
 
     async def _start_later(self, task: TaskRecord, label: str, fire: Fire) -> None:

@@ -332,7 +332,6 @@ class TaskTriggerHandler(PlannerHandler):
                 f"(TaskPlannerApp.http_trigger_rate); try again in {math.ceil(wait)} s",
                 retry_after=wait,
             )
-        await self.db(self.planner.store.check_queue, task["owner"])
         form: dict[str, list[bytes]] = {}
         httputil.parse_body_arguments(
             self.request.headers.get("Content-Type", ""), self.body, form, {}, self.request.headers
@@ -352,7 +351,8 @@ class TaskTriggerHandler(PlannerHandler):
         # Addressed to this one task, read just now: its triggers decide, not the set of
         # listening tasks (which may not have seen a task saved a moment ago).
         call = HttpCall(task["id"], token, parameters)
-        started = await listeners.start(task, listeners.fires(call, task))
+        # Past the owner's queue limit: a 429, checked in the run's own write.
+        started = await listeners.start(task, listeners.fires(call, task), refuse=True)
         if not started:
             raise Unavailable("the task planner is shutting down; try again when it is back")
         self.send({"run_id": started[0]["id"], "status": started[0]["status"]}, 202)

@@ -34,7 +34,7 @@ from .components.base import TimedTrigger, next_fire_or_none
 from .components.registry import Registry
 from .database import Database
 from .engine import RunEngine, busy_skip
-from .errors import Unavailable
+from .errors import TooManyRequests, Unavailable
 from .listeners import EventListeners
 from .owners import OwnerFolders
 from .store import Horizon, ScheduledTask, stamp
@@ -445,8 +445,10 @@ class Scheduler:
         *,
         chain: tuple[int, ...] = (),
         started_by: str = "scheduler",
+        refuse: bool = False,
     ) -> RunRecord | None:
-        """Start a run of ``task``; the run, or None (logged) when it could not start."""
+        """Start a run of ``task``; the run, or None (logged) when it could not start
+        (``refuse``: past the owner's queue limit, ``TooManyRequests``)."""
         try:
             return await self.engine.submit(
                 task,
@@ -455,9 +457,12 @@ class Scheduler:
                 parameters=parameters,
                 overlap=overlap,
                 chain=chain,
+                refuse=refuse,
             )
         except Unavailable:
             return None
+        except TooManyRequests:
+            raise  # only with refuse: the caller is answered 429
         except Exception:
             self.log.exception("cannot start task %s from trigger %s", task["id"], trigger)
             return None

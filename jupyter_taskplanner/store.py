@@ -784,11 +784,6 @@ class Store:
             run_id = self._insert_run(db, fields, busy_skip, refuse=refuse)
         return self.get_run(run_id, None)
 
-    def check_queue(self, owner: str) -> None:
-        """Raise ``TooManyRequests`` when ``owner`` has ``max_queued_runs`` runs queued."""
-        if self._queue_is_full(self.db, owner):
-            raise queue_refused(self.max_queued_runs, owner)
-
     def _queue_is_full(self, db: sqlite_utils.Database, owner: str) -> bool:
         """Whether ``owner`` has ``max_queued_runs`` runs queued (an indexed count that stops
         there); never with no limit."""

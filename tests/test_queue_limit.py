@@ -77,3 +77,27 @@ async def test_a_full_queue_refuses_callers_and_skips_scheduled_starts(api, func
         assert time.monotonic() < deadline
         await asyncio.sleep(0.05)
     assert (await alice("POST", f"/tasks/{slow['id']}/run")).status == 202
+
+
+async def test_http_calls_at_the_same_instant_never_pass_the_limit(api, funcs, job):
+    alice = api("alice")
+    slow = await create_task(
+        alice,
+        jobs=[job("sleep", seconds=30)],
+        triggers=[{"type": "http", "config": {"token": TOKEN}}],
+        settings={"overlap": "parallel"},
+    )
+    first = (await alice("POST", f"/tasks/{slow['id']}/run")).body
+    deadline = time.monotonic() + 30
+    while (await alice("GET", f"/runs/{first['id']}")).body["status"] != "running":
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    anonymous = api(None)
+    replies = await asyncio.gather(
+        *(anonymous("POST", f"/tasks/{slow['id']}/trigger/{TOKEN}") for _ in range(12))
+    )
+    assert sorted(reply.status for reply in replies) == [202] * 2 + [429] * 10, replies
+    runs = await runs_of(alice, slow["id"])
+    # The refused calls left no run: no skipped one, the queue holds what was answered 202.
+    assert sorted(run["status"] for run in runs) == ["queued", "queued", "running"], runs
+    assert (await alice("POST", f"/runs/{first['id']}/cancel")).status == 200
