@@ -31,6 +31,8 @@ BUILT = REPO / "jupyter_taskplanner" / "labextension" / "static" / "style.js"
 AXE = REPO / "labextension" / "node_modules" / "axe-core" / "axe.min.js"
 ARTIFACTS = Path(os.environ.get("TASKPLANNER_ARTIFACTS", REPO / "build" / "test-artifacts" / "lab"))
 """Where the browser tests save their screenshots."""
+PORT_ATTEMPTS = 3
+"""How many ports a Lab server is started on before its tests give up."""
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -68,9 +70,7 @@ class LabServer:
 
     def __init__(self, root: Path, state: Path) -> None:
         self.root = root
-        self.port = free_port()
         self.token = "lab-test-token"
-        self.url = f"http://{HOST}:{self.port}"
         self.log_path = state / "lab.log"
         state.mkdir(parents=True, exist_ok=True)
         # No "get Jupyter news?" prompt over the views the tests click.
@@ -89,7 +89,19 @@ class LabServer:
             # The server's time is UTC, whatever the machine's zone (the browser has another).
             "TZ": "UTC",
         }
-        self.process = subprocess.Popen(
+        # A free port can be taken (by any process's connection) before Lab binds it: Lab
+        # then exits instead of moving to a port nobody calls, and starts again on another.
+        for _ in range(PORT_ATTEMPTS):
+            self.port = free_port()
+            self.url = f"http://{HOST}:{self.port}"
+            self.process = self._start(root, state, env)
+            if self._wait_until_ready():
+                return
+        self.stop()
+        raise RuntimeError(f"no free port for jupyter lab in {PORT_ATTEMPTS} attempts")
+
+    def _start(self, root: Path, state: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
             [
                 sys.executable,
                 "-m",
@@ -98,6 +110,7 @@ class LabServer:
                 "--no-browser",
                 f"--ServerApp.ip={HOST}",
                 f"--ServerApp.port={self.port}",
+                "--ServerApp.port_retries=0",
                 f"--IdentityProvider.token={self.token}",
                 f"--ServerApp.root_dir={root}",
                 f"--TaskPlannerApp.db_path={state / 'planner' / 'tasks.db'}",
@@ -109,9 +122,9 @@ class LabServer:
             stderr=subprocess.STDOUT,
             env=env,
         )
-        self._wait_until_ready()
 
-    def _wait_until_ready(self, within: float = 120) -> None:
+    def _wait_until_ready(self, within: float = 120) -> bool:
+        """Wait until this Lab answers; False when it exited because its port was taken."""
         deadline = time.monotonic() + within
         while time.monotonic() < deadline and self.process.poll() is None:
             try:
@@ -120,7 +133,11 @@ class LabServer:
                 time.sleep(0.2)
                 continue
             self._require_extension()
-            return
+            return True
+        if self.process.poll() is not None and f"port {self.port} is".encode() in (
+            self.log_path.read_bytes()
+        ):
+            return False
         self.stop()
         raise RuntimeError(f"jupyter lab did not start; see {self.log_path}")
 
