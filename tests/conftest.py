@@ -31,9 +31,11 @@ FUNCS = textwrap.dedent(
         return f"hello {name}"
 
     def sleep(seconds=30, pidfile=None):
-        if pidfile:
-            pathlib.Path(pidfile).write_text(str(os.getpid()))
+        # The pid file is written inside the try: a test that saw it and cancels the job
+        # always gets the cleanup (`finally`) it then checks.
         try:
+            if pidfile:
+                pathlib.Path(pidfile).write_text(str(os.getpid()))
             time.sleep(float(seconds))
         finally:
             if pidfile:
