@@ -136,6 +136,9 @@ class SaveContext:
     default_timezone: str = "UTC"
     links: TaskLinks | None = None
     """The other tasks components may name (``Component.link``); None: no task names any."""
+    owner_saves: bool = True
+    """Whether the owner saves the task (False: an admin edits another user's task, who
+    keeps the owner's secrets only for components whose other settings stay as stored)."""
 
 
 def prepare(
@@ -281,7 +284,9 @@ def _checked_entry(
     An unknown type ends its checks; a missing permission does not.
     """
     registry = context.registry
-    entry = _with_credentials(registry, kind, entry, previous, new_credentials)
+    entry = _with_credentials(
+        registry, kind, entry, previous, new_credentials, owner_saves=context.owner_saves
+    )
     try:
         cls = registry.entry_class(kind, entry, key)
     except InvalidConfig as exc:
@@ -312,26 +317,38 @@ def _with_credentials(
     entry: dict[str, Any],
     previous: dict[str, Any] | None,
     new_credentials: bool,
+    *,
+    owner_saves: bool = True,
 ) -> dict[str, Any]:
     """An entry as given, its secrets and credentials settled (``secrets`` is output only).
 
     An update that leaves out a secret or credential keeps the stored one (same position,
     same type); a copy or import drops the credentials it was given; each credential still
-    missing gets a new random value.
+    missing gets a new random value.  Saved by someone other than the owner (an admin), a
+    component keeps the owner's secrets only with its other settings as stored: a changed
+    host or URL never receives a password it was not given.
     """
     config = dict(entry.get("config") or {})
     credentials = registry.credential_fields(kind, entry["type"])
+    secret_names = registry.secret_fields(kind, entry["type"])
     if new_credentials:
         for name in credentials:
             config.pop(name, None)
     if previous is not None and previous.get("type") == entry["type"]:
         old = previous.get("config") or {}
-        for name in [*registry.secret_fields(kind, entry["type"]), *credentials]:
+        kept = list(credentials)
+        if owner_saves or _without(config, secret_names) == _without(old, secret_names):
+            kept += secret_names
+        for name in kept:
             if name not in config and name in old:
                 config[name] = old[name]
     for name in credentials:
         config.setdefault(name, secrets.token_urlsafe(24))
     return {**{k: v for k, v in entry.items() if k != "secrets"}, "config": config}
+
+
+def _without(config: Mapping[str, Any], names: list[str]) -> dict[str, Any]:
+    return {key: value for key, value in config.items() if key not in names}
 
 
 def _freeze(document: dict[str, Any], context: SaveContext) -> list[TaskPlannerError]:

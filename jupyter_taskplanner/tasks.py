@@ -50,9 +50,15 @@ class TaskService:
         self.rules = rules or ComponentRules(lambda owner, resource: True, False)
 
     def _context(
-        self, owner: str, task_id: int | None = None, *, importing: bool = False
+        self,
+        owner: str,
+        task_id: int | None = None,
+        *,
+        importing: bool = False,
+        saved_by: str | None = None,
     ) -> SaveContext:
-        """What a task of ``owner`` (``task_id``, None when new) is checked against when saved.
+        """What a task of ``owner`` (``task_id``, None when new) is checked against when saved
+        (``saved_by``: who saves it, when not its owner).
 
         ``importing``: the tasks an imported task names may come with the import.
         """
@@ -65,12 +71,24 @@ class TaskService:
             missing_ok=importing,
         )
         return SaveContext(
-            self.registry, owner, self.rules, files, snapshots, self.default_timezone, links
+            self.registry,
+            owner,
+            self.rules,
+            files,
+            snapshots,
+            self.default_timezone,
+            links,
+            owner_saves=saved_by in (None, owner),
         )
 
     def public(self, task: TaskRecord) -> TaskRecord:
         """A task as returned to clients: secrets removed."""
         return redact_secrets(task, self.registry)
+
+    def _as_callers(self, access: Access, task: TaskRecord) -> TaskRecord:
+        """A stored task to copy or execute as the caller: another owner's without their
+        secrets (an admin's copy of a password must not follow the task to a host of theirs)."""
+        return task if task["owner"] == access.user else self.public(task)
 
     def list(
         self,
@@ -112,7 +130,7 @@ class TaskService:
     ) -> TaskRecord:
         """Replace (PUT) or merge (PATCH) the writable fields of a task."""
         stored = self.get(access, task_id)
-        context = self._context(stored["owner"], stored["id"])
+        context = self._context(stored["owner"], stored["id"], saved_by=access.user)
         document = prepare(body, context, stored=stored, partial=partial)
         if expected_revision is None:
             expected_revision = body.get("revision")
@@ -127,8 +145,9 @@ class TaskService:
         self.store.delete_task(task_id, access.task_scope())
 
     def copy(self, access: Access, task_id: int, body: Any = None) -> TaskRecord:
-        """A copy owned by the caller (an admin's copy belongs to the admin)."""
-        stored = self.get(access, task_id)
+        """A copy owned by the caller (an admin's copy belongs to the admin, without the
+        owner's secrets)."""
+        stored = self._as_callers(access, self.get(access, task_id))
         overrides = {} if body is None else body
         if not isinstance(overrides, dict) or set(overrides) - {"name", "enabled"}:
             raise InvalidConfig("the copy body may only hold 'name' and 'enabled'")
@@ -181,7 +200,7 @@ class TaskService:
             task_id = whole_number(raw_id)
             if task_id is None:
                 raise InvalidConfig("task_id: a task id, an integer", field="task_id")
-            stored = self.get(access, parse_task_id(str(task_id)))
+            stored = self._as_callers(access, self.get(access, parse_task_id(str(task_id))))
             source = {field: stored[field] for field in WRITABLE_FIELDS if field != "triggers"}
             source["settings"] = stored["settings"]
         elif source.get("triggers"):
@@ -225,7 +244,9 @@ class TaskService:
             try:
                 if "id" in item:
                     stored = self._import_target(access, _import_id(item["id"]))
-                    context = self._context(stored["owner"], stored["id"], importing=True)
+                    context = self._context(
+                        stored["owner"], stored["id"], importing=True, saved_by=access.user
+                    )
                     document = prepare(writable, context, stored=stored)
                     order.append((False, len(updates)))
                     updates.append((stored["id"], document, _import_revision(item)))

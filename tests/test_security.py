@@ -21,6 +21,7 @@ from tornado.httpclient import HTTPClientError
 
 from jupyter_taskplanner import outbound
 from jupyter_taskplanner.actions.save import _Local
+from jupyter_taskplanner.actions.webhook import SIGNATURE_HEADER
 from jupyter_taskplanner.components.base import RunContext, fill_placeholders
 from jupyter_taskplanner.errors import InvalidConfig
 from jupyter_taskplanner.paths import OwnerFiles
@@ -678,3 +679,53 @@ def test_the_save_action_writes_nothing_through_a_link_swapped_in_after_its_chec
     with pytest.raises(InvalidConfig, match="a link was put in its way"):
         destination.write(target, b"figures")
     assert list(elsewhere.iterdir()) == []
+
+
+async def test_an_admin_never_sends_another_users_secret_somewhere_new(api, http, planner):
+    alice, root = api("alice"), api("root")
+    hook = {"type": "webhook", "config": {"url": http.url + "/alice", "secret": "alices-hmac-key"}}
+    task = await create(alice, actions=[hook])
+
+    async def stored_secret(task_id: int) -> str | None:
+        stored = await planner.db.call(planner.store.get_task, task_id, None)
+        return stored["actions"][0]["config"].get("secret")
+
+    def edited(shown: dict[str, Any], **config: Any) -> dict[str, Any]:
+        body = {key: shown[key] for key in ("name", "description", "triggers", "jobs", "series")}
+        action = {**shown["actions"][0], "config": {**shown["actions"][0]["config"], **config}}
+        return {**body, "actions": [action], "settings": shown["settings"]}
+
+    # An admin's edit that leaves the webhook as stored keeps her secret...
+    shown = (await root("GET", f"/tasks/{task['id']}")).body
+    body = {**edited(shown), "description": "checked by the admin"}
+    assert (await root("PUT", f"/tasks/{task['id']}", body)).status == 200
+    assert await stored_secret(task["id"]) == "alices-hmac-key"
+    # ... but one that points it elsewhere does not carry it there.
+    shown = (await root("GET", f"/tasks/{task['id']}")).body
+    moved = edited(shown, url=http.url + "/admins")
+    assert (await root("PUT", f"/tasks/{task['id']}", moved)).status == 200
+    assert await stored_secret(task["id"]) is None
+    # Her own edits keep it, as before.
+    body = edited((await alice("GET", f"/tasks/{task['id']}")).body, secret="alices-hmac-key")
+    assert (await alice("PUT", f"/tasks/{task['id']}", body)).status == 200
+    shown = (await alice("GET", f"/tasks/{task['id']}")).body
+    body = edited(shown, url=http.url + "/alice-new")
+    assert (await alice("PUT", f"/tasks/{task['id']}", body)).status == 200
+    assert await stored_secret(task["id"]) == "alices-hmac-key"
+
+    # An admin's copy, or ad-hoc execution, of her task holds none of her secrets.
+    copied = await root("POST", f"/tasks/{task['id']}/copy")
+    assert copied.status == 201, copied
+    assert await stored_secret(copied.body["id"]) is None
+    executed = await root("POST", "/execute", {"task_id": task["id"]})
+    assert executed.status == 202, executed
+    run = await wait_for_run(root, executed.body["id"])
+    assert run["status"] == "succeeded", run
+    document = await planner.db.call(planner.store.run_document, run["id"])
+    assert document is not None and "secret" not in document["actions"][0]["config"]
+    [request] = http.requests
+    assert request.path == "/alice-new" and SIGNATURE_HEADER not in request.headers
+    # Hers still sign with it.
+    mine = await alice("POST", "/execute", {"task_id": task["id"]})
+    await wait_for_run(alice, mine.body["id"])
+    assert SIGNATURE_HEADER in (await http.wait_async(2))[1].headers
