@@ -296,7 +296,10 @@ def test_ctrl_c_cancels_the_run(planner: Planner, terminal: tuple[int, int]) -> 
             assert time.monotonic() < deadline and process.poll() is None, shown
             time.sleep(0.1)
         worker = int(pid_file.read_text())
-        time.sleep(0.6)  # one redraw of the progress line
+        # Ctrl-C once the progress line was redrawn with the job running.
+        while b"job 'wait'" not in shown:
+            assert time.monotonic() < deadline and process.poll() is None, shown
+            time.sleep(0.1)
         process.send_signal(signal.SIGINT)
         stderr = process.communicate(timeout=30)[1]
     finally:
