@@ -238,8 +238,11 @@ async def test_task_and_run_filters(api, event_streams, funcs, job):
 async def test_heartbeats_cap_and_shutdown(api, event_streams, planner):
     async with event_streams() as streams:
         quiet = await streams("alice")
-        await asyncio.sleep(1.0)
-        assert quiet.heartbeats >= 2  # every 0.3 s here
+
+        async def beating() -> bool:
+            return quiet.heartbeats >= 2  # every 0.3 s here
+
+        await wait_until(beating, within=10)
         more = [await streams("alice"), await streams("alice")]
         status, body = await _refusal(streams, "alice")
         assert status == 429 and "max_event_streams_per_user" in body["message"], body
@@ -286,7 +289,12 @@ class TestServerEventsOptIn:
         alice = api("alice")
         task = await create_task(alice, jobs=[job("hello")])
         run = await _run(alice, task["id"])
-        await asyncio.sleep(0.2)
+
+        async def finished() -> bool:
+            # The run's end is recorded before it is announced.
+            return any(data["action"] == "finished" for _, data in seen)
+
+        await wait_until(finished, within=10)
         assert [(data["action"], data["run_id"]) for _, data in seen] == [
             ("started", run["id"]),
             ("step", run["id"]),
@@ -358,6 +366,10 @@ class TestThroughTheHubForwarder:
                 ("step", "alice"),
                 ("finished", "alice"),
             ]
-            assert stream.heartbeats >= 1
+
+            async def beating() -> bool:
+                return stream.heartbeats >= 1
+
+            await wait_until(beating, within=10)
             plain = await streams("alice", headers={"Accept": "application/json"})
             assert plain.response.status_code == 406
