@@ -237,7 +237,7 @@ def test_run_of_a_killed_server_is_interrupted_after_restart(server_root, tmp_pa
         )
         run = first.call("POST", f"/tasks/{task['id']}/run")
         _wait(lambda: first.call("GET", f"/runs/{run['id']}")["status"] == "running")
-        _wait(pidfile.exists)
+        _wait(lambda: pidfile.exists() and pidfile.read_text() != "")  # created, then written
     finally:
         first.stop(signal.SIGKILL)
     os.kill(int(pidfile.read_text()), signal.SIGKILL)
