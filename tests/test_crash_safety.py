@@ -77,7 +77,9 @@ def test_a_worker_whose_executor_died_while_it_started_stops(tmp_path: Path) -> 
     orphan, _ = _worker(tmp_path, gone.pid)
     watched, pidfile = _worker(tmp_path, os.getpid())
     try:
-        assert wait(pidfile.exists, 60), "the job never started"
+        assert wait(lambda: pidfile.exists() and pidfile.read_text() != "", 60), (
+            "the job never started"
+        )
         orphan.wait(10)
         time.sleep(1)
         assert alive(int(pidfile.read_text())), "a worker whose executor lives was stopped"
