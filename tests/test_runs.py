@@ -110,7 +110,8 @@ async def test_fires_start_on_time_and_jitter_spreads_them(api):
     on_time = _start_delays(await runs_of(alice, punctual["id"]))
     assert all(0 <= delay < 1 for delay in on_time), on_time
     spread = _start_delays(await runs_of(alice, jittery["id"]))
-    assert all(0 <= delay < 2.5 for delay in spread), spread
+    # The jitter (up to 2 s) and the same start latency the punctual task is allowed (1 s).
+    assert all(0 <= delay < 2 + 1 for delay in spread), spread
     # Six uniform draws in [0, 2 s] all below 0.3 s would happen about once in 90,000 runs.
     assert max(spread) > 0.3, spread
 
