@@ -163,8 +163,16 @@ class EventListeners:
         return listening.watchers
 
     async def stop(self) -> None:
+        """Stop watching outside sources and starting delayed fires.  The tasks' planner
+        triggers stay known: the runs the server's stop ends still record their followers
+        (``follow``)."""
         self._stopping = True
-        watchers = [w for task_id in list(self._listening) for w in self.unlisten(task_id)]
+        watchers = []
+        for listening in self._listening.values():
+            listening.stop.set()
+            for watcher in listening.watchers:
+                watcher.cancel()
+            watchers.extend(listening.watchers)
         watchers.extend(self._later)
         for waiting in self._later:
             waiting.cancel()
@@ -243,7 +251,9 @@ class EventListeners:
         A run's end (``RunFinished``) starts here only the fires with a delay: the others
         were recorded with the end (``follow``).
         """
-        runs = []
+        runs: list[RunRecord] = []
+        if self._stopping:
+            return runs
         for task, trigger, fire in self._fires(event):
             if isinstance(event, RunFinished) and not fire.delay:
                 continue

@@ -255,6 +255,9 @@ def test_a_follower_waiting_when_the_server_stops_is_started_by_the_next_server(
         after = {"type": "after_task", "config": {"task_id": source["id"], "on": "always"}}
         body = {"name": "f", "triggers": [after], "jobs": [job], "settings": {"overlap": "queue"}}
         follower = first.call("POST", "/tasks", body)
+        # Follows the end of every run of the follower, the one the stop interrupts included.
+        on_end = {"type": "after_task", "config": {"task_id": follower["id"], "on": "always"}}
+        last = first.call("POST", "/tasks", {"name": "last", "triggers": [on_end]})
         busy = first.call("POST", f"/tasks/{follower['id']}/run")
         _until(lambda: first.call("GET", f"/runs/{busy['id']}")["status"] == "running")
         first.call("POST", f"/tasks/{source['id']}/run")
@@ -279,6 +282,15 @@ def test_a_follower_waiting_when_the_server_stops_is_started_by_the_next_server(
 
         assert _until(ended)["status"] == "succeeded"
         assert second.call("GET", f"/runs/{busy['id']}")["status"] == "interrupted"
+
+        def last_runs() -> list[dict[str, Any]] | None:
+            runs = second.call("GET", f"/tasks/{last['id']}/runs")["runs"]
+            done = [run for run in runs if run["status"] == "succeeded"]
+            return runs if len(done) == 2 else None
+
+        # One after the interrupted run (written with its end, started here), one after the
+        # follower's run that this server started.
+        assert len(_until(last_runs)) == 2
     finally:
         second.stop()
     for log in ("first.log", "second.log"):

@@ -120,6 +120,8 @@ class RunEngine:
         scheduler): recorded in the write that records the end."""
         self.wait: Callable[[float], Awaitable[object]] = asyncio.sleep
         """Waits before a failed end write is tried again (a test's clock may stand in)."""
+        self._hand_over = True
+        """Whether a stop leaves followers for the next server (``stop``)."""
         self._finishing = 0
         """Runs that ended and whose finish (retention, listeners, which may start runs) goes on."""
         self._cancelled: dict[int, str] = {}
@@ -332,10 +334,12 @@ class RunEngine:
     async def stop(self, *, hand_over: bool = True) -> None:
         """End every run of this process (server shutdown): they are marked interrupted.
 
-        ``hand_over``: a follower still waiting (a start in a chain) is left queued instead,
-        for the next server to start on the database to start it (``recover``), as after a
-        crash; the command line, stopped by a signal, ends its followers too.
+        ``hand_over``: a follower (a start in a chain) still waiting, or started by the end
+        of a run the stop interrupts, is left queued instead, for the next server to start
+        on the database to start it (``recover``), as after a crash; the command line,
+        stopped by a signal, ends its followers too.
         """
+        self._hand_over = hand_over
         await self.queue.halt()
         for future in list(self.queue.running.values()):
             future.cancel()
@@ -519,11 +523,13 @@ class RunEngine:
 
         A write that fails is tried again after ``END_RETRY`` seconds, doubling; until then
         the run stays running.  None when the server stops first: its next start marks
-        the run interrupted, and nothing of its end was written.
+        the run interrupted, and nothing of its end was written.  A run the stop ended
+        records its followers too, left queued for the next server (``stop``), unless the
+        stop ends them as well.
         """
         followers: list[tuple[dict[str, Any], str | None]] = []
-        if self.queue.stopping:
-            self.log.info("the server is stopping; run %s starts no follower", run["id"])
+        if self.queue.stopping and not self._hand_over:
+            self.log.info("run %s was stopped; it starts no follower", run["id"])
         else:
             for index, follower in enumerate(self.followers({**run, "error": error}), 1):
                 fields = self.run_fields(
