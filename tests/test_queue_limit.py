@@ -25,11 +25,13 @@ async def queued(call: Any) -> int:
     return len(reply.body["runs"])
 
 
-async def test_a_full_queue_refuses_callers_and_skips_scheduled_starts(api, funcs, job):
-    alice, bob = api("alice"), api("bob")
+async def running_slow_task(
+    alice: Any, job: Any, seconds: float
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A task with an HTTP trigger whose job sleeps ``seconds``, and its first run, running."""
     slow = await create_task(
         alice,
-        jobs=[job("sleep", seconds=2)],
+        jobs=[job("sleep", seconds=seconds)],
         triggers=[{"type": "http", "config": {"token": TOKEN}}],
         settings={"overlap": "parallel"},
     )
@@ -38,6 +40,12 @@ async def test_a_full_queue_refuses_callers_and_skips_scheduled_starts(api, func
     while (await alice("GET", f"/runs/{first['id']}")).body["status"] != "running":
         assert time.monotonic() < deadline
         await asyncio.sleep(0.05)
+    return slow, first
+
+
+async def test_a_full_queue_refuses_callers_and_skips_scheduled_starts(api, funcs, job):
+    alice, bob = api("alice"), api("bob")
+    slow, first = await running_slow_task(alice, job, seconds=2)
     waiting = [await alice("POST", f"/tasks/{slow['id']}/run") for _ in range(2)]
     assert [reply.status for reply in waiting] == [202, 202], waiting
 
@@ -81,17 +89,7 @@ async def test_a_full_queue_refuses_callers_and_skips_scheduled_starts(api, func
 
 async def test_http_calls_at_the_same_instant_never_pass_the_limit(api, funcs, job):
     alice = api("alice")
-    slow = await create_task(
-        alice,
-        jobs=[job("sleep", seconds=30)],
-        triggers=[{"type": "http", "config": {"token": TOKEN}}],
-        settings={"overlap": "parallel"},
-    )
-    first = (await alice("POST", f"/tasks/{slow['id']}/run")).body
-    deadline = time.monotonic() + 30
-    while (await alice("GET", f"/runs/{first['id']}")).body["status"] != "running":
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.05)
+    slow, first = await running_slow_task(alice, job, seconds=30)
     anonymous = api(None)
     replies = await asyncio.gather(
         *(anonymous("POST", f"/tasks/{slow['id']}/trigger/{TOKEN}") for _ in range(12))
