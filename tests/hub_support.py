@@ -281,7 +281,27 @@ _entry["api_token"] = {token!r}
 """
 
 
-def start_hub(
+PORT_ATTEMPTS = 3
+"""How many sets of ports a hub is started on before its tests give up."""
+
+
+class PortTaken(Exception):
+    """A port chosen for the hub, its proxy or the service was taken before it was bound."""
+
+
+def start_hub(**options: Any) -> Hub:
+    """A hub as ``_start_hub`` starts it (its keywords), started again on new ports when one
+    it was given was taken first (by any process's connection) between choosing and binding."""
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        try:
+            return _start_hub(**options)
+        except PortTaken:
+            if attempt == PORT_ATTEMPTS:
+                raise
+    raise AssertionError("not reached")
+
+
+def _start_hub(
     *,
     executor: str,
     users: Iterable[str],
@@ -399,9 +419,18 @@ def start_hub(
             hub, lambda: hub.planner(probe, "GET", "/components").status_code == 200, "the service"
         )
     except BaseException:
+        taken = _port_taken(hub)
         hub.stop()
+        if taken:
+            raise PortTaken(taken) from None
         raise
     return hub
+
+
+def _port_taken(hub: Hub) -> str | None:
+    """The end of the hub's log (the proxy's lines too) if it says a port was taken."""
+    log = (hub.folder / "hub.log").read_text(errors="replace")
+    return log[-3000:] if "EADDRINUSE" in log or "Address already in use" in log else None
 
 
 def _start_external(
@@ -445,6 +474,8 @@ def _wait(hub: Hub, ready: Any, what: str, timeout: float = 120) -> None:
             pass
         if hub.process.poll() is not None or time.monotonic() > deadline:
             raise AssertionError(f"{what} did not come up\n{hub.logs()}")
+        if taken := _port_taken(hub):  # it would wait in vain
+            raise PortTaken(taken)
         time.sleep(0.2)
 
 
