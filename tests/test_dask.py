@@ -51,9 +51,11 @@ JOBS = textwrap.dedent(
         pathlib.Path(pidfile).write_text(f"{os.getppid()} {os.getpid()}")
         time.sleep(60)
 
-    def stamp(who, order, seconds=1):
+    def stamp(who, order, seconds=1, hold=None):
         with open(order, "a") as file:
             file.write(who + "\\n")
+        while hold and os.path.exists(hold):
+            time.sleep(0.05)
         time.sleep(seconds)
 
     def read(name):
@@ -225,15 +227,22 @@ async def test_a_plugin_job_runs_on_a_worker(api, root):
 
 @pytest.mark.parametrize("dask_settings", [{"max_jobs_in_flight": 1}], indirect=True)
 async def test_the_cap_on_jobs_in_flight_takes_owners_in_turn(api, root, tmp_path):
-    order = tmp_path / "order"
+    order, hold = tmp_path / "order", tmp_path / "hold"
+    hold.touch()  # the first job keeps its slot until bob's job waits for one
     alice, bob = api("alice"), api("bob")
-    job = call("stamp", who="{owner}", order=str(order))
+    job = call("stamp", who="{owner}", order=str(order), hold=str(hold))
     settings = {"overlap": "parallel"}
     mine = await create_task(alice, jobs=[job], settings=settings)
     theirs = await create_task(bob, jobs=[job], settings=settings)
     runs = [await start_run(alice, mine) for _ in range(3)]
     await wait_until(lambda: _has_text(order))
     runs.append(await start_run(bob, theirs))
+
+    async def bob_waits() -> bool:
+        return bool((await bob("GET", f"/runs/{runs[-1]}")).body["steps"])
+
+    await wait_until(bob_waits)
+    hold.unlink()
     for run_id, caller in zip(runs, [alice, alice, alice, bob], strict=True):
         assert (await wait_for_run(caller, run_id))["status"] == "succeeded"
     assert order.read_text().split() == ["alice", "bob", "alice", "alice"]
