@@ -102,12 +102,19 @@ class EventListeners:
     def count(self) -> int:
         return len(self._listening)
 
-    async def load(self, *, watch: bool) -> None:
-        """Register every enabled task with event triggers; ``watch``: outside sources too."""
-        if watch:
-            self._watching = self._take_watch_lock()
+    async def load(self) -> None:
+        """Register every enabled task with event triggers (``watch_sources`` watches their
+        outside sources)."""
         for task in await self.db.call(self.db.store.tasks_with_trigger_types, self.types):
             self.listen(task)
+
+    def watch_sources(self) -> None:
+        """Watch the outside sources of the tasks listening, and of those that listen later,
+        once this process holds the watch lock (now, or when the process holding it ends)."""
+        if self._take_watch_lock():
+            self._watching = True
+            for listening in self._listening.values():
+                self._start_watches(listening)
 
     def _take_watch_lock(self) -> bool:
         """Whether this process may watch outside sources now; if not, it takes over later."""

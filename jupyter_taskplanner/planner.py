@@ -67,10 +67,12 @@ class Planner:
     async def start(self, *, server: bool) -> None:
         """Recover what a dead process left, then schedule (a server) or only follow the
         planner's events (the command line)."""
-        await self.engine.recover(adopt=server)
-        if not server:
+        scheduling = server and self.settings.scheduler_enabled
+        if scheduling or not server:
+            # First: a run the recovery ends records the runs its end starts.
             await self.scheduler.listen()
-        elif self.settings.scheduler_enabled:
+        await self.engine.recover(adopt=server)
+        if scheduling:
             await self.scheduler.start()
             await self.bus.publish(ServerStarted())
 

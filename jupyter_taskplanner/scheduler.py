@@ -150,10 +150,10 @@ class Scheduler:
     # -- life cycle --------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Schedule new or changed tasks, load the earliest fires and event triggers, loop."""
-        self._seq = await self.db.call(self.store.last_change)
+        """Schedule new or changed tasks, load the earliest fires, watch the event triggers'
+        sources, loop (after ``listen``)."""
         await self.db.call(self.store.drop_unscheduled)
-        await self.listeners.load(watch=True)
+        self.listeners.watch_sources()
         await self._load_batch()
         self._loop_task = asyncio.ensure_future(self._loop())
         if str(self.store.path) != ":memory:":
@@ -166,9 +166,11 @@ class Scheduler:
         self._catching_up = asyncio.ensure_future(self._catch_up())
 
     async def listen(self) -> None:
-        """Only follow the planner's events (the command line: a run that ends here starts
-        the tasks triggered by its end), without timed fires or watched sources."""
-        await self.listeners.load(watch=False)
+        """Follow the planner's events: a run that ends here starts the tasks triggered by
+        its end.  The command line does only this; a server then ``start``s."""
+        # Changes from here on are reloaded by the loop ``start`` begins.
+        self._seq = await self.db.call(self.store.last_change)
+        await self.listeners.load()
 
     async def _catch_up(self) -> None:
         """Schedule tasks written while no scheduler ran (imports, other versions), in batches.

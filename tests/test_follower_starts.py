@@ -10,6 +10,7 @@ again when the test says so (``RunEngine.wait``).
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -295,3 +296,42 @@ def test_a_follower_waiting_when_the_server_stops_is_started_by_the_next_server(
         second.stop()
     for log in ("first.log", "second.log"):
         assert b"Traceback" not in (tmp_path / log).read_bytes()
+
+
+def test_a_run_a_killed_server_left_running_starts_its_followers_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "tp_hold.py").write_text(HOLD)
+    (root / "hold").write_text("")
+    db = tmp_path / "planner" / "tasks.db"
+    job = {"type": "python", "config": {"function": "tp_hold:hold"}}
+    first = ServerProcess(root, db, tmp_path / "first.log")
+    try:
+        source = first.call("POST", "/tasks", {"name": "source", "jobs": [job]})
+        followers = {}
+        for on in ("always", "failure", "success"):
+            after = {"type": "after_task", "config": {"task_id": source["id"], "on": on}}
+            followers[on] = first.call("POST", "/tasks", {"name": on, "triggers": [after]})
+        run = first.call("POST", f"/tasks/{source['id']}/run")
+        _until(lambda: first.call("GET", f"/runs/{run['id']}")["status"] == "running")
+    finally:
+        first.stop(signal.SIGKILL)
+    (root / "hold").unlink()
+    second = ServerProcess(root, db, tmp_path / "second.log")
+    try:
+        assert second.call("GET", f"/runs/{run['id']}")["status"] == "interrupted"
+
+        def ran(name: str) -> list[dict[str, Any]]:
+            return second.call("GET", f"/tasks/{followers[name]['id']}/runs")["runs"]
+
+        # An interrupted run ended as a failure does: "always" and "failure" follow it.
+        for name in ("always", "failure"):
+            [followed] = _until(lambda name=name: [r for r in ran(name) if r["finished"]])
+            assert followed["status"] == "succeeded", followed
+            assert followed["chain"] == [source["id"], followers[name]["id"]]
+        assert ran("success") == []
+    finally:
+        second.stop()
+    assert b"Traceback" not in (tmp_path / "second.log").read_bytes()

@@ -369,25 +369,34 @@ class RunEngine:
     async def recover(self, *, adopt: bool = True) -> None:
         """Mark runs left running or queued by a dead server process as interrupted.
 
-        A follower it left queued (started by another run's end or next-task action) is
-        started here instead, by one server alone (``Store.adopt_run``); ``adopt`` False
-        (the command line) leaves it for a server.
+        The end of each records the runs it starts, as any run's end does (``after_task``
+        on failure or always), held by the dead process.  A follower it left queued
+        (started by another run's end or next-task action), or recorded so, is started here
+        instead, by one server alone (``Store.adopt_run``); ``adopt`` False (the command
+        line) leaves it for a server.  Call it once the listeners are loaded.
         """
+        error = "the server running this run stopped before it finished"
         for run in await self.db.call(self.store.runs_with_status, tuple(ACTIVE)):
             if not holder_is_gone(run["holder"]):
                 continue
             if run["status"] == RunStatus.QUEUED and is_follower(run):
-                if adopt and await self.db.call(
-                    self.store.adopt_run, run["id"], run["holder"], HOLDER
-                ):
-                    self.log.info("run %s, left waiting by a server gone, starts here", run["id"])
-                    self.queue.add(run["owner"], run["id"])
-            else:
-                await self._record_end(
-                    run["id"],
-                    RunStatus.INTERRUPTED,
-                    "the server running this run stopped before it finished",
-                )
+                await self._adopt(run, adopt)
+                continue
+            ended = cast(RunRecord, {**run, "status": RunStatus.INTERRUPTED, "error": error})
+            followers = self._follower_fields(ended, holder=run["holder"])
+            _, started = await self.db.call(
+                self.store.end_run, run["id"], RunStatus.INTERRUPTED, error, followers
+            )
+            for follower in started:
+                if follower["status"] == RunStatus.QUEUED:
+                    await self._adopt(follower, adopt)
+
+    async def _adopt(self, run: RunRecord, adopt: bool) -> None:
+        """Start here a follower a dead process left queued, unless another server took it
+        (or ``adopt`` is False)."""
+        if adopt and await self.db.call(self.store.adopt_run, run["id"], run["holder"], HOLDER):
+            self.log.info("run %s, left waiting by a server gone, starts here", run["id"])
+            self.queue.add(run["owner"], run["id"])
 
     async def _record_end(self, run_id: int, status: RunStatus, error: str | None) -> None:
         await self.db.call(
@@ -531,16 +540,7 @@ class RunEngine:
         if self.queue.stopping and not self._hand_over:
             self.log.info("run %s was stopped; it starts no follower", run["id"])
         else:
-            for index, follower in enumerate(self.followers({**run, "error": error}), 1):
-                fields = self.run_fields(
-                    follower.task,
-                    trigger=follower.trigger,
-                    started_by=follower.fire.started_by,
-                    parameters=follower.fire.placeholders,
-                    chain=follower.fire.chain,
-                    idempotency_key=f"{FOLLOWER_KEY}{run['id']}:end:{index}",
-                )
-                followers.append((fields, busy_skip(follower.task)))
+            followers = self._follower_fields({**run, "error": error})
         delay = END_RETRY
         while True:
             try:
@@ -559,6 +559,24 @@ class RunEngine:
                 )
                 await self.wait(delay)
                 delay = min(delay * 2, END_RETRY_MAX)
+
+    def _follower_fields(
+        self, run: RunRecord, holder: str | None = HOLDER
+    ) -> list[tuple[dict[str, Any], str | None]]:
+        """The runs the end of ``run`` (its final status and error) starts, as
+        ``Store.end_run`` records them, held by ``holder``."""
+        followers = []
+        for index, follower in enumerate(self.followers(run), 1):
+            fields = self.run_fields(
+                follower.task,
+                trigger=follower.trigger,
+                started_by=follower.fire.started_by,
+                parameters=follower.fire.placeholders,
+                chain=follower.fire.chain,
+                idempotency_key=f"{FOLLOWER_KEY}{run['id']}:end:{index}",
+            )
+            followers.append(({**fields, "holder": holder}, busy_skip(follower.task)))
+        return followers
 
     def _finish(
         self,
