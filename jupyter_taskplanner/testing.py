@@ -603,6 +603,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+PORT_ATTEMPTS = 3
+"""How many ports a test server is started on before its test gives up."""
+
+
 class ServerProcess:
     """A real ``jupyter server`` process with the planner, on 127.0.0.1, single-user.
 
@@ -613,35 +617,50 @@ class ServerProcess:
     def __init__(
         self, root: Path, db_path: Path, log: Path, *options: str, owner: str = "alice"
     ) -> None:
-        self.port = free_port()
         self.token = "process-token"
         self.log_path = log
-        self.log = open(log, "ab")  # noqa: SIM115 - closed in stop()
-        self.started = time.monotonic()
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "jupyter_server",
-                "--allow-root",
-                "--no-browser",
-                f"--ServerApp.port={self.port}",
-                f"--ServerApp.ip={HOST}",
-                f"--IdentityProvider.token={self.token}",
-                f"--ServerApp.root_dir={root}",
-                f"--TaskPlannerApp.db_path={db_path}",
-                f"--TaskPlannerApp.single_user_name={owner}",
-                *options,
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "JUPYTER_DATA_DIR": str(Path(db_path).parent / "data")},
-        )
-        self.startup = self.wait_for_log("scheduler started")
+        command = [
+            sys.executable,
+            "-m",
+            "jupyter_server",
+            "--allow-root",
+            "--no-browser",
+            "--ServerApp.port_retries=0",
+            f"--ServerApp.ip={HOST}",
+            f"--IdentityProvider.token={self.token}",
+            f"--ServerApp.root_dir={root}",
+            f"--TaskPlannerApp.db_path={db_path}",
+            f"--TaskPlannerApp.single_user_name={owner}",
+            *options,
+        ]
+        # A free port can be taken (by any process's connection) before the server binds
+        # it: the server then exits, and starts again on another.
+        for _ in range(PORT_ATTEMPTS):
+            self.port = free_port()
+            self.log = open(log, "ab")  # noqa: SIM115 - closed in stop()
+            self._log_from = log.stat().st_size
+            self.started = time.monotonic()
+            self.process = subprocess.Popen(
+                [*command, f"--ServerApp.port={self.port}"],
+                stdout=self.log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "JUPYTER_DATA_DIR": str(Path(db_path).parent / "data")},
+            )
+            try:
+                self.startup = self.wait_for_log("scheduler started")
+                return
+            except RuntimeError:
+                if f"port {self.port} is".encode() not in self._logged():
+                    raise
+        raise RuntimeError(f"no free port for the server in {PORT_ATTEMPTS} attempts; see {log}")
+
+    def _logged(self) -> bytes:
+        """What this start of the server logged."""
+        return self.log_path.read_bytes()[self._log_from :]
 
     def wait_for_log(self, text: str, within: float = 600) -> float:
         """Wait until the server logged ``text``; the seconds from its start until then."""
-        while text.encode() not in self.log_path.read_bytes():
+        while text.encode() not in self._logged():
             if self.process.poll() is not None or time.monotonic() - self.started > within:
                 self.stop()
                 raise RuntimeError(f"the server never logged {text!r}; see {self.log_path}")
