@@ -233,6 +233,20 @@ def hold():
 """
 
 
+HELD_JOB = {"type": "python", "config": {"function": "tp_hold:hold"}}
+"""A job that runs until the file ``hold`` in the root is deleted."""
+
+
+@pytest.fixture
+def held(tmp_path: Path) -> dict[str, Path]:
+    """A root folder with ``tp_hold`` and its ``hold`` file, and a database path."""
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "tp_hold.py").write_text(HOLD)
+    (root / "hold").write_text("")
+    return {"root": root, "db": tmp_path / "planner" / "tasks.db"}
+
+
 def _until(check: Any, within: float = 30) -> Any:
     deadline = time.monotonic() + within
     while not (value := check()):
@@ -242,14 +256,10 @@ def _until(check: Any, within: float = 30) -> Any:
 
 
 def test_a_follower_waiting_when_the_server_stops_is_started_by_the_next_server(
-    tmp_path: Path,
+    tmp_path: Path, held: dict[str, Path]
 ) -> None:
-    root = tmp_path / "root"
-    root.mkdir()
-    (root / "tp_hold.py").write_text(HOLD)
-    (root / "hold").write_text("")
-    db = tmp_path / "planner" / "tasks.db"
-    job = {"type": "python", "config": {"function": "tp_hold:hold"}}
+    root, db = held["root"], held["db"]
+    job = HELD_JOB
     first = ServerProcess(root, db, tmp_path / "first.log")
     try:
         source = first.call("POST", "/tasks", {"name": "source"})
@@ -299,14 +309,10 @@ def test_a_follower_waiting_when_the_server_stops_is_started_by_the_next_server(
 
 
 def test_a_run_a_killed_server_left_running_starts_its_followers_after_a_restart(
-    tmp_path: Path,
+    tmp_path: Path, held: dict[str, Path]
 ) -> None:
-    root = tmp_path / "root"
-    root.mkdir()
-    (root / "tp_hold.py").write_text(HOLD)
-    (root / "hold").write_text("")
-    db = tmp_path / "planner" / "tasks.db"
-    job = {"type": "python", "config": {"function": "tp_hold:hold"}}
+    root, db = held["root"], held["db"]
+    job = HELD_JOB
     first = ServerProcess(root, db, tmp_path / "first.log")
     try:
         source = first.call("POST", "/tasks", {"name": "source", "jobs": [job]})
