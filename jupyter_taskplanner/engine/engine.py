@@ -346,6 +346,8 @@ class RunEngine:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await future
         waiting = self.queue.waiting_ids()
+        if not waiting:  # also a second stop, the database closed by the first
+            return
         left = await self.db.call(self._end_waiting, waiting, hand_over)
         if left:
             self.log.info("%d run(s) of chains wait for the next server start", left)
