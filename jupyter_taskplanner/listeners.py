@@ -192,6 +192,8 @@ class EventListeners:
     # -- outside sources -------------------------------------------------------------------------
 
     def _start_watches(self, listening: Listening) -> None:
+        if self._stopping:  # a task reloaded while the listeners stop watches nothing new
+            return
         for trigger in listening.sources:
             listening.watchers.append(asyncio.ensure_future(self._watch(listening, trigger)))
 
