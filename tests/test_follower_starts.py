@@ -15,6 +15,7 @@ import socket
 import sqlite3
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -237,14 +238,38 @@ HELD_JOB = {"type": "python", "config": {"function": "tp_hold:hold"}}
 """A job that runs until the file ``hold`` in the root is deleted."""
 
 
+@dataclass
+class Held:
+    """A root folder with ``tp_hold`` and its ``hold`` file, and servers on one database."""
+
+    root: Path
+    db: Path
+
+    def server(self, name: str) -> ServerProcess:
+        """A server on the database, logging to ``<name>.log`` beside the root."""
+        return ServerProcess(self.root, self.db, self.root.parent / f"{name}.log")
+
+    def release(self) -> None:
+        """Let the held jobs end."""
+        (self.root / "hold").unlink()
+
+    def logged_no_traceback(self, *names: str) -> bool:
+        return all(
+            b"Traceback" not in (self.root.parent / f"{name}.log").read_bytes() for name in names
+        )
+
+
 @pytest.fixture
-def held(tmp_path: Path) -> dict[str, Path]:
-    """A root folder with ``tp_hold`` and its ``hold`` file, and a database path."""
+def held(tmp_path: Path) -> Held:
     root = tmp_path / "root"
     root.mkdir()
     (root / "tp_hold.py").write_text(HOLD)
     (root / "hold").write_text("")
-    return {"root": root, "db": tmp_path / "planner" / "tasks.db"}
+    return Held(root, tmp_path / "planner" / "tasks.db")
+
+
+def _until_running(server: ServerProcess, run: dict[str, Any]) -> None:
+    _until(lambda: server.call("GET", f"/runs/{run['id']}")["status"] == "running")
 
 
 def _until(check: Any, within: float = 30) -> Any:
@@ -255,12 +280,9 @@ def _until(check: Any, within: float = 30) -> Any:
     return value
 
 
-def test_a_follower_waiting_when_the_server_stops_is_started_by_the_next_server(
-    tmp_path: Path, held: dict[str, Path]
-) -> None:
-    root, db = held["root"], held["db"]
+def test_a_follower_waiting_when_the_server_stops_is_started_by_the_next_server(held: Held) -> None:
     job = HELD_JOB
-    first = ServerProcess(root, db, tmp_path / "first.log")
+    first = held.server("first")
     try:
         source = first.call("POST", "/tasks", {"name": "source"})
         after = {"type": "after_task", "config": {"task_id": source["id"], "on": "always"}}
@@ -270,7 +292,7 @@ def test_a_follower_waiting_when_the_server_stops_is_started_by_the_next_server(
         on_end = {"type": "after_task", "config": {"task_id": follower["id"], "on": "always"}}
         last = first.call("POST", "/tasks", {"name": "last", "triggers": [on_end]})
         busy = first.call("POST", f"/tasks/{follower['id']}/run")
-        _until(lambda: first.call("GET", f"/runs/{busy['id']}")["status"] == "running")
+        _until_running(first, busy)
         first.call("POST", f"/tasks/{source['id']}/run")
 
         def waiting() -> list[dict[str, Any]]:
@@ -283,8 +305,8 @@ def test_a_follower_waiting_when_the_server_stops_is_started_by_the_next_server(
     finally:
         first.stop()
     assert first.process.returncode == 0
-    (root / "hold").unlink()
-    second = ServerProcess(root, db, tmp_path / "second.log")
+    held.release()
+    second = held.server("second")
     try:
 
         def ended() -> dict[str, Any] | None:
@@ -304,16 +326,14 @@ def test_a_follower_waiting_when_the_server_stops_is_started_by_the_next_server(
         assert len(_until(last_runs)) == 2
     finally:
         second.stop()
-    for log in ("first.log", "second.log"):
-        assert b"Traceback" not in (tmp_path / log).read_bytes()
+    assert held.logged_no_traceback("first", "second")
 
 
 def test_a_run_a_killed_server_left_running_starts_its_followers_after_a_restart(
-    tmp_path: Path, held: dict[str, Path]
+    held: Held,
 ) -> None:
-    root, db = held["root"], held["db"]
     job = HELD_JOB
-    first = ServerProcess(root, db, tmp_path / "first.log")
+    first = held.server("first")
     try:
         source = first.call("POST", "/tasks", {"name": "source", "jobs": [job]})
         followers = {}
@@ -321,11 +341,11 @@ def test_a_run_a_killed_server_left_running_starts_its_followers_after_a_restart
             after = {"type": "after_task", "config": {"task_id": source["id"], "on": on}}
             followers[on] = first.call("POST", "/tasks", {"name": on, "triggers": [after]})
         run = first.call("POST", f"/tasks/{source['id']}/run")
-        _until(lambda: first.call("GET", f"/runs/{run['id']}")["status"] == "running")
+        _until_running(first, run)
     finally:
         first.stop(signal.SIGKILL)
-    (root / "hold").unlink()
-    second = ServerProcess(root, db, tmp_path / "second.log")
+    held.release()
+    second = held.server("second")
     try:
         assert second.call("GET", f"/runs/{run['id']}")["status"] == "interrupted"
 
@@ -340,4 +360,4 @@ def test_a_run_a_killed_server_left_running_starts_its_followers_after_a_restart
         assert ran("success") == []
     finally:
         second.stop()
-    assert b"Traceback" not in (tmp_path / "second.log").read_bytes()
+    assert held.logged_no_traceback("second")

@@ -258,24 +258,37 @@ async def test_a_cancelled_forked_job_stops_with_its_process_group(make_executor
     assert not alive(pid)
 
 
-async def test_a_dead_fork_server_fails_its_jobs_and_is_replaced(make_executor, root, tmp_path):
-    executor = make_executor()
+async def sleeping_job(executor: Any, root: Path, tmp_path: Path) -> tuple[Any, Path]:
+    """A 60 s job on a warm fork server, running (its process wrote its pid file)."""
     await warm(executor, root)
     pidfile = tmp_path / "pid"
     step = request(root, call("sleep", seconds=60, pidfile=str(pidfile)))
     running = asyncio.ensure_future(run(executor, step))
     await until(lambda: pidfile.exists() and pidfile.read_text())
-    (server,) = executor.fork_servers()
-    os.kill(server.process.pid, signal.SIGKILL)
+    return running, pidfile
+
+
+async def assert_killed_and_replaced(
+    executor: Any, root: Path, server: Any, running: Any, pidfile: Path
+) -> None:
+    """The job failed as killed, its process is gone (nothing reports on it any more, so it
+    was stopped rather than left running), and the next jobs get a new fork server: the
+    next starts fresh while it starts, the one after is forked."""
     outcome = await asyncio.wait_for(running, 30)
     assert outcome.error is not None and "SIGKILL" in outcome.error
-    # Nothing reports on the job any more, so it was stopped rather than left running.
     await until(lambda: not alive(int(pidfile.read_text())))
-    # The next job starts fresh while a new fork server starts; the one after is forked.
     await warm(executor, root)
     job = await whoami(executor, root)
     (again,) = executor.fork_servers()
     assert again is not server and job["ppid"] == again.process.pid
+
+
+async def test_a_dead_fork_server_fails_its_jobs_and_is_replaced(make_executor, root, tmp_path):
+    executor = make_executor()
+    running, pidfile = await sleeping_job(executor, root, tmp_path)
+    (server,) = executor.fork_servers()
+    os.kill(server.process.pid, signal.SIGKILL)
+    await assert_killed_and_replaced(executor, root, server, running, pidfile)
 
 
 PARENT_NOTEBOOK = code_notebook(
@@ -303,24 +316,13 @@ async def test_a_dead_full_copy_ends_its_fork_server_which_is_replaced(
     make_executor, root, tmp_path
 ):
     executor = make_executor()
-    await warm(executor, root)
-    pidfile = tmp_path / "pid"
-    running = asyncio.ensure_future(
-        run(executor, request(root, call("sleep", seconds=60, pidfile=str(pidfile))))
-    )
-    await until(lambda: pidfile.exists() and pidfile.read_text())
+    running, pidfile = await sleeping_job(executor, root, tmp_path)
     (server,) = executor.fork_servers()
     os.kill(full_copy(server.process.pid), signal.SIGKILL)
     # The server ends with it; its running job is stopped like those of any fork server
     # that ended, and the next jobs get a new one.
     await asyncio.wait_for(server.process.wait(), 10)
-    outcome = await asyncio.wait_for(running, 30)
-    assert outcome.error is not None and "SIGKILL" in outcome.error
-    await until(lambda: not alive(int(pidfile.read_text())))
-    await warm(executor, root)
-    job = await whoami(executor, root)
-    (again,) = executor.fork_servers()
-    assert again is not server and job["ppid"] == again.process.pid
+    await assert_killed_and_replaced(executor, root, server, running, pidfile)
 
 
 async def test_an_idle_fork_server_ends(make_executor, root):
