@@ -54,6 +54,13 @@ class Listening:
     watchers: list[asyncio.Task[None]] = field(default_factory=list)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
+    def end_watches(self) -> list[asyncio.Task[None]]:
+        """Stop the watches of outside sources; their watchers, which end soon after."""
+        self.stop.set()
+        for watcher in self.watchers:
+            watcher.cancel()
+        return self.watchers
+
 
 class EventListeners:
     """Starts tasks on events: each enabled task with ``EventTrigger``s or
@@ -162,24 +169,14 @@ class EventListeners:
     def unlisten(self, task_id: int) -> list[asyncio.Task[None]]:
         """Stop a task's event triggers; returns their watchers, which end soon after."""
         listening = self._listening.pop(task_id, None)
-        if listening is None:
-            return []
-        listening.stop.set()
-        for watcher in listening.watchers:
-            watcher.cancel()
-        return listening.watchers
+        return [] if listening is None else listening.end_watches()
 
     async def stop(self) -> None:
         """Stop watching outside sources and starting delayed fires.  The tasks' planner
         triggers stay known: the runs the server's stop ends still record their followers
         (``follow``)."""
         self._stopping = True
-        watchers = []
-        for listening in self._listening.values():
-            listening.stop.set()
-            for watcher in listening.watchers:
-                watcher.cancel()
-            watchers.extend(listening.watchers)
+        watchers = [w for listening in self._listening.values() for w in listening.end_watches()]
         watchers.extend(self._later)
         for waiting in self._later:
             waiting.cancel()

@@ -869,6 +869,31 @@ class Store:
             run = self.get_run(run_id, None)
             return run, [self.get_run(follower, None) for follower in ids]
 
+    def end_waiting(
+        self, run_ids: Sequence[int], error: str, keep_key_prefix: str | None = None
+    ) -> int:
+        """Mark the queued runs among ``run_ids`` interrupted, saying ``error``, in one
+        transaction, but leave queued those whose ``idempotency_key`` begins with
+        ``keep_key_prefix``; how many were left queued."""
+        keep, kept = "", []
+        if keep_key_prefix is not None:
+            keep = " AND coalesce(idempotency_key, '') NOT LIKE ?"
+            kept = [f"{keep_key_prefix}%"]
+        left = 0
+        with self._write() as db:
+            for start in range(0, len(run_ids), 500):
+                chunk = list(run_ids[start : start + 500])
+                among = f"id IN ({', '.join('?' for _ in chunk)}) AND status = ?"
+                db.execute(
+                    f"UPDATE runs SET status = ?, finished = ?, error = ? WHERE {among}{keep}",
+                    [RunStatus.INTERRUPTED, utcnow(), error, *chunk, RunStatus.QUEUED, *kept],
+                )
+                row = db.execute(
+                    f"SELECT COUNT(*) FROM runs WHERE {among}", [*chunk, RunStatus.QUEUED]
+                ).fetchone()
+                left += int(row[0])
+        return left
+
     def adopt_run(self, run_id: int, holder: str | None, new_holder: str) -> bool:
         """Take over a queued run that ``holder`` (a process gone) never started: a
         compare-and-set, so of several servers finding it one gets it."""

@@ -59,6 +59,9 @@ FOLLOWER_KEY = "follow:"
 """How the ``idempotency_key`` of a follower begins: a run that another run's end (an
 ``after_task`` trigger) or its ``next_task`` action started."""
 
+NOT_STARTED = "the server stopped before the run started"
+"""The error of a run a server's stop kept from starting."""
+
 END_RETRY = 1.0
 """Seconds before a run's end that could not be written is written again (doubling)."""
 
@@ -348,25 +351,10 @@ class RunEngine:
         waiting = self.queue.waiting_ids()
         if not waiting:  # also a second stop, the database closed by the first
             return
-        left = await self.db.call(self._end_waiting, waiting, hand_over)
+        keep = FOLLOWER_KEY if hand_over else None
+        left = await self.db.call(self.store.end_waiting, waiting, NOT_STARTED, keep)
         if left:
             self.log.info("%d run(s) of chains wait for the next server start", left)
-
-    def _end_waiting(self, run_ids: list[int], hand_over: bool) -> int:
-        """On the database thread: mark the waiting ``run_ids`` interrupted, but with
-        ``hand_over`` leave the followers queued; how many were left."""
-        left = 0
-        for run_id in run_ids:
-            if hand_over and is_follower(self.store.get_run(run_id, None)):
-                left += 1
-                continue
-            self.store.update_run(
-                run_id,
-                status=RunStatus.INTERRUPTED,
-                finished=utcnow(),
-                error="the server stopped before the run started",
-            )
-        return left
 
     async def recover(self, *, adopt: bool = True) -> None:
         """Mark runs left running or queued by a dead server process as interrupted.
@@ -455,9 +443,7 @@ class RunEngine:
             if run_id in self._cancelled:
                 await self._record_end(run_id, RunStatus.CANCELLED, "cancelled before it started")
             else:
-                await self._record_end(
-                    run_id, RunStatus.INTERRUPTED, "the server stopped before the run started"
-                )
+                await self._record_end(run_id, RunStatus.INTERRUPTED, NOT_STARTED)
             self._cancelled.pop(run_id, None)
             self.queue.dispatch_soon()
             raise
