@@ -607,6 +607,12 @@ PORT_ATTEMPTS = 3
 """How many ports a test server is started on before its test gives up."""
 
 
+def port_was_taken(log: bytes, port: int) -> bool:
+    """Whether a Jupyter server started with ``--ServerApp.port_retries=0`` logged that
+    ``port`` was in use (it then exits, to be started again on another)."""
+    return f"port {port} is".encode() in log
+
+
 class ServerProcess:
     """A real ``jupyter server`` process with the planner, on 127.0.0.1, single-user.
 
@@ -650,7 +656,7 @@ class ServerProcess:
                 self.startup = self.wait_for_log("scheduler started")
                 return
             except RuntimeError:
-                if f"port {self.port} is".encode() not in self._logged():
+                if not port_was_taken(self._logged(), self.port):
                     raise
         raise RuntimeError(f"no free port for the server in {PORT_ATTEMPTS} attempts; see {log}")
 

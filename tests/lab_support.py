@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from jupyter_taskplanner.testing import HOST, free_port
+from jupyter_taskplanner.testing import HOST, PORT_ATTEMPTS, free_port, port_was_taken
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = Path(os.environ.get("TASKPLANNER_CHROMIUM", "/usr/bin/chromium"))
@@ -31,8 +31,6 @@ BUILT = REPO / "jupyter_taskplanner" / "labextension" / "static" / "style.js"
 AXE = REPO / "labextension" / "node_modules" / "axe-core" / "axe.min.js"
 ARTIFACTS = Path(os.environ.get("TASKPLANNER_ARTIFACTS", REPO / "build" / "test-artifacts" / "lab"))
 """Where the browser tests save their screenshots."""
-PORT_ATTEMPTS = 3
-"""How many ports a Lab server is started on before its tests give up."""
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -134,8 +132,8 @@ class LabServer:
                 continue
             self._require_extension()
             return True
-        if self.process.poll() is not None and f"port {self.port} is".encode() in (
-            self.log_path.read_bytes()
+        if self.process.poll() is not None and port_was_taken(
+            self.log_path.read_bytes(), self.port
         ):
             return False
         self.stop()
